@@ -1,0 +1,5 @@
+import sys
+
+from lexvla.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""A model bundle: the directory the indexer and the service load, and nothing else.
+
+Layout::
+
+    bundle.json          BundleConfig: towers' input specs, top-k, quantisation scale, version
+    image_encoder.onnx   pixels [B,3,S,S] -> lexical [B,V], patch_lexical [B,P,V]
+    text_encoder.onnx    input_ids, attention_mask [B,L] -> lexical [B,V]
+    tokenizer.json       the text tower's tokenizer (``tokenizers`` format)
+    vocab.json           lexical dimension -> word (see ``models.vocab``)
+
+``version`` is a content hash of every other file plus the config, so an index built with one
+bundle can refuse to be searched with another. This module needs numpy, onnxruntime and
+tokenizers only -- no torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from models.preprocess import ImageSpec, TextPreprocessor
+from models.runtime import create_session
+from models.sparse import SparseVector, quantize, sparsify
+from models.vocab import Vocabulary
+
+BUNDLE_FORMAT = 1
+CONFIG_FILE = "bundle.json"
+FILES = {
+    "image_encoder": "image_encoder.onnx",
+    "text_encoder": "text_encoder.onnx",
+    "tokenizer": "tokenizer.json",
+    "vocab": "vocab.json",
+}
+
+
+class BundleError(RuntimeError):
+    """A bundle that is missing, incomplete or altered."""
+
+
+@dataclass
+class BundleConfig:
+    name: str
+    card: str
+    image_size: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    patch_grid: tuple[int, int]
+    image_top_k: int
+    text_prompt: str
+    text_max_caption_tokens: int
+    text_lowercase: bool
+    text_top_k: int
+    quant_scale: float
+    vocab_size: int
+    format: int = BUNDLE_FORMAT
+    version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BundleConfig:
+        doc = json.loads(text)
+        doc["image_mean"], doc["image_std"] = tuple(doc["image_mean"]), tuple(doc["image_std"])
+        doc["patch_grid"] = tuple(doc["patch_grid"])
+        return cls(**doc)
+
+
+def content_hash(path: Path, config: BundleConfig) -> str:
+    """sha256 over the bundle's files and its config (without the version field), 16 hex digits."""
+    digest = hashlib.sha256()
+    cfg = asdict(config) | {"version": ""}
+    digest.update(json.dumps(cfg, sort_keys=True).encode())
+    for key in sorted(FILES):
+        digest.update(key.encode())
+        with open(path / FILES[key], "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def seal(path: Path, config: BundleConfig) -> BundleConfig:
+    """Write ``bundle.json`` with the content-hash version; returns the sealed config."""
+    missing = [name for name in FILES.values() if not (path / name).is_file()]
+    if missing:
+        raise BundleError(f"{path}: cannot seal, missing {missing}")
+    config.version = content_hash(path, config)
+    (path / CONFIG_FILE).write_text(config.to_json())
+    return config
+
+
+class Bundle:
+    """An exported LexVLA model, encoding images and texts with onnxruntime.
+
+    Parameters
+    ----------
+    path : bundle directory.
+    device : ``"auto"`` (CUDA provider when present), ``"cpu"`` or ``"cuda"``.
+    verify : recompute the content hash and refuse a bundle whose files changed.
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto", verify: bool = True, threads: int = 0):
+        self.path = Path(path)
+        cfg_file = self.path / CONFIG_FILE
+        if not cfg_file.is_file():
+            raise BundleError(f"no model bundle at {self.path} (missing {CONFIG_FILE}); build one with `lexvla export`")
+        self.config = BundleConfig.from_json(cfg_file.read_text())
+        if self.config.format != BUNDLE_FORMAT:
+            raise BundleError(f"{self.path}: bundle format {self.config.format}, this code reads {BUNDLE_FORMAT}")
+        missing = [name for name in FILES.values() if not (self.path / name).is_file()]
+        if missing:
+            raise BundleError(f"{self.path}: incomplete bundle, missing {missing}")
+        if verify and content_hash(self.path, self.config) != self.config.version:
+            raise BundleError(f"{self.path}: files do not match version {self.config.version}; re-export it")
+        self.device, self.threads = device, threads
+        self.vocab = Vocabulary.load(self.path / FILES["vocab"])
+        if len(self.vocab) != self.config.vocab_size:
+            raise BundleError(f"{self.path}: vocab.json has {len(self.vocab)} words, config says {self.config.vocab_size}")
+        self.image_spec = ImageSpec(self.config.image_size, self.config.image_mean, self.config.image_std)
+        from tokenizers import Tokenizer
+
+        self.text_preprocessor = TextPreprocessor(
+            Tokenizer.from_file(str(self.path / FILES["tokenizer"])),
+            prompt=self.config.text_prompt,
+            max_caption_tokens=self.config.text_max_caption_tokens,
+            lowercase=self.config.text_lowercase,
+        )
+        self._image_session = None
+        self._text_session = None
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    @property
+    def words(self) -> list[str]:
+        return self.vocab.words
+
+    @property
+    def image_session(self):
+        if self._image_session is None:
+            self._image_session = create_session(self.path / FILES["image_encoder"], self.device, self.threads)
+        return self._image_session
+
+    @property
+    def text_session(self):
+        if self._text_session is None:
+            self._text_session = create_session(self.path / FILES["text_encoder"], self.device, self.threads)
+        return self._text_session
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        return {"image": self.image_session.get_providers(), "text": self.text_session.get_providers()}
+
+    # ---- dense encoders -------------------------------------------------------------------
+    def encode_pixels(self, pixels: np.ndarray, patches: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Preprocessed pixels ``[B,3,S,S]`` -> lexical ``[B,V]`` (and per-patch ``[B,P,V]``)."""
+        outputs = ["lexical", "patch_lexical"] if patches else ["lexical"]
+        result = self.image_session.run(outputs, {"pixel_values": pixels.astype(np.float32)})
+        return result[0], (result[1] if patches else None)
+
+    def encode_images_dense(self, images: list[Image.Image], patches: bool = False):
+        return self.encode_pixels(self.image_spec.batch(images), patches=patches)
+
+    def encode_texts_dense(self, texts: list[str]) -> np.ndarray:
+        """Captions -> lexical ``[B,V]``. Raises ``InputError`` for an empty caption."""
+        ids, mask = self.text_preprocessor.batch(texts)
+        return self.text_session.run(["lexical"], {"input_ids": ids, "attention_mask": mask})[0]
+
+    # ---- sparse encoders: what the index and the service use ------------------------------
+    def encode_images(self, images: list[Image.Image], top_k: int | None = None) -> list[SparseVector]:
+        dense, _ = self.encode_images_dense(images)
+        return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
+
+    def encode_texts(self, texts: list[str], top_k: int | None = None) -> list[SparseVector]:
+        return sparsify(self.encode_texts_dense(texts), self.config.text_top_k if top_k is None else top_k)
+
+    def impacts(self, vec: SparseVector) -> dict[str, int]:
+        """``{word: integer impact}`` with the bundle's quantisation scale (what Lucene stores)."""
+        return {self.vocab.words[i]: v for i, v in quantize(vec, self.config.quant_scale).items()}
+
+    def word_heatmaps(self, patch_lexical: np.ndarray, word_ids: list[int]) -> np.ndarray:
+        """Per-patch activation of ``word_ids`` on the patch grid: ``[len(word_ids), gh, gw]``.
+
+        ``patch_lexical`` is one image's ``[P, V]`` output.
+        """
+        gh, gw = self.config.patch_grid
+        return patch_lexical[:, word_ids].T.reshape(len(word_ids), gh, gw)
