@@ -1,0 +1,532 @@
+"""Openclipart (Debian ``openclipart-png`` + ``openclipart-svg``) as an image-caption corpus.
+
+Each PNG ``png/<path>.png`` pairs with ``svg/<path>.svg``, whose RDF metadata carries a title, a
+description and keywords. That metadata is noisy in ways seen in the data:
+
+- author names in titles and file names (``armadillo_architetto_fra_01``, ``Coccinella Rollandin``),
+  and ``Clipart by Nicu Buculei - piggybank``;
+- collection names instead of titles (``gramastar`` on 1,375 stars, ``Lemon SVG theme``,
+  ``Part of the Flat Icon Collection (Wed Aug 25 23:29:46 2004)``);
+- boilerplate descriptions (``EPS converted from http://aiga.org``, e-mail addresses);
+- keywords that are tooling artefacts (``hash``, ``magick``, ``lemon_theme_icon``);
+- 1,221 PNGs that are symlinks to another PNG of the set (the same drawing in two categories).
+
+Captions are the cleaned title (or the cleaned file name when the title is unusable), the
+keywords joined by commas, and the description; no templates, so no caption words that merely
+leak the data source.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import struct
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.data.manifest import ManifestRecord, assign_split, write_manifest
+
+log = logging.getLogger(__name__)
+
+PNG_ROOT = "/usr/share/openclipart/png"
+SVG_ROOT = "/usr/share/openclipart/svg"
+# A title or description used by this many drawings names a collection, not a drawing; as a
+# caption it would also make many images positives of one text (false negatives in a batch).
+SHARED_TEXT_MIN = 20
+# Drawings whose whole caption set is identical are indistinguishable to retrieval; keep a few.
+MAX_SAME_CAPTIONS = 25
+MAX_KEYWORDS = 8
+MAX_DESCRIPTION_CHARS = 200
+MIN_LETTERS = 3
+# Keywords that are tool or collection artefacts, not words about the picture.
+KEYWORD_STOPLIST = frozenset({
+    "hash", "magick", "mapsym", "unsorted", "lemon theme icon", "signs and symbols", "united nations member",
+    "special", "theme", "clip art", "clipart", "svg", "image", "images", "public domain", "media",
+    "externalsource", "openclipart", "ocal", "inkscape",
+})
+# Whole captions that say nothing about the picture.
+JUNK_CAPTIONS = frozenset({"untitled", "new document", "drawing", "image", "clipart", "clip art", "svg", "layer", "title"})
+AGENT_ROLES = ("creator", "rights", "contributor")
+# Agent titles that are licences or publishers, not people; their words must stay in titles.
+NOT_AUTHORS = frozenset({"open clip art library", "openclipart", "public domain", "unknown", "anonymous"})
+
+_URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.I)
+_EMAIL = re.compile(r"(?:\b(?:e-?mail|contact)\s*:?\s*)?\S+@\S+", re.I)
+_YEAR_SUFFIX = re.compile(r",\s*(?:19|20)\d{2}\b")
+_CLIPART_BY = re.compile(r"^\s*clip\s*-?\s*arts?\s+by\s+[^-–:]*(?:[-–:]\s*|$)", re.I)
+_TIMESTAMP = re.compile(r"\(?\b(?:mon|tue|wed|thu|fri|sat|sun)\w*\s+\w{3}\s+\d{1,2}\s+[\d:]+\s+\d{4}\)?", re.I)
+_EXTENSION = re.compile(r"\.(?:svgz?|png|jpe?g|gif|eps|ai|pdf|xcf)\b", re.I)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_TAG = re.compile(r"<[^>]+>")
+# Perl stringified references that leaked into some exports: "HASH(0x8a3ecd4)".
+_PERL_REF = re.compile(r"\b(?:hash|array)\(0x[0-9a-f]+\)?", re.I)
+_EDGE_PUNCT = " \t\n-–—:;,./|_{}*#~'\""  # brackets are balanced separately
+
+
+def clean_caption(text: str, authors: Iterable[str] = (), filename: bool = False) -> str | None:
+    """Clean one title, description or file name into a caption.
+
+    Parameters
+    ----------
+    text : str
+        Raw text (may contain XML entities, URLs, author names, file-name noise).
+    authors : iterable of str, optional
+        Creator names of the drawing; they are removed from the text.
+    filename : bool
+        Treat ``text`` as a file stem (``armadillo_architetto_fra_01``): underscores, numeric
+        suffixes and truncated author names at the end are removed. Text without spaces that
+        contains ``_`` is treated as a file name anyway.
+
+    Returns
+    -------
+    str or None
+        The caption, or None when nothing useful remains.
+    """
+    text = _PERL_REF.sub(" ", _TAG.sub(" ", html.unescape(text or "")))
+    text = _CLIPART_BY.sub("", _EMAIL.sub(" ", _URL.sub(" ", text)))
+    text = _YEAR_SUFFIX.sub(" ", _EXTENSION.sub("", _TIMESTAMP.sub(" ", text)))
+    words = _author_words(authors)
+    if filename or (" " not in text.strip() and "_" in text):
+        tokens = _strip_authors_from_stem(_stem_tokens(text), words)
+    else:
+        tokens = _strip_authors_from_title(_remove_names(text, authors).replace("_", " ").split(), words)
+        while tokens and re.fullmatch(r"#?0\d+|#\d+", tokens[-1]):  # file numbering: "01", "#302"
+            tokens.pop()
+        if tokens:  # "boat2", "wedding rings1", "BlueMan#302": numbering glued to the last word
+            tokens[-1] = re.sub(r"(?<=[^\W\d_]{3})#?\d+$", "", tokens[-1])
+    return _finish(" ".join(tokens))
+
+
+def _author_words(authors: Iterable[str]) -> set[str]:
+    """Casefolded name parts of at least 3 letters (shorter ones match too many real words)."""
+    return {w for name in authors for w in re.findall(r"[^\W\d_]+", name.casefold()) if len(w) >= 3}
+
+
+def _remove_names(text: str, authors: Iterable[str]) -> str:
+    """Drop full author names and ``by <author>`` anywhere in the text."""
+    for name in sorted((a for a in authors if a.strip()), key=len, reverse=True):
+        text = re.sub(r"(?:\bby\s+)?" + re.escape(name.strip()), " ", text, flags=re.I)
+    return text
+
+
+def _stem_tokens(stem: str) -> list[str]:
+    """File stem -> words: split camelCase and separators, drop numbering and single letters."""
+    tokens = []
+    for raw in re.split(r"[\s_.\-+]+", _CAMEL.sub(" ", stem)):
+        token = re.sub(r"\d+[a-z]?$", "", raw)  # smiley111 -> smiley, 01a -> ""
+        if len(token) > 1 and not re.search(r"\d", token):
+            tokens.append(token)
+    return tokens
+
+
+def _is_author_part(token: str, words: set[str]) -> bool:
+    """A token that is an author word, or a truncation of one (``archite``, ``matthe``)."""
+    token = token.casefold().strip(_EDGE_PUNCT)
+    return len(token) >= 3 and any(w.startswith(token) for w in words)
+
+
+def _strip_authors_from_stem(tokens: list[str], words: set[str]) -> list[str]:
+    """Debian names files ``<subject>_<truncated author>_<nn>``: cut at the first author part."""
+    while tokens and tokens[0].casefold() in words:
+        tokens = tokens[1:]
+    for index, token in enumerate(tokens[1:], start=1):
+        if _is_author_part(token, words):
+            return tokens[:index]
+    return tokens
+
+
+def _strip_authors_from_title(tokens: list[str], words: set[str]) -> list[str]:
+    """Drop author words trailing a title (``Coccinella Rollandin``); keep ``Jonathon's Duck``."""
+    while tokens and tokens[-1].casefold().strip(_EDGE_PUNCT) in words:
+        tokens = tokens[:-1]
+    return tokens
+
+
+def _finish(text: str) -> str | None:
+    """Tidy punctuation and spacing; None when too little is left."""
+    text = re.sub(r"\(\s*[^\w\s]*\s*\)|\[\s*[^\w\s]*\s*\]", " ", text)  # brackets emptied by removals
+    text = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s+", " ", text))
+    text = _balance_brackets(text.strip(_EDGE_PUNCT))
+    if sum(ch.isalpha() for ch in text) < MIN_LETTERS or not re.search(r"[^\W\d_]{2,}", text):
+        return None
+    if text.casefold() in JUNK_CAPTIONS:
+        return None
+    return text
+
+
+def _balance_brackets(text: str) -> str:
+    """Drop brackets left unpaired by the removals, keep ``Crawfish (B and W)`` whole."""
+    for open_, close in ("()", "[]"):
+        if text.count(open_) != text.count(close):
+            text = text.replace(open_, " ").replace(close, " ")
+        while text.startswith(open_) and text.endswith(close):
+            text = text[1:-1]
+    return re.sub(r"\s+", " ", text).strip(_EDGE_PUNCT)
+
+
+def clean_keywords(keywords: Iterable[str], authors: Iterable[str] = ()) -> str | None:
+    """Join the useful keywords as one caption (``"tux, penguin, linux"``).
+
+    Parameters
+    ----------
+    keywords : iterable of str
+        Raw ``rdf:li`` keywords.
+    authors : iterable of str, optional
+        Creator names; keywords naming them are dropped.
+
+    Returns
+    -------
+    str or None
+        Up to ``MAX_KEYWORDS`` distinct keywords joined by ``", "``, or None.
+    """
+    names = {a.casefold().strip() for a in authors} | _author_words(authors)
+    kept: list[str] = []
+    for raw in keywords:
+        word = re.sub(r"[\s_]+", " ", _PERL_REF.sub(" ", html.unescape(raw))).strip(_EDGE_PUNCT).casefold()
+        if _useful_keyword(word, names) and word not in kept:
+            kept.append(word)
+    return ", ".join(kept[:MAX_KEYWORDS]) or None
+
+
+def _useful_keyword(word: str, names: set[str]) -> bool:
+    if len(word) < 2 or word in KEYWORD_STOPLIST or word in names or not re.search(r"[^\W\d_]", word):
+        return False
+    if "@" in word or _URL.search(word):
+        return False
+    return not any(len(part) > 20 for part in word.split())  # run-together phrases
+
+
+def truncate(text: str, limit: int = MAX_DESCRIPTION_CHARS) -> str:
+    """Shorten to whole sentences within ``limit``, else to whole words."""
+    if len(text) <= limit:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept = ""
+    for sentence in sentences:
+        if len(kept) + len(sentence) + 1 > limit:
+            break
+        kept = f"{kept} {sentence}".strip()
+    return kept or text[:limit].rsplit(" ", 1)[0].rstrip(_EDGE_PUNCT)
+
+
+@dataclass
+class SvgMeta:
+    """Metadata read from an SVG's RDF block."""
+
+    title: str = ""
+    description: str = ""
+    keywords: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+
+
+def read_svg_meta(path: str | os.PathLike) -> SvgMeta:
+    """Read title, description, keywords and author names from an SVG's ``rdf:RDF`` block.
+
+    Regular expressions on the metadata block only: the drawings' path data is most of each
+    file, and SVG editors declare the namespaces on the root element, so the block alone is not
+    a parseable XML document.
+    """
+    data = Path(path).read_bytes()
+    start, end = data.find(b"<rdf:RDF"), data.find(b"</rdf:RDF>")
+    if start < 0 or end < 0:
+        return SvgMeta()
+    block = data[start:end].decode("utf-8", "replace")
+    authors = []
+    for role in AGENT_ROLES:
+        for agent in re.findall(rf"<dc:{role}\b[^>]*>(.*?)</dc:{role}>", block, re.S):
+            authors += [_text(t) for t in re.findall(r"<dc:title\b[^>]*>(.*?)</dc:title>", agent, re.S)]
+    # Agent blocks have their own dc:title; remove them before looking for the work's title.
+    work = re.sub(r"<dc:(creator|rights|publisher|contributor)\b.*?</dc:\1>", " ", block, flags=re.S)
+    subject = re.search(r"<dc:subject\b[^>]*>(.*?)</dc:subject>", work, re.S)
+    return SvgMeta(
+        title=_first(r"<dc:title\b[^>]*>(.*?)</dc:title>", work),
+        description=_first(r"<dc:description\b[^>]*>(.*?)</dc:description>", work),
+        keywords=[_text(k) for k in re.findall(r"<rdf:li\b[^>]*>(.*?)</rdf:li>", subject.group(1), re.S)] if subject else [],
+        authors=list(dict.fromkeys(a for a in authors if a and a.casefold() not in NOT_AUTHORS)),
+    )
+
+
+def _first(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.S)
+    return _text(match.group(1)) if match else ""
+
+
+def _text(fragment: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", fragment))).strip()
+
+
+def png_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` from the PNG header, or None if the file is not a PNG.
+
+    Reads 24 bytes instead of decoding: the full decode of 6,900 drawings costs more than the
+    rest of the build.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+@dataclass
+class _Drawing:
+    """One unique PNG with its metadata while the build runs."""
+
+    id: str
+    png: Path
+    svg: Path
+    meta: SvgMeta
+    size: tuple[int, int]
+    aliases: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+class _Report:
+    """Collects dropped images and captions with their reasons."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def image(self, path: Path | str, reason: str, **extra) -> None:
+        self.rows.append({"path": str(path), "kind": "image", "reason": reason, **extra})
+
+    def caption(self, path: Path | str, reason: str, field_name: str, text: str) -> None:
+        self.rows.append({"path": str(path), "kind": "caption", "reason": reason, "field": field_name, "text": text})
+
+    def counts(self, kind: str) -> dict[str, int]:
+        return dict(Counter(r["reason"] for r in self.rows if r["kind"] == kind).most_common())
+
+
+def build_openclipart_manifest(
+    out_dir: str | os.PathLike,
+    png_root: str | os.PathLike = PNG_ROOT,
+    svg_root: str | os.PathLike = SVG_ROOT,
+    seed: int = 0,
+    val_fraction: float = 0.05,
+    test_fraction: float = 0.10,
+    limit: int | None = None,
+    verify_images: bool = False,
+) -> dict:
+    """Build the openclipart manifest, a report of what was dropped, and statistics.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Gets ``manifest.jsonl``, ``dropped.jsonl`` and ``stats.json``.
+    png_root, svg_root : path-like
+        Roots of the Debian packages; ``png/<p>.png`` pairs with ``svg/<p>.svg``.
+    seed : int
+        Seeds the split hash (and which near-duplicates are kept).
+    val_fraction, test_fraction : float
+        Split shares; the rest is train.
+    limit : int, optional
+        Only the first ``limit`` PNG files in path order (for tests).
+    verify_images : bool
+        Fully decode every PNG with Pillow instead of checking its header only.
+
+    Returns
+    -------
+    dict
+        The statistics written to ``stats.json``.
+    """
+    started = time.perf_counter()
+    png_root, svg_root, out_dir = Path(png_root), Path(svg_root), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = _Report()
+    pngs = sorted(png_root.rglob("*.png"))[:limit]
+    drawings = _unique_drawings(pngs, png_root, svg_root, report, verify_images)
+    _caption_drawings(drawings, report)
+    drawings = _cap_same_captions(drawings, report, seed)
+    records = [_record(d, seed, val_fraction, test_fraction) for d in drawings]
+    write_manifest(out_dir / "manifest.jsonl", records)
+    _write_jsonl(out_dir / "dropped.jsonl", report.rows)
+    params = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "limit": limit,
+              "shared_text_min": SHARED_TEXT_MIN, "max_same_captions": MAX_SAME_CAPTIONS}
+    stats = _stats(len(pngs), records, report, params, time.perf_counter() - started)
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("openclipart: kept %d of %d PNGs in %.1fs", len(records), len(pngs), stats["seconds"])
+    return stats
+
+
+def _unique_drawings(
+    pngs: list[Path], png_root: Path, svg_root: Path, report: _Report, verify: bool
+) -> list[_Drawing]:
+    """One drawing per real file: symlinked copies become aliases of their target."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for png in pngs:
+        groups[os.path.realpath(png)].append(png)
+    drawings = []
+    for real, members in groups.items():
+        # The file itself is canonical when it is in the set; a symlink's category is an alias.
+        members.sort(key=lambda p: (str(p) != real, str(p)))
+        canonical, copies = members[0], members[1:]
+        drawing = _open_drawing(canonical, png_root, svg_root, report, verify)
+        for copy in copies:
+            report.image(copy, "duplicate_image", same_as=str(canonical))
+        if drawing:
+            drawing.aliases = [_rel_id(c, png_root) for c in copies]
+            drawings.append(drawing)
+    drawings.sort(key=lambda d: d.id)
+    return drawings
+
+
+def _rel_id(png: Path, png_root: Path) -> str:
+    return png.relative_to(png_root).with_suffix("").as_posix()
+
+
+def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: _Report, verify: bool) -> _Drawing | None:
+    """Check the PNG, find and read its SVG; report and return None when either fails."""
+    size = png_size(png)
+    if size is None or (verify and not _decodes(png)):
+        report.image(png, "unreadable_png")
+        return None
+    svg = svg_root / png.relative_to(png_root).with_suffix(".svg")
+    if not svg.exists():
+        report.image(png, "missing_svg", svg=str(svg))
+        return None
+    return _Drawing(id=_rel_id(png, png_root), png=png, svg=svg, meta=read_svg_meta(svg), size=size)
+
+
+def _decodes(png: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(png) as image:
+            image.load()
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
+def _caption_drawings(drawings: list[_Drawing], report: _Report) -> None:
+    """Fill ``captions``/``sources`` of every drawing, reporting each caption left out."""
+    titles = [clean_caption(d.meta.title, d.meta.authors) for d in drawings]
+    descriptions = [_clean_description(d.meta) for d in drawings]
+    shared = Counter(_key(t) for t in titles + descriptions if t)
+    for drawing, title, description in zip(drawings, titles, descriptions, strict=True):
+        candidates = [
+            ("title", _title_caption(drawing, title, shared, report)),
+            ("keywords", clean_keywords(drawing.meta.keywords, drawing.meta.authors)),
+            ("description", _shared_check(drawing, "description", description, shared, report)),
+        ]
+        _add_distinct(drawing, candidates, report)
+
+
+def _clean_description(meta: SvgMeta) -> str | None:
+    text = clean_caption(meta.description, meta.authors)
+    return truncate(text) if text else None
+
+
+def _key(text: str) -> str:
+    """Comparison key: casefolded letters and digits only."""
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+def _shared_check(drawing: _Drawing, name: str, text: str | None, shared: Counter, report: _Report) -> str | None:
+    if text and shared[_key(text)] >= SHARED_TEXT_MIN:
+        report.caption(drawing.png, f"shared_{name}", name, text)
+        return None
+    return text
+
+
+def _title_caption(drawing: _Drawing, title: str | None, shared: Counter, report: _Report) -> str | None:
+    """The cleaned title; the cleaned file name when the title is empty or a collection name."""
+    if title is None and drawing.meta.title:
+        report.caption(drawing.png, "title_empty_after_cleaning", "title", drawing.meta.title)
+    title = _shared_check(drawing, "title", title, shared, report)
+    if title:
+        return title
+    stem = clean_caption(drawing.png.stem, drawing.meta.authors, filename=True)
+    if stem is None:
+        report.caption(drawing.png, "filename_empty_after_cleaning", "filename", drawing.png.stem)
+        return None
+    drawing.sources.append("filename")
+    return stem
+
+
+def _add_distinct(drawing: _Drawing, candidates: list[tuple[str, str | None]], report: _Report) -> None:
+    """Append captions whose key differs from the ones already kept."""
+    seen: set[str] = set()
+    for name, text in candidates:
+        if not text:
+            continue
+        if _key(text) in seen:
+            report.caption(drawing.png, "duplicate_caption", name, text)
+            continue
+        seen.add(_key(text))
+        drawing.captions.append(text)
+        if not (name == "title" and "filename" in drawing.sources):
+            drawing.sources.append(name)
+    if not drawing.captions:
+        report.image(drawing.png, "no_captions", title=drawing.meta.title)
+
+
+def _cap_same_captions(drawings: list[_Drawing], report: _Report, seed: int) -> list[_Drawing]:
+    """Keep at most ``MAX_SAME_CAPTIONS`` drawings per identical caption set (seeded choice)."""
+    groups: dict[tuple[str, ...], list[_Drawing]] = defaultdict(list)
+    for drawing in drawings:
+        if drawing.captions:
+            groups[tuple(_key(c) for c in drawing.captions)].append(drawing)
+    kept = []
+    for group in groups.values():
+        group.sort(key=lambda d: hashlib.sha1(f"{seed}:{d.id}".encode()).digest())
+        kept += group[:MAX_SAME_CAPTIONS]
+        for drawing in group[MAX_SAME_CAPTIONS:]:
+            report.image(drawing.png, "same_captions_as_many_others", captions=drawing.captions)
+    return sorted(kept, key=lambda d: d.id)
+
+
+def _record(drawing: _Drawing, seed: int, val_fraction: float, test_fraction: float) -> ManifestRecord:
+    meta = {
+        "source": "openclipart",
+        "category": str(Path(drawing.id).parent.as_posix()),
+        "caption_sources": drawing.sources,
+        "title_raw": drawing.meta.title,
+        "keywords_raw": drawing.meta.keywords,
+        "authors": drawing.meta.authors,
+        "svg": str(drawing.svg),
+        "width": drawing.size[0],
+        "height": drawing.size[1],
+    }
+    if drawing.aliases:
+        meta["aliases"] = drawing.aliases
+    split = assign_split(drawing.id, seed, val_fraction, test_fraction)
+    return ManifestRecord(id=drawing.id, image=str(drawing.png), captions=drawing.captions, split=split, meta=meta)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _stats(n_png: int, records: list[ManifestRecord], report: _Report, params: dict, seconds: float) -> dict:
+    captions = [c for r in records for c in r.captions]
+    words = [w for c in captions for w in re.findall(r"[^\W\d_]+", c.casefold())]
+    vocab = Counter(words)
+    return {
+        "png_files": n_png,
+        "images_kept": len(records),
+        "images_dropped": report.counts("image"),
+        "captions_kept": len(captions),
+        "captions_dropped": report.counts("caption"),
+        "captions_per_image": dict(sorted(Counter(len(r.captions) for r in records).items())),
+        "caption_sources": dict(Counter(s for r in records for s in r.meta["caption_sources"]).most_common()),
+        "splits": dict(Counter(r.split for r in records).most_common()),
+        "vocabulary": {
+            "distinct_words": len(vocab),
+            "total_words": len(words),
+            "words_seen_once": sum(1 for v in vocab.values() if v == 1),
+            "mean_words_per_caption": round(len(words) / max(1, len(captions)), 2),
+            "top_words": dict(vocab.most_common(30)),
+        },
+        "params": params,
+        "seconds": round(seconds, 2),
+    }
