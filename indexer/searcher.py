@@ -1,0 +1,264 @@
+"""Query-time access to a published index: Lucene impact search plus per-word explanations.
+
+The scoring is Lucene's, on the integer impacts Anserini stored as term frequencies: a
+``BooleanQuery`` of ``BoostQuery(TermQuery(contents:word), query_impact)`` SHOULD clauses under
+Anserini's ``ImpactSimilarity`` (score = boost x stored impact) is exactly the integer dot product
+of the quantised query and document vectors. This module talks to the Java classes through jnius
+and never imports pyserini's Python package (which imports torch).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer import layout
+from indexer.jvm import start_jvm
+from indexer.layout import IndexNotFoundError
+from indexer.lucene import CONTENTS_FIELD, ID_FIELD
+from indexer.metadata import META_FILE, MetadataReader
+from models.sparse import quantize_weights
+
+__all__ = ["IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "LexicalSearcher"]
+
+MAX_CLAUSES = 4096
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    index_version: str
+    bundle_version: str
+    bundle_name: str
+    quant_scale: float
+    doc_count: int
+    patch_grid: tuple[int, int]
+    vocab_size: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DocRecord:
+    doc_id: str
+    path: str
+    width: int
+    height: int
+    impacts: dict[str, int]
+    meta: dict
+
+
+@dataclass(frozen=True)
+class WordMatch:
+    """One shared word; weights are dequantised (impact / scale), contribution = their product."""
+
+    word: str
+    query_weight: float
+    doc_weight: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A result: ``score`` = Lucene's integer score / scale**2 = sum of the matches' contributions."""
+
+    doc_id: str
+    score: float
+    matches: tuple[WordMatch, ...]
+
+
+class _Java:
+    """Lucene classes resolved once (``autoclass`` costs milliseconds each)."""
+
+    def __init__(self):
+        jnius = start_jvm()
+        auto = jnius.autoclass
+        self.paths = auto("java.nio.file.Paths")
+        self.fs_directory = auto("org.apache.lucene.store.FSDirectory")
+        self.directory_reader = auto("org.apache.lucene.index.DirectoryReader")
+        self.index_searcher = auto("org.apache.lucene.search.IndexSearcher")
+        self.impact_similarity = auto("io.anserini.search.similarity.ImpactSimilarity")
+        self.boolean_builder = auto("org.apache.lucene.search.BooleanQuery$Builder")
+        self.occur = auto("org.apache.lucene.search.BooleanClause$Occur")
+        self.boost_query = auto("org.apache.lucene.search.BoostQuery")
+        self.term_query = auto("org.apache.lucene.search.TermQuery")
+        self.term = auto("org.apache.lucene.index.Term")
+        self.index_searcher.setMaxClauseCount(MAX_CLAUSES)
+
+
+_JAVA: _Java | None = None
+_JAVA_LOCK = threading.Lock()
+
+
+def _java() -> _Java:
+    global _JAVA
+    with _JAVA_LOCK:
+        if _JAVA is None:
+            _JAVA = _Java()
+        return _JAVA
+
+
+class _Generation:
+    """One opened generation: Lucene reader + searcher + metadata, closed when no search uses it."""
+
+    def __init__(self, path: Path):
+        java = _java()
+        self.path = path
+        self.meta = MetadataReader(path / META_FILE)
+        directory = java.fs_directory.open(java.paths.get(str(path / layout.LUCENE_DIR)))
+        self.reader = java.directory_reader.open(directory)
+        # explicit signature: jnius would otherwise try the IndexReaderContext overload
+        self.searcher = java.index_searcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+        self.searcher.setSimilarity(java.impact_similarity())
+        raw = self.meta.info()
+        self.info = IndexInfo(
+            index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
+            bundle_name=str(raw["bundle_name"]), quant_scale=float(raw["quant_scale"]),
+            doc_count=int(raw["doc_count"]), patch_grid=tuple(raw["patch_grid"]),
+            vocab_size=int(raw["vocab_size"]), created_at=str(raw["created_at"]),
+        )  # fmt: skip
+        self._users = 0
+        self._retired = False
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            close = self._retired and self._users == 0
+        if close:
+            self._close()
+
+    def retire(self) -> None:
+        """Close now if idle, otherwise when the last in-flight search releases it."""
+        with self._lock:
+            self._retired = True
+            close = self._users == 0
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        self.reader.close()
+        self.meta.close()
+
+
+class LexicalSearcher:
+    """Searches the published generation of an index root; ``refresh`` follows new publishes.
+
+    Thread-safe: Lucene's ``IndexSearcher`` is, the metadata reader serialises its lookups, and
+    generation swaps are reference-counted so in-flight searches finish on the generation they
+    started on.
+
+    Parameters
+    ----------
+    index_root : the folder given to ``lexvla index --index``.
+    """
+
+    def __init__(self, index_root: str | Path):
+        self.root = Path(index_root)
+        self._lock = threading.Lock()
+        self._gen: _Generation | None = _Generation(layout.require_generation(self.root))
+
+    # ---- generation handling ------------------------------------------------------------
+    def _acquire(self) -> _Generation:
+        with self._lock:
+            if self._gen is None:
+                raise RuntimeError("searcher is closed")
+            gen = self._gen
+            gen.acquire()
+            return gen
+
+    @property
+    def info(self) -> IndexInfo:
+        gen = self._acquire()
+        try:
+            return gen.info
+        finally:
+            gen.release()
+
+    def refresh(self) -> bool:
+        """Open a newer published generation if there is one; returns True when it switched."""
+        latest = layout.current_generation(self.root)
+        with self._lock:
+            if self._gen is None or latest is None or latest == self._gen.path:
+                return False
+        fresh = _Generation(latest)  # opened outside the lock: searches go on meanwhile
+        with self._lock:
+            if self._gen is None or self._gen.path == latest:
+                old, switched = fresh, False
+            else:
+                old, self._gen, switched = self._gen, fresh, True
+        old.retire()
+        return switched
+
+    def close(self) -> None:
+        with self._lock:
+            gen, self._gen = self._gen, None
+        if gen is not None:
+            gen.retire()
+
+    def __enter__(self) -> LexicalSearcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- search -------------------------------------------------------------------------
+    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """Top-``k`` documents for a ``{word: weight}`` query, each with its word matches.
+
+        The query is quantised with the index's ``quant_scale`` (``models.sparse.quantize_weights``);
+        words the index does not contain match nothing; documents containing any word of
+        ``exclude`` are not returned.
+        """
+        gen = self._acquire()
+        try:
+            return self._search(gen, quantize_weights(query, gen.info.quant_scale), k, exclude)
+        finally:
+            gen.release()
+
+    def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """Like :meth:`search` with an already quantised query (e.g. a document's impacts)."""
+        gen = self._acquire()
+        try:
+            return self._search(gen, {w: int(v) for w, v in impacts.items() if int(v) > 0}, k, exclude)
+        finally:
+            gen.release()
+
+    def _search(self, gen: _Generation, q: dict[str, int], k: int, exclude: Iterable[str]) -> list[Hit]:
+        if k <= 0 or not q:
+            return []
+        java = _java()
+        builder = java.boolean_builder()
+        for word, impact in q.items():
+            clause = java.boost_query(java.term_query(java.term(CONTENTS_FIELD, word)), float(impact))
+            builder.add(clause, java.occur.SHOULD)
+        for word in exclude:
+            builder.add(java.term_query(java.term(CONTENTS_FIELD, word)), java.occur.MUST_NOT)
+        top = gen.searcher.search(builder.build(), int(k))
+        stored = gen.searcher.storedFields()
+        scored = [(stored.document(sd.doc).get(ID_FIELD), round(sd.score)) for sd in top.scoreDocs]
+        docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
+        scale = gen.info.quant_scale
+        return [_hit(doc_id, score, q, docs[doc_id].impacts if doc_id in docs else {}, scale) for doc_id, score in scored]
+
+    def document(self, doc_id: str) -> DocRecord | None:
+        """The stored record of one indexed image, or ``None``."""
+        gen = self._acquire()
+        try:
+            row = gen.meta.get(doc_id)
+        finally:
+            gen.release()
+        if row is None:
+            return None
+        return DocRecord(row.doc_id, row.path, row.width, row.height, row.impacts, row.meta)
+
+
+def _hit(doc_id: str, int_score: int, q: dict[str, int], doc: Mapping[str, int], scale: float) -> Hit:
+    matches = [
+        WordMatch(w, qi / scale, doc[w] / scale, (qi / scale) * (doc[w] / scale)) for w, qi in q.items() if w in doc
+    ]
+    matches.sort(key=lambda m: (-m.contribution, m.word))
+    return Hit(doc_id, int_score / scale**2, tuple(matches))
