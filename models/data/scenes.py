@@ -91,7 +91,7 @@ def make_scene(seed: int, size: int = 224, max_objects: int = 3) -> Scene:
     wanted = int(rng.integers(1, max_objects + 1))
     placed = _place_objects(rng, size, wanted)
     image = Image.new("RGB", (size, size), background)
-    for shape, color, _, full in placed:
+    for _, color, _, full in placed:
         image.paste(RGB[color], mask=Image.fromarray(full))
     objects = _visible_objects(placed)
     return Scene(image=image, caption=_caption(rng, objects), objects=objects)
