@@ -1,0 +1,1 @@
+"""HTTP search service: text and image queries against a published Lucene impact index, with explanations."""

@@ -1,0 +1,380 @@
+"""The search engine behind the routes: one bundle, one searcher, one cache.
+
+Routes stay thin; everything that touches the model, the index or the cache is here, in small
+synchronous methods that the routes run in a thread pool (ONNX and Lucene work is CPU-bound).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+from PIL import Image
+
+from models.bundle import Bundle, BundleError
+from models.preprocess import InputError, load_image
+from models.sparse import sparsify
+from service import heatmap, metrics
+from service.cache import ResilientCache, cache_key
+from service.config import Settings
+from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
+from service.schemas import SearchRequest
+from service.timing import StageTimer
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start: missing bundle or index, or versions that do not match."""
+
+
+class NotFound(LookupError):
+    """An id that is not in the published index."""
+
+
+def image_urls(doc_id: str) -> tuple[str, str]:
+    """Image and thumbnail URLs of an indexed document (the id is percent-encoded, slashes too)."""
+    quoted = quote(doc_id, safe="")
+    return f"/images/{quoted}", f"/images/{quoted}/thumb"
+
+
+def open_searcher(index_root: Path):
+    """A :class:`indexer.searcher.LexicalSearcher` on ``index_root`` (StartupError when absent)."""
+    try:
+        from indexer.searcher import IndexNotFoundError, LexicalSearcher
+    except ImportError as exc:
+        raise StartupError(f"the index reader (indexer.searcher) cannot be imported: {exc}") from exc
+    try:
+        return LexicalSearcher(index_root)
+    except IndexNotFoundError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def check_versions(bundle: Bundle, info) -> None:
+    """Raise :class:`StartupError` when the index was built with another bundle."""
+    if info.bundle_version != bundle.version:
+        raise StartupError(
+            f"index {info.index_version} was built with bundle {info.bundle_name}@{info.bundle_version}, "
+            f"but the service loaded {bundle.config.name}@{bundle.version}; "
+            "serve the bundle the index was built with, or rebuild the index"
+        )
+
+
+class Engine:
+    """Encodes queries, searches the published index and explains the hits.
+
+    Parameters
+    ----------
+    settings : service settings.
+    bundle, searcher, cache : already-open components (``Engine.load`` opens them from settings).
+    """
+
+    def __init__(self, settings: Settings, bundle: Bundle, searcher, cache: ResilientCache):
+        self.settings, self.bundle, self.searcher, self.cache = settings, bundle, searcher, cache
+        check_versions(bundle, searcher.info)
+        self._reload_lock = threading.Lock()
+        self._thumbs = lru_cache(maxsize=512)(self._make_thumbnail)
+
+    @classmethod
+    def load(cls, settings: Settings) -> Engine:
+        """Open bundle, index and cache; fail fast with one clear message."""
+        try:
+            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads)
+        except BundleError as exc:
+            raise StartupError(str(exc)) from exc
+        searcher = open_searcher(settings.index)
+        cache = ResilientCache(
+            settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_backoff_s
+        )
+        try:
+            engine = cls(settings, bundle, searcher, cache)
+        except StartupError:
+            searcher.close()
+            raise
+        bundle.text_session, bundle.image_session  # noqa: B018 -- create ONNX sessions before the first request
+        return engine
+
+    # ---- versions and words -----------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        """``{"bundle": ..., "index": ...}`` of what is being served right now."""
+        return {"bundle": self.bundle.version, "index": self.searcher.info.index_version}
+
+    def canonical(self, word: str) -> str | None:
+        """The vocabulary's spelling of ``word`` or ``None`` when it is not a dimension."""
+        dim = self.bundle.vocab.index(word.strip())
+        return None if dim is None else self.bundle.words[dim]
+
+    def check_k(self, k: int | None) -> int:
+        """``k`` or the default, validated against the configured range."""
+        s = self.settings
+        k = s.k_default if k is None else k
+        if not s.k_min <= k <= s.k_max:
+            raise InputError(f"k must be between {s.k_min} and {s.k_max}, got {k}")
+        return k
+
+    # ---- text search ------------------------------------------------------------------------
+    def encode_text(self, text: str) -> tuple[dict[str, float], str]:
+        """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
+        top_k = self.settings.query_top_k or self.bundle.config.text_top_k
+        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.version,), {"text": text, "top_k": top_k})
+        cached = self.cache.get(key, "encode")
+        if cached is not None:
+            return dict(cached), "hit"
+        vec = self.bundle.encode_texts([text], top_k=top_k)[0]
+        weights = vec.words(self.bundle.words)
+        self.cache.set(key, list(weights.items()))
+        return weights, "miss" if self.cache.available else "off"
+
+    def parse(self, req: SearchRequest) -> QueryEdits:
+        """Validate the request and split it into text and word-space edits."""
+        if len(req.query) > self.settings.max_query_chars:
+            raise InputError(f"query is {len(req.query)} characters; the limit is {self.settings.max_query_chars}")
+        edits = merge_edits(parse_inline(req.query), req.boost, req.exclude)
+        if not edits.text and not edits.boosts:
+            raise InputError("empty query: give at least one word (or a +word to search for)")
+        return edits
+
+    def search_text(self, req: SearchRequest) -> dict:
+        """The full ``/search`` response as a dict (see ``SearchResponse``)."""
+        timer = StageTimer()
+        k = self.check_k(req.k)
+        edits = self.parse(req)
+        versions = self.versions()
+        key = cache_key(
+            self.settings.cache_prefix, "res", (versions["bundle"], versions["index"]), {**edits.normalized(), "k": k}
+        )
+        with timer("cache"):
+            cached = self.cache.get(key, "results")
+        if cached is not None:
+            return {**cached, "timings_ms": timer.total(), "cache": {"encode": "skipped", "results": "hit"}}
+        with timer("encode"):
+            encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
+        with timer("edit"):
+            edited = apply_edits(encoded, edits, self.canonical)
+        if not edited.weights:
+            raise InputError("the query has no words left after the edits" + _ignored_note(edited))
+        hits = self._search(edited.weights, k, edited.excluded, (), timer)
+        body = {"hits": hits, "query": _query_report(edits.text, encoded, edited), "versions": versions}
+        self.cache.set(key, body)
+        outcome = "miss" if self.cache.available else "off"
+        return {**body, "timings_ms": timer.total(), "cache": {"encode": enc_outcome, "results": outcome}}
+
+    def _search(self, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[dict]:
+        """Search, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
+        searcher = self.searcher  # one generation for the whole request, even if a reload happens
+        with timer("search"):
+            hits = searcher.search(query, k=k, exclude=tuple(exclude_words))
+            hits = [h for h in hits if h.doc_id not in exclude_ids]
+        with timer("explain"):
+            docs = {h.doc_id: searcher.document(h.doc_id) for h in hits}
+            return [_hit_json(h, docs.get(h.doc_id)) for h in hits]
+
+    # ---- images -----------------------------------------------------------------------------
+    def decode_upload(self, data: bytes):
+        """Bytes of an uploaded image -> RGB image; ``ImageError`` names what is wrong."""
+        if len(data) > self.settings.max_upload_bytes:
+            raise UploadTooLarge(f"upload is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+        if not data:
+            raise InputError("empty upload: no image bytes")
+        return load_image(data, max_pixels=self.settings.max_pixels)
+
+    def encode_image(self, image: Image.Image, words: list[str], top_n_maps: int, fmt: str, top_n: int) -> dict:
+        """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words."""
+        timer = StageTimer()
+        want_maps = bool(words or top_n_maps)
+        with timer("encode"):
+            dense, patches = self.bundle.encode_images_dense([image], patches=want_maps)  # [1,V], [1,P,V]
+            vec = sparsify(dense, self.bundle.config.image_top_k)[0]
+        weights = vec.words(self.bundle.words)
+        maps = []
+        if want_maps:
+            with timer("heatmaps"):
+                targets = list(dict.fromkeys([*words, *list(weights)[:top_n_maps]]))
+                maps = self._heatmaps(image, patches[0], targets, fmt)
+        return {
+            "words": [{"word": w, "weight": v} for w, v in list(weights.items())[:top_n]],
+            "bundle_version": self.bundle.version,
+            "patch_grid": tuple(self.bundle.config.patch_grid),
+            "width": image.width,
+            "height": image.height,
+            "heatmaps": maps,
+            "timings_ms": timer.total(),
+        }
+
+    def _heatmaps(self, image: Image.Image, patch_lexical: np.ndarray, words: list[str], fmt: str) -> list[dict]:
+        _, box = self.bundle.image_spec.letterbox(image)
+        shown = heatmap.fit(image, 512)
+        out = []
+        for raw in words:
+            word = self.canonical(raw)
+            if word is None:
+                out.append({"word": raw, "in_vocabulary": False})
+                continue
+            grid = self.bundle.word_heatmaps(patch_lexical, [self.bundle.vocab.index(word)])[0]  # [gh, gw]
+            item = {"word": word, "in_vocabulary": True, "peak": float(grid.max())}
+            if fmt == "array":
+                item["grid"] = grid.astype(float).round(6).tolist()
+            else:
+                item["png"] = heatmap.data_url(heatmap.to_png(heatmap.overlay(shown, grid, box, self.bundle.config.image_size)))
+            out.append(item)
+        return out
+
+    def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> dict:
+        """Image-to-image search with the image's own sparse vector."""
+        timer = StageTimer()
+        k = self.check_k(k)
+        with timer("encode"):
+            weights = self.bundle.encode_images([image])[0].words(self.bundle.words)
+        with timer("edit"):
+            edited = apply_edits(weights, QueryEdits("", {}, tuple(exclude)), self.canonical)
+        if not edited.weights:
+            raise InputError("the image has no active words to search with")
+        exclude_ids = (exclude_id,) if exclude_id else ()
+        hits = self._search(edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
+        words = [{"word": w, "weight": v} for w, v in edited.weights.items()]
+        return {"hits": hits, "words": words, "timings_ms": timer.total(), "versions": self.versions()}
+
+    def document(self, doc_id: str):
+        """The indexed record of ``doc_id``; :class:`NotFound` for anything else."""
+        record = self.searcher.document(doc_id) if doc_id else None
+        if record is None:
+            raise NotFound(f"no indexed image with id {doc_id!r}")
+        return record
+
+    def image_file(self, doc_id: str) -> Path:
+        """The file of an indexed image (only ever a path the index recorded)."""
+        path = Path(self.document(doc_id).path)
+        if not path.is_file():
+            raise NotFound(f"the file of indexed image {doc_id!r} is gone")
+        return path
+
+    def thumbnail(self, doc_id: str) -> bytes:
+        """A JPEG no larger than ``thumb_size`` (cached in memory per index version)."""
+        return self._thumbs(str(self.image_file(doc_id)), self.settings.thumb_size)
+
+    def _make_thumbnail(self, path: str, size: int) -> bytes:
+        image = heatmap.fit(load_image(path, max_pixels=self.settings.max_pixels), size)
+        import io
+
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=85)
+        return buf.getvalue()
+
+    def heatmap_png(self, doc_id: str, word: str) -> bytes:
+        """PNG of an indexed image with ``word``'s activation drawn over it."""
+        canonical = self.canonical(word)
+        if canonical is None:
+            raise InputError(f"{word!r} is not a word of the vocabulary")
+        image = load_image(str(self.image_file(doc_id)), max_pixels=self.settings.max_pixels)
+        _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
+        grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
+        _, box = self.bundle.image_spec.letterbox(image)
+        return heatmap.to_png(heatmap.overlay(heatmap.fit(image, 512), grid, box, self.bundle.config.image_size))
+
+    # ---- index generations ------------------------------------------------------------------
+    def reload(self) -> tuple[bool, str]:
+        """Switch to a newly published generation if its bundle version matches ours."""
+        with self._reload_lock:
+            before = self.searcher.info.index_version
+            pending = published_bundle_version(self.settings.index)
+            if pending is not None and pending != self.bundle.version:
+                metrics.RELOADS.labels("refused").inc()
+                return False, f"published index was built with bundle {pending}, serving {self.bundle.version}; kept {before}"
+            try:
+                switched = self.searcher.refresh()
+            except Exception as exc:  # a broken generation must not take the service down
+                metrics.RELOADS.labels("error").inc()
+                log.exception("index refresh failed")
+                return False, f"refresh failed: {exc}"
+            after = self.searcher.info.index_version
+            if switched:
+                metrics.RELOADS.labels("switched").inc()
+                self._thumbs.cache_clear()
+                log.info("switched index %s -> %s", before, after)
+                return True, f"switched from {before} to {after}"
+            return False, f"already serving the newest index {after}"
+
+    def readiness(self) -> dict:
+        """What ``/readyz`` reports."""
+        info = self.searcher.info
+        ready = info.bundle_version == self.bundle.version
+        return {
+            "ready": ready,
+            "bundle_version": self.bundle.version,
+            "index_version": info.index_version,
+            "index_bundle_version": info.bundle_version,
+            "doc_count": info.doc_count,
+            "providers": self.bundle.providers,
+            "cache": self.cache.available,
+            "detail": None if ready else "index and bundle versions differ",
+        }
+
+    def close(self) -> None:
+        """Release the searcher and the cache connection."""
+        self.searcher.close()
+        self.cache.close()
+
+
+class UploadTooLarge(InputError):
+    """An upload over the byte limit (HTTP 413)."""
+
+
+def published_bundle_version(index_root: Path) -> str | None:
+    """The bundle version recorded by the currently published generation (``None`` if unreadable)."""
+    try:
+        from indexer.layout import current_generation
+        from indexer.metadata import META_FILE, MetadataReader
+
+        gen = current_generation(index_root)
+        if gen is None:
+            return None
+        reader = MetadataReader(gen / META_FILE)
+        try:
+            return reader.info().get("bundle_version")
+        finally:
+            reader.close()
+    except Exception:  # the searcher's own refresh reports real problems
+        return None
+
+
+def _ignored_note(edited: EditedQuery) -> str:
+    return f" (not in the vocabulary: {', '.join(edited.ignored)})" if edited.ignored else ""
+
+
+def _query_report(text: str, encoded: dict[str, float], edited: EditedQuery) -> dict:
+    return {
+        "text": text,
+        "words": [{"word": w, "weight": v} for w, v in edited.weights.items()],
+        "encoded": [{"word": w, "weight": v} for w, v in encoded.items()],
+        "excluded": edited.excluded,
+        "boosted": edited.boosted,
+        "added": edited.added,
+        "ignored": edited.ignored,
+    }
+
+
+def _hit_json(hit, record) -> dict:
+    image_url, thumb_url = image_urls(hit.doc_id)
+    score = float(hit.score)
+    matches = [
+        {
+            "word": m.word,
+            "query_weight": float(m.query_weight),
+            "image_weight": float(m.doc_weight),
+            "contribution": float(m.contribution),
+            "share": float(m.contribution) / score if score else 0.0,
+        }
+        for m in hit.matches
+    ]
+    return {
+        "id": hit.doc_id,
+        "score": score,
+        "image_url": image_url,
+        "thumb_url": thumb_url,
+        "width": record.width if record else 0,
+        "height": record.height if record else 0,
+        "matches": matches,
+    }

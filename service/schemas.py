@@ -1,0 +1,125 @@
+"""Pydantic request and response models of every route."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class WordWeight(BaseModel):
+    word: str
+    weight: float
+
+
+class MatchedWord(BaseModel):
+    word: str
+    query_weight: float = Field(description="the word's weight in the (edited) query")
+    image_weight: float = Field(description="the word's weight in the image, de-quantised")
+    contribution: float = Field(description="query impact x image impact, in the index's score units")
+    share: float = Field(description="contribution / score")
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    image_url: str
+    thumb_url: str
+    width: int
+    height: int
+    matches: list[MatchedWord]
+
+
+class QueryReport(BaseModel):
+    text: str = Field(description="the text that was encoded, inline operators removed")
+    words: list[WordWeight] = Field(description="the query map sent to the index, after edits")
+    encoded: list[WordWeight] = Field(description="the encoder's words before edits")
+    excluded: list[str]
+    boosted: dict[str, float]
+    added: list[str]
+    ignored: list[str] = Field(description="edited words that are not in the vocabulary")
+
+
+class Versions(BaseModel):
+    bundle: str
+    index: str
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    query: QueryReport
+    timings_ms: dict[str, float]
+    cache: dict[str, str]
+    versions: Versions
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(description="free text; inline `+word`, `word^2`, `-word` edit the word space")
+    k: int | None = Field(None, description="number of hits (the service's k range applies)")
+    boost: dict[str, float] = Field(default_factory=dict, description="word -> factor, added when absent")
+    exclude: list[str] = Field(default_factory=list, description="words removed from the query and the hits")
+
+    model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}}]}}
+
+
+class ImageOptions(BaseModel):
+    """Options of ``/encode`` and ``/search/image`` (JSON fields, or form fields next to the file)."""
+
+    heatmaps: list[str] = Field(default_factory=list, description="words to draw heatmaps for")
+    heatmap_top_n: int = Field(0, ge=0, le=32, description="also draw heatmaps for the top-N words")
+    heatmap_format: str = Field("png", pattern="^(png|array)$")
+    top_n: int = Field(64, ge=1, le=4096, description="words returned")
+    k: int | None = None
+    exclude: list[str] = Field(default_factory=list)
+    exclude_id: str | None = Field(None, description="a doc id to leave out of image-to-image results")
+
+
+class ImageJSONRequest(ImageOptions):
+    image_base64: str = Field(description="the image file, base64 (a data: URL prefix is accepted)")
+
+
+class Heatmap(BaseModel):
+    word: str
+    in_vocabulary: bool
+    peak: float = 0.0
+    png: str | None = Field(None, description="PNG data URL of the overlay")
+    grid: list[list[float]] | None = Field(None, description="raw activation on the patch grid [gh][gw]")
+
+
+class EncodeResponse(BaseModel):
+    words: list[WordWeight]
+    bundle_version: str
+    patch_grid: tuple[int, int]
+    width: int
+    height: int
+    heatmaps: list[Heatmap]
+    timings_ms: dict[str, float]
+
+
+class ImageSearchResponse(BaseModel):
+    hits: list[SearchHit]
+    words: list[WordWeight]
+    timings_ms: dict[str, float]
+    versions: Versions
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    bundle_version: str | None
+    index_version: str | None
+    index_bundle_version: str | None
+    doc_count: int | None
+    providers: dict[str, list[str]]
+    cache: bool
+    detail: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    switched: bool
+    index_version: str
+    detail: str
