@@ -74,3 +74,23 @@ def start_jvm(max_heap: str | None = None):
         except Exception as exc:  # JavaException: class not found
             raise JavaSetupError("the running JVM lacks the Anserini jar on its classpath") from exc
         return jnius
+
+
+# pyjnius is not safe when several Python threads drive the JVM at once (observed here: JVM
+# crashes and NullPointerExceptions inside Lucene with two searching threads). Every Java call of
+# this package therefore runs on one dedicated thread; callers block on the result. A Lucene
+# search takes about a millisecond, so this costs little next to the GIL the calls hold anyway.
+_EXECUTOR = None
+
+
+def call_in_jvm(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` on the package's single JVM thread and return its result."""
+    global _EXECUTOR
+    with _LOCK:
+        if _EXECUTOR is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jvm")
+    if threading.current_thread().name.startswith("jvm"):
+        return fn(*args, **kwargs)
+    return _EXECUTOR.submit(fn, *args, **kwargs).result()

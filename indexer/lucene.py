@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from indexer.jvm import anserini_jar, java_binary, start_jvm
+from indexer.jvm import anserini_jar, call_in_jvm, java_binary, start_jvm
 from indexer.metadata import DocRow
 
 SHARD_DOCS = 50_000
@@ -78,7 +78,7 @@ def _open_directory(jnius, index_dir: Path):
     return fs_directory.open(paths.get(str(index_dir)))
 
 
-def lucene_doc_count(index_dir: Path) -> int:
+def _lucene_doc_count(index_dir: Path) -> int:
     """Live (non-deleted) documents in a Lucene index."""
     jnius = start_jvm()
     reader = jnius.autoclass("org.apache.lucene.index.DirectoryReader").open(_open_directory(jnius, index_dir))
@@ -96,7 +96,7 @@ def _open_writer(jnius, index_dir: Path):
     return jnius.autoclass("org.apache.lucene.index.IndexWriter")(_open_directory(jnius, index_dir), config)
 
 
-def delete_documents(index_dir: Path, doc_ids: Iterable[str]) -> None:
+def _delete_documents(index_dir: Path, doc_ids: Iterable[str]) -> None:
     """Delete documents by id with a Lucene IndexWriter (append mode) and commit."""
     jnius = start_jvm()
     term_cls = jnius.autoclass("org.apache.lucene.index.Term")
@@ -111,7 +111,7 @@ def delete_documents(index_dir: Path, doc_ids: Iterable[str]) -> None:
         writer.close()
 
 
-def add_index(index_dir: Path, other_dir: Path) -> None:
+def _add_index(index_dir: Path, other_dir: Path) -> None:
     """Append every segment of the index in ``other_dir`` to the index in ``index_dir``.
 
     Lucene's ``addIndexes`` copies segments as they are (no re-analysis), so appending N new
@@ -125,3 +125,18 @@ def add_index(index_dir: Path, other_dir: Path) -> None:
         writer.commit()
     finally:
         writer.close()
+
+
+def lucene_doc_count(index_dir: Path) -> int:
+    """Live (non-deleted) documents in a Lucene index."""
+    return call_in_jvm(_lucene_doc_count, index_dir)
+
+
+def delete_documents(index_dir: Path, doc_ids: Iterable[str]) -> None:
+    """Delete documents by id with a Lucene IndexWriter (append mode) and commit."""
+    call_in_jvm(_delete_documents, index_dir, list(doc_ids))
+
+
+def add_index(index_dir: Path, other_dir: Path) -> None:
+    """Append every segment of the index in ``other_dir`` to the index in ``index_dir`` (no re-analysis)."""
+    call_in_jvm(_add_index, index_dir, other_dir)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer import layout
-from indexer.jvm import start_jvm
+from indexer.jvm import call_in_jvm, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
 from indexer.metadata import META_FILE, MetadataReader
@@ -101,14 +101,9 @@ class _Generation:
     """One opened generation: Lucene reader + searcher + metadata, closed when no search uses it."""
 
     def __init__(self, path: Path):
-        java = _java()
         self.path = path
         self.meta = MetadataReader(path / META_FILE)
-        directory = java.fs_directory.open(java.paths.get(str(path / layout.LUCENE_DIR)))
-        self.reader = java.directory_reader.open(directory)
-        # explicit signature: jnius would otherwise try the IndexReaderContext overload
-        self.searcher = java.index_searcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
-        self.searcher.setSimilarity(java.impact_similarity())
+        self.reader, self.searcher = call_in_jvm(_open_lucene, path / layout.LUCENE_DIR)
         raw = self.meta.info()
         self.info = IndexInfo(
             index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
@@ -140,7 +135,7 @@ class _Generation:
             self._close()
 
     def _close(self) -> None:
-        self.reader.close()
+        call_in_jvm(self.reader.close)
         self.meta.close()
 
 
@@ -230,16 +225,7 @@ class LexicalSearcher:
     def _search(self, gen: _Generation, q: dict[str, int], k: int, exclude: Iterable[str]) -> list[Hit]:
         if k <= 0 or not q:
             return []
-        java = _java()
-        builder = java.boolean_builder()
-        for word, impact in q.items():
-            clause = java.boost_query(java.term_query(java.term(CONTENTS_FIELD, word)), float(impact))
-            builder.add(clause, java.occur.SHOULD)
-        for word in exclude:
-            builder.add(java.term_query(java.term(CONTENTS_FIELD, word)), java.occur.MUST_NOT)
-        top = gen.searcher.search(builder.build(), int(k))
-        stored = gen.searcher.storedFields()
-        scored = [(stored.document(sd.doc).get(ID_FIELD), round(sd.score)) for sd in top.scoreDocs]
+        scored = call_in_jvm(_lucene_search, gen.searcher, q, int(k), list(exclude))
         docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
         scale = gen.info.quant_scale
         return [_hit(doc_id, score, q, docs[doc_id].impacts if doc_id in docs else {}, scale) for doc_id, score in scored]
@@ -254,6 +240,31 @@ class LexicalSearcher:
         if row is None:
             return None
         return DocRecord(row.doc_id, row.path, row.width, row.height, row.impacts, row.meta)
+
+
+def _open_lucene(index_dir: Path):
+    """Runs on the JVM thread: a reader and an impact-scoring searcher over ``index_dir``."""
+    java = _java()
+    reader = java.directory_reader.open(java.fs_directory.open(java.paths.get(str(index_dir))))
+    # explicit signature: jnius would otherwise try the IndexReaderContext overload
+    searcher = java.index_searcher(reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+    searcher.setSimilarity(java.impact_similarity())
+    return reader, searcher
+
+
+def _lucene_search(searcher, q: dict[str, int], k: int, exclude: list[str]) -> list[tuple[str, int]]:
+    """Runs on the JVM thread: ``[(doc_id, integer score)]`` best first."""
+    java = _java()
+    builder = java.boolean_builder()
+    for word, impact in q.items():
+        clause = java.boost_query(java.term_query(java.term(CONTENTS_FIELD, word)), float(impact))
+        builder.add(clause, java.occur.SHOULD)
+    for word in exclude:
+        builder.add(java.term_query(java.term(CONTENTS_FIELD, word)), java.occur.MUST_NOT)
+    top = searcher.search(builder.build(), k)
+    stored = searcher.storedFields()
+    # float32 scores of integer dot products below 2**24 are exact; round() only strips the type
+    return [(stored.document(sd.doc).get(ID_FIELD), round(sd.score)) for sd in top.scoreDocs]
 
 
 def _hit(doc_id: str, int_score: int, q: dict[str, int], doc: Mapping[str, int], scale: float) -> Hit:
