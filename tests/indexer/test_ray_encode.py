@@ -1,0 +1,37 @@
+"""The Ray Data encode stage produces exactly the documents of the local path."""
+from __future__ import annotations
+
+import pytest
+from conftest import make_images
+
+from indexer.job import IndexJobConfig, run_index_job
+from indexer.layout import require_generation
+from indexer.metadata import META_FILE, MetadataReader
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.integration
+
+
+def _rows(root):
+    reader = MetadataReader(require_generation(root) / META_FILE)
+    try:
+        return {r.doc_id: (r.path, r.width, r.height, r.impacts, r.meta) for r in reader}
+    finally:
+        reader.close()
+
+
+def test_ray_path_equals_local_path(tmp_path, bundle_dir):
+    folder = tmp_path / "imgs"
+    make_images(folder, 200, seed=11, size=64)
+    (folder / "broken.png").write_bytes(b"not an image")
+    local = run_index_job(IndexJobConfig(bundle=bundle_dir, input=folder, root=tmp_path / "a", batch_size=16, progress=False))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        on_ray = run_index_job(
+            IndexJobConfig(bundle=bundle_dir, input=folder, root=tmp_path / "b", batch_size=16, progress=False, engine="ray")
+        )
+    finally:
+        ray.shutdown()
+    assert local.doc_count == on_ray.doc_count == 200
+    assert [r.doc_id for r in on_ray.rejected] == ["broken.png"]
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
