@@ -1,0 +1,104 @@
+"""Subcommands of the model side: ``train``, ``eval``, ``export``, ``cards``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models.train import TrainConfig, train
+
+    cfg = TrainConfig.load(args.config, out_dir=args.out, max_steps=args.max_steps, device=args.device,
+                           vision_path=args.vision_path, text_path=args.text_path, cache_dir=args.cache_dir)
+    weights = train(cfg)
+    print(f"trained weights: {weights}")
+    if args.export:
+        from models.export import export_bundle
+        from models.train import load_trained
+
+        bundle = export_bundle(load_trained(cfg.card, weights, cfg.vision_path, cfg.text_path), args.export)
+        print(f"bundle: {bundle.path} (version {bundle.version})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from models.export import export_bundle
+    from models.train import load_trained
+
+    model = load_trained(args.card, args.weights, args.vision_path, args.text_path)
+    bundle = export_bundle(model, args.out, name=args.name)
+    print(f"bundle: {bundle.path} (version {bundle.version}, {len(bundle.words)} words)")
+    print(f"parity (max abs diff): {(Path(args.out) / 'parity.json').read_text()}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from models.bundle import Bundle
+    from models.data.manifest import read_karpathy, read_manifest
+    from models.evaluate import evaluate_patchdis, evaluate_retrieval
+
+    bundle = Bundle(args.bundle, device=args.device)
+    if args.karpathy:
+        records = read_karpathy(args.karpathy, args.image_root, split=args.split)
+    else:
+        records = read_manifest(args.manifest, split=args.split)
+    if args.limit:
+        records = records[: args.limit]
+    if not records:
+        raise ValueError(f"no records in split {args.split!r}")
+    result = evaluate_patchdis(bundle, records) if args.patchdis else evaluate_retrieval(bundle, records)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    summary = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items() if "overuse" not in k}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_cards(args: argparse.Namespace) -> int:
+    from models.registry import list_cards, load_card
+
+    for name in list_cards():
+        print(f"{name:14s} {load_card(name).description}")
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vision-path", help="local image backbone checkpoint (overrides the card)")
+    p.add_argument("--text-path", help="local language model checkpoint (overrides the card)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a JSON training config")
+    p.add_argument("config", help="training config JSON (see configs/)")
+    p.add_argument("--out", help="output directory (overrides the config)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--cache-dir", help="where frozen features are cached")
+    p.add_argument("--export", metavar="BUNDLE_DIR", help="export a bundle after training")
+    _model_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a card (+ trained weights) to an ONNX bundle")
+    p.add_argument("--card", required=True, help="registered card name or card JSON")
+    p.add_argument("--weights", help="weights.pt from `lexvla train` (omit for untrained heads)")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--name", help="bundle name (default: the card name)")
+    _model_args(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="retrieval R@K (or PatchDis mIoU) of a bundle")
+    p.add_argument("--bundle", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="JSONL manifest")
+    src.add_argument("--karpathy", help="COCO/Flickr30k Karpathy-split dataset_*.json")
+    p.add_argument("--image-root", help="image folder for --karpathy")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--patchdis", action="store_true", help="PatchDis mIoU on records with masks")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="write the full result JSON here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("cards", help="list registered model cards")
+    p.set_defaults(func=cmd_cards)

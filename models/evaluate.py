@@ -1,0 +1,170 @@
+"""Evaluation: retrieval R@1/5/10 in both directions, sparsity, overuse and PatchDis mIoU.
+
+Vectors are evaluated exactly as they are indexed: top-k, L2-normalised sparse vectors from the
+bundle (``models.sparse.sparsify``), scored by dot product.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import sparse as sp
+
+from models.sparse import SparseVector
+
+RECALL_AT = (1, 5, 10)
+
+
+def to_csr(vectors: Sequence[SparseVector], dim: int) -> sp.csr_matrix:
+    """Stack sparse vectors into a ``[N, dim]`` CSR matrix."""
+    indptr = np.cumsum([0] + [len(v) for v in vectors])
+    ids = np.concatenate([v.ids for v in vectors]) if vectors else np.zeros(0, np.int64)
+    vals = np.concatenate([v.weights for v in vectors]) if vectors else np.zeros(0, np.float32)
+    return sp.csr_matrix((vals, ids, indptr), shape=(len(vectors), dim))
+
+
+def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = RECALL_AT) -> dict[int, float]:
+    """Percentage of queries whose first relevant item has 0-based rank < k."""
+    return {k: float(100.0 * np.mean(ranks < k)) for k in ks}
+
+
+def retrieval_metrics(images: sp.csr_matrix, texts: sp.csr_matrix, text_image: np.ndarray) -> dict[str, float]:
+    """R@K for text->image and image->text.
+
+    Parameters
+    ----------
+    images : ``[N, V]`` image vectors.  texts : ``[M, V]`` caption vectors.
+    text_image : ``[M]`` index of each caption's image.
+    """
+    sim = (texts @ images.T).toarray()  # [M, N]
+    own = sim[np.arange(len(text_image)), text_image]
+    # Ties count against the query (a zero vector ranks last, not first).
+    t2i_rank = (sim > own[:, None]).sum(1) + (sim == own[:, None]).sum(1) - 1
+    i2t_rank = np.full(images.shape[0], np.iinfo(np.int64).max)
+    sim_t = sim.T  # [N, M]
+    for m, n in enumerate(text_image):
+        rank = int((sim_t[n] > sim_t[n, m]).sum() + (sim_t[n] == sim_t[n, m]).sum() - 1)
+        i2t_rank[n] = min(i2t_rank[n], rank)
+    out = {f"t2i_R@{k}": v for k, v in recall_at_k(t2i_rank).items()}
+    out |= {f"i2t_R@{k}": v for k, v in recall_at_k(i2t_rank).items()}
+    return out
+
+
+def sparsity_stats(vectors: Sequence[SparseVector]) -> dict[str, float]:
+    counts = np.array([len(v) for v in vectors]) if vectors else np.zeros(1)
+    return {"mean_active": float(counts.mean()), "median_active": float(np.median(counts)), "max_active": float(counts.max())}
+
+
+def overused_words(vectors: Sequence[SparseVector], words: Sequence[str], top: int = 20) -> list[tuple[str, float]]:
+    """The ``top`` words active in the most vectors, with the fraction of vectors they appear in."""
+    counts = Counter(int(i) for v in vectors for i in v.ids)
+    n = max(1, len(vectors))
+    return [(words[i], c / n) for i, c in counts.most_common(top)]
+
+
+def patch_labels(masks: Sequence[tuple[str, np.ndarray]], box: tuple[int, int, int, int], size: int,
+                 grid: tuple[int, int], classes: dict[str, int]) -> np.ndarray:
+    """Ground-truth class per patch ``[gh*gw]`` (-1: background), by majority of the patch's pixels.
+
+    ``masks`` are in original image coordinates; ``box`` is where the image sits inside the
+    letterboxed ``size x size`` square the model saw.
+    """
+    from PIL import Image
+
+    gh, gw = grid
+    votes = np.zeros((len(classes) + 1, gh, gw), np.float32)
+    votes[-1] = 0.5  # a patch needs more than half of its pixels on one class
+    left, top, right, bottom = box
+    for word, mask in masks:
+        square = np.zeros((size, size), np.float32)
+        resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((right - left, bottom - top), Image.NEAREST)
+        square[top:bottom, left:right] = np.asarray(resized, np.float32) / 255.0
+        pooled = square.reshape(gh, size // gh, gw, size // gw).mean(axis=(1, 3))
+        votes[classes[word]] = np.maximum(votes[classes[word]], pooled)
+    label = votes.argmax(0)
+    return np.where(label == len(classes), -1, label).reshape(-1)
+
+
+def patchdis_miou(patch_maps: Sequence[np.ndarray], labels: Sequence[np.ndarray], class_dims: Sequence[int],
+                  predict: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, float]:
+    """PatchDis: each object patch is assigned the class word with the highest lexical weight there.
+
+    Parameters
+    ----------
+    patch_maps : per image ``[P, V]`` per-patch lexical weights.
+    labels : per image ``[P]`` ground-truth class index, -1 for background (not scored).
+    class_dims : lexical dimension of each class word.
+    predict : replaces the model's choice (``[P, C] -> [P]``), e.g. a random baseline.
+    """
+    n = len(class_dims)
+    inter, union = np.zeros(n), np.zeros(n)
+    for maps, label in zip(patch_maps, labels, strict=True):
+        scored = label >= 0
+        if not scored.any():
+            continue
+        class_scores = maps[:, class_dims][scored]  # [p, C]
+        pred = predict(class_scores) if predict else class_scores.argmax(1)
+        truth = label[scored]
+        for c in range(n):
+            inter[c] += np.sum((pred == c) & (truth == c))
+            union[c] += np.sum((pred == c) | (truth == c))
+    present = union > 0
+    return {"mIoU": float(100.0 * np.mean(inter[present] / union[present])) if present.any() else 0.0,
+            "classes": int(present.sum())}
+
+
+# ---- running an exported bundle over a manifest --------------------------------------------------
+def encode_records(bundle, records, batch_size: int = 32):
+    """Sparse image and caption vectors of ``records`` exactly as the index would hold them.
+
+    Returns ``(image_vectors, text_vectors, text_image)`` where ``text_image[m]`` is caption m's image.
+    """
+    from models.preprocess import load_image
+
+    image_vecs, text_vecs, text_image, captions = [], [], [], []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        image_vecs += bundle.encode_images([load_image(r.image) for r in chunk])
+    for n, rec in enumerate(records):
+        captions += rec.captions
+        text_image += [n] * len(rec.captions)
+    for start in range(0, len(captions), 256):
+        text_vecs += bundle.encode_texts(captions[start : start + 256])
+    return image_vecs, text_vecs, np.asarray(text_image)
+
+
+def evaluate_retrieval(bundle, records, batch_size: int = 32) -> dict:
+    """R@K both ways, active-word counts and the most used words for a bundle on ``records``."""
+    images, texts, text_image = encode_records(bundle, records, batch_size)
+    dim = len(bundle.words)
+    return {
+        "images": len(images), "captions": len(texts),
+        **retrieval_metrics(to_csr(images, dim), to_csr(texts, dim), text_image),
+        "image_active": sparsity_stats(images), "text_active": sparsity_stats(texts),
+        "image_overuse": overused_words(images, bundle.words), "text_overuse": overused_words(texts, bundle.words),
+    }
+
+
+def evaluate_patchdis(bundle, records, seed: int = 0) -> dict:
+    """PatchDis mIoU of a bundle on records with object masks, and a uniform random baseline."""
+    from models.data.scenes import load_masks
+    from models.preprocess import load_image
+
+    scenes = [(rec, load_image(rec.image), load_masks(rec)) for rec in records]
+    names = sorted({word for _, _, masks in scenes for word, _ in masks})
+    missing = [w for w in names if bundle.vocab.index(w) is None]
+    if missing:
+        raise ValueError(f"class words not in the vocabulary: {missing}")
+    classes = {w: c for c, w in enumerate(names)}
+    maps, labels = [], []
+    for _, img, masks in scenes:
+        _, box = bundle.image_spec.letterbox(img)
+        _, patches = bundle.encode_images_dense([img], patches=True)
+        maps.append(patches[0])
+        labels.append(patch_labels(masks, box, bundle.config.image_size, bundle.config.patch_grid, classes))
+    dims = [bundle.vocab.index(w) for w in names]
+    rng = np.random.default_rng(seed)
+    model = patchdis_miou(maps, labels, dims)
+    random = patchdis_miou(maps, labels, dims, predict=lambda s: rng.integers(0, s.shape[1], s.shape[0]))
+    return {"mIoU": model["mIoU"], "random_mIoU": random["mIoU"], "classes": names, "images": len(scenes)}

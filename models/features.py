@@ -1,0 +1,74 @@
+"""Cached outputs of the frozen parts: image backbone patch features and (frozen-LM) text hidden states.
+
+With a frozen backbone, every epoch would recompute identical features; caching them turns a
+training step into the adapter/mapper/codebook work only. The cache key covers the card's
+backbone settings and the exact inputs, so a change of either recomputes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.model import LexVLA
+from models.preprocess import load_image
+
+log = logging.getLogger(__name__)
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, batch_size: int = 32,
+                   device: str = "cpu") -> np.ndarray:
+    """Backbone patch features ``[N, P, d]`` (float16) for ``paths``, cached under ``cache_dir``."""
+    vision = model.card.vision
+    key = _key("image", vision.backbone, vision.path, vision.config, vision.image_size, vision.mean, vision.std, list(paths))
+    cached = cache_dir / f"image-{key}.npy" if cache_dir else None
+    if cached and cached.is_file():
+        return np.load(cached, mmap_mode="r")
+    backbone = model.image.backbone.to(device).eval()
+    chunks = []
+    with ThreadPoolExecutor(max_workers=2) as pool, torch.no_grad():
+        for start in tqdm(range(0, len(paths), batch_size), desc="image features", unit="batch"):
+            batch = list(pool.map(lambda p: model.image_spec.to_array(load_image(p)), paths[start : start + batch_size]))
+            pixels = torch.from_numpy(np.stack(batch)).to(device)
+            chunks.append(backbone.patch_features(pixels).half().cpu().numpy())  # [b, P, d]
+    feats = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1), np.float16)
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, feats)
+    return feats
+
+
+def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, batch_size: int = 256,
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Frozen-LM hidden states ``[C, L, d]`` (float16) and attention masks ``[C, L]`` for ``captions``."""
+    text = model.card.text
+    key = _key("text", text.backbone, text.path, text.config, text.prompt, text.max_caption_tokens, list(captions))
+    cached = cache_dir / f"text-{key}.npz" if cache_dir else None
+    if cached and cached.is_file():
+        data = np.load(cached)
+        return data["hidden"], data["mask"]
+    width = max((len(model.text_preprocessor.encode(c)) for c in captions), default=1)
+    hidden = np.zeros((len(captions), width, model.text.codebook.shape[1]), np.float16)
+    masks = np.zeros((len(captions), width), np.int64)
+    lm = model.text.to(device).eval()
+    with torch.no_grad():
+        for start in tqdm(range(0, len(captions), batch_size), desc="text features", unit="batch"):
+            ids, mask = model.text_preprocessor.batch(list(captions[start : start + batch_size]))
+            out = lm.hidden_states(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            hidden[start : start + len(ids), : ids.shape[1]] = out.half().cpu().numpy()
+            masks[start : start + len(ids), : ids.shape[1]] = mask
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, hidden=hidden, mask=masks)
+    return hidden, masks

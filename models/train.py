@@ -1,0 +1,248 @@
+"""Training LexVLA from a manifest: contrastive loss plus the overuse (or FLOPs) regulariser.
+
+Frozen parts are run once and cached (``models.features``); a step trains the image adapter,
+mapper and visual codebook, the text mapper, LoRA weights when the card enables them, and the
+temperature. Checkpoints hold only trainable tensors, the optimiser and the step, so a killed
+run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.data.manifest import ManifestRecord, read_manifest
+from models.features import image_features, text_hidden
+from models.losses import REGULARIZERS, info_nce, regularizer_weight
+from models.model import LexVLA
+from models.registry import load_card
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored beside its outputs."""
+
+    card: str
+    manifests: list[str]
+    out_dir: str
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    codebook_lr: float = 1e-4
+    weight_decay: float = 0.01
+    regularizer: str = "overuse"  # overuse | flops | none
+    reg_weight_image: float = 1e-3
+    reg_weight_text: float = 1e-3
+    reg_warmup_steps: int = 100
+    grad_accum: int = 1
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CUDA only
+    device: str = "auto"
+    checkpoint_every: int = 50
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    cache_dir: str | None = None
+    train_split: str = "train"
+    vision_path: str | None = None
+    text_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> TrainConfig:
+        doc = json.loads(Path(path).read_text()) | {k: v for k, v in overrides.items() if v is not None}
+        return cls(**doc)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    unknown = sorted(set(state) - set(params))
+    if unknown:
+        raise KeyError(f"weights do not fit this card: unknown tensors {unknown[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def build_model(cfg: TrainConfig) -> LexVLA:
+    return LexVLA(load_card(cfg.card, vision_path=cfg.vision_path, text_path=cfg.text_path))
+
+
+def load_trained(card: str, weights: str | Path | None, vision_path=None, text_path=None) -> LexVLA:
+    """A model from its card, with trained weights from ``weights.pt`` (or untrained when ``None``)."""
+    model = LexVLA(load_card(card, vision_path=vision_path, text_path=text_path))
+    if weights:
+        load_trainable(model, torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+class PairSampler:
+    """Epochs over images; each time an image is drawn, one of its captions is picked at random."""
+
+    def __init__(self, records: list[ManifestRecord], batch_size: int, seed: int):
+        self.caption_index: list[list[int]] = []
+        self.captions: list[str] = []
+        for rec in records:
+            start = len(self.captions)
+            self.captions.extend(rec.captions)
+            self.caption_index.append(list(range(start, len(self.captions))))
+        self.batch_size, self.rng = batch_size, random.Random(seed)
+
+    def batches_per_epoch(self) -> int:
+        return max(1, len(self.caption_index) // self.batch_size)
+
+    def epoch(self):
+        order = list(range(len(self.caption_index)))
+        self.rng.shuffle(order)
+        for b in range(self.batches_per_epoch()):
+            images = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield images, [self.rng.choice(self.caption_index[i]) for i in images]
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, model: LexVLA | None = None):
+        self.cfg = cfg
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.model = (model or build_model(cfg)).to(self.device)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        records = [r for m in cfg.manifests for r in read_manifest(m, split=cfg.train_split)]
+        if not records:
+            raise ValueError(f"no '{cfg.train_split}' records in {cfg.manifests}")
+        self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
+        cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+        self.image_feats = image_features(self.model, [r.image for r in records], cache, device=str(self.device))
+        # A frozen LM gives the same hidden states every epoch: cache them too.
+        self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
+        self.regularizer = REGULARIZERS[cfg.regularizer]
+        self.optimizer = self._optimizer()
+        self.step = 0
+        self.log_path = self.out / "train_log.jsonl"
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        codebook = [p for n, p in self.model.named_parameters() if p.requires_grad and n.endswith("codebook")]
+        rest = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.endswith("codebook")]
+        return torch.optim.AdamW(
+            [{"params": rest, "lr": self.cfg.lr}, {"params": codebook, "lr": self.cfg.codebook_lr}],
+            weight_decay=self.cfg.weight_decay,
+        )
+
+    def total_steps(self) -> int:
+        steps = self.cfg.epochs * self.sampler.batches_per_epoch() // self.cfg.grad_accum
+        return min(steps, self.cfg.max_steps) if self.cfg.max_steps else steps
+
+    def text_vectors(self, caption_ids: list[int]) -> torch.Tensor:
+        if self.text_cache is None:
+            return self.model.encode_text_batch([self.sampler.captions[i] for i in caption_ids], self.device)
+        hidden, mask = self.text_cache
+        mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
+        width = int(mask_b.sum(1).max())
+        h = torch.from_numpy(np.asarray(hidden[caption_ids, :width], dtype=np.float32)).to(self.device)
+        return self.model.text.from_hidden(h, mask_b[:, :width])
+
+    def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        feats = torch.from_numpy(np.asarray(self.image_feats[image_ids], dtype=np.float32)).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"):
+            img, _ = self.model.image.from_features(feats)  # [B, V]
+            txt = self.text_vectors(caption_ids)  # [B, V]
+            img, txt = img.float(), txt.float()
+            contrastive = info_nce(img, txt, self.model.logit_scale)
+            total, stats = contrastive, {"contrastive": float(contrastive.detach())}
+            if self.regularizer is not None:
+                w_img = regularizer_weight(self.step, self.cfg.reg_weight_image, self.cfg.reg_warmup_steps)
+                w_txt = regularizer_weight(self.step, self.cfg.reg_weight_text, self.cfg.reg_warmup_steps)
+                reg_img, reg_txt = self.regularizer(img), self.regularizer(txt)
+                total = total + w_img * reg_img + w_txt * reg_txt
+                stats |= {"reg_image": float(reg_img.detach()), "reg_text": float(reg_txt.detach())}
+        stats |= {"active_image": float((img > 0).sum(1).float().mean()), "active_text": float((txt > 0).sum(1).float().mean())}
+        return total, stats
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save({"step": self.step, "trainable": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
+                    "sampler_rng": self.sampler.rng.getstate(), "torch_rng": torch.get_rng_state(),
+                    "config": asdict(self.cfg)}, tmp)
+        tmp.replace(self.out / CHECKPOINT)  # atomic: a kill never leaves a half-written checkpoint
+
+    def maybe_resume(self) -> bool:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        load_trainable(self.model, state["trainable"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.rng.setstate(state["sampler_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    # ---- loop -------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train to the configured number of steps (resuming if a checkpoint exists); returns ``weights.pt``."""
+        self.maybe_resume()
+        (self.out / "train_config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+        total, started = self.total_steps(), time.monotonic()
+        self.model.train()
+        bar = tqdm(total=total, initial=self.step, desc=f"train {self.cfg.card}", unit="step")
+        with self.log_path.open("a") as log_file:
+            while self.step < total:
+                for image_ids, caption_ids in self.sampler.epoch():
+                    loss, stats = self.loss(image_ids, caption_ids)
+                    (loss / self.cfg.grad_accum).backward()
+                    self._micro = getattr(self, "_micro", 0) + 1
+                    if self._micro % self.cfg.grad_accum:
+                        continue
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.step += 1
+                    stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.exp())}
+                    log_file.write(json.dumps(stats) + "\n")
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['loss']:.3f}", img=f"{stats['active_image']:.0f}", txt=f"{stats['active_text']:.0f}")
+                    if self.step % self.cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    out_of_time = self.cfg.max_minutes and (time.monotonic() - started) / 60 > self.cfg.max_minutes
+                    if self.step >= total or out_of_time:
+                        break
+                if self.cfg.max_minutes and (time.monotonic() - started) / 60 > self.cfg.max_minutes:
+                    log.warning("stopping at step %d: max_minutes=%s reached", self.step, self.cfg.max_minutes)
+                    break
+        bar.close()
+        self.save_checkpoint()
+        weights = self.out / WEIGHTS
+        torch.save(trainable_state(self.model), weights)
+        self.model.eval()
+        return weights
+
+
+def train(cfg: TrainConfig) -> Path:
+    return Trainer(cfg).fit()

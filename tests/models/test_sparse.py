@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from models.sparse import SparseVector, quantize, quantize_weights, sparsify
+
+
+def test_sparsify_keeps_top_k_positive_and_normalises():
+    dense = np.array([[0.0, 3.0, 1.0, 0.5, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    first, empty = sparsify(dense, top_k=3)
+    assert first.ids.tolist() == [1, 4, 2]
+    np.testing.assert_allclose(first.weights, np.array([3, 2, 1]) / np.sqrt(14), rtol=1e-6)
+    assert len(empty) == 0
+
+
+def test_sparsify_drops_zeros_even_inside_top_k():
+    (vec,) = sparsify(np.array([[0.0, 1.0, 0.0, 0.0]]), top_k=3, normalize=False)
+    assert vec.ids.tolist() == [1] and vec.weights.tolist() == [1.0]
+
+
+def test_sparsify_rejects_wrong_rank():
+    with pytest.raises(ValueError, match="batch, vocab"):
+        sparsify(np.zeros(4), top_k=2)
+
+
+def test_quantize_rounds_and_drops_zero_impacts():
+    vec = SparseVector(np.array([7, 3, 9]), np.array([0.5, 0.0104, 0.0004], np.float32))
+    assert quantize(vec, 100) == {7: 50, 3: 1}
+    assert quantize_weights({"horse": 0.25, "the": 0.001}, 1000) == {"horse": 250, "the": 1}
+
+
+def test_sparse_vector_words_and_round_trip():
+    vec = SparseVector.from_dict({2: 0.1, 0: 0.7, 1: 0.0})
+    assert vec.ids.tolist() == [0, 2]
+    assert list(vec.words(["horse", "dog", "man"])) == ["horse", "man"]

@@ -1,0 +1,76 @@
+"""Training overfits a tiny set; the exported bundle reproduces PyTorch and retrieves perfectly."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.bundle import Bundle, BundleError
+from models.data.manifest import read_manifest
+from models.evaluate import evaluate_retrieval
+from models.export import PARITY_TOLERANCE, export_bundle
+from models.sparse import sparsify
+from models.train import TrainConfig, Trainer, load_trained
+
+
+def _config(card, manifest, out, **kw):
+    base = dict(card=card, manifests=[str(manifest)], out_dir=str(out), epochs=300, batch_size=8, lr=3e-3,
+                codebook_lr=1e-3, reg_weight_image=1e-4, reg_weight_text=1e-4, reg_warmup_steps=20,
+                checkpoint_every=25, max_steps=60, cache_dir=str(out / "cache"))
+    return TrainConfig(**(base | kw))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("card", ["tiny-random", "lexvla-mini"])
+def test_overfits_a_tiny_batch_and_exports(card, tiny_manifest, tmp_path):
+    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run"))
+    weights = trainer.fit()
+    losses = [json.loads(line)["contrastive"] for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+
+    model = load_trained(card, weights)
+    bundle = export_bundle(model, tmp_path / "bundle")
+    parity = json.loads((tmp_path / "bundle" / "parity.json").read_text())
+    assert max(parity.values()) <= PARITY_TOLERANCE
+
+    result = evaluate_retrieval(bundle, read_manifest(tiny_manifest, split="test"))
+    assert result["t2i_R@1"] == 100.0 and result["i2t_R@1"] == 100.0
+
+
+def test_training_resumes_from_checkpoint(tiny_manifest, tmp_path):
+    cfg = _config("lexvla-mini", tiny_manifest, tmp_path / "run", max_steps=6, checkpoint_every=3)
+    Trainer(cfg).fit()
+    first = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"]
+    assert first == 6
+    cfg.max_steps = 9
+    trainer = Trainer(cfg)
+    assert trainer.maybe_resume() and trainer.step == 6
+    trainer.fit()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 10))  # no step repeated or skipped across the restart
+
+
+def test_bundle_round_trip_gives_the_same_vector(bundle_dir):
+    bundle = Bundle(bundle_dir)
+    model = load_trained("tiny-random", None)
+    texts = ["a man riding a white horse"]
+    with torch.no_grad():
+        ref = sparsify(model.encode_text_batch(texts).numpy(), bundle.config.text_top_k)[0]
+    got = bundle.encode_texts(texts)[0]
+    assert got.ids.tolist() == ref.ids.tolist()
+    np.testing.assert_allclose(got.weights, ref.weights, atol=1e-5)
+    assert bundle.config.card == "tiny-random" and len(bundle.version) == 16
+
+
+def test_tampered_or_missing_bundle_is_refused(bundle_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    vocab = json.loads((copy / "vocab.json").read_text())
+    vocab["words"][0] = "tampered"
+    (copy / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(BundleError, match="do not match version"):
+        Bundle(copy)
+    with pytest.raises(BundleError, match="no model bundle"):
+        Bundle(tmp_path / "nowhere")
