@@ -121,7 +121,7 @@ def export_bundle(model: LexVLA, out_dir: str | Path, name: str | None = None, e
         export_onnx(model, tmp)
         model.tokenizer.save(str(tmp / FILES["tokenizer"]))
         model.vocab.save(tmp / FILES["vocab"], model.card.vocab)
-        config = seal(tmp, bundle_config(model, name or model.card.name, extra))
+        seal(tmp, bundle_config(model, name or model.card.name, extra))
         if check:
             diffs = parity(reference, Bundle(tmp, device="cpu"))
             log.info("export parity (max abs diff): %s", diffs)
