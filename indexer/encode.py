@@ -57,7 +57,8 @@ class InputError(ValueError):
 # ---- listing inputs --------------------------------------------------------------------------
 def scan_inputs(source: str | Path) -> list[InputItem]:
     """Items from a folder (recursive, image extensions; id = path relative to the folder) or a
-    manifest (``.jsonl`` with ``id`` and ``path`` keys, or ``.csv`` with an ``id,path`` header).
+    manifest (``.jsonl`` with ``id`` and ``path`` keys -- ``image`` is read as ``path``, so a
+    training manifest indexes as it is -- or ``.csv`` with an ``id,path`` header).
 
     Relative manifest paths are resolved against the manifest's folder. Extra manifest fields
     become the document's ``meta``. Sorted by id so runs are reproducible.
@@ -82,12 +83,13 @@ def scan_inputs(source: str | Path) -> list[InputItem]:
 
 
 def _manifest_item(row: dict, manifest: Path, line: int) -> InputItem:
-    if not row.get("id") or not row.get("path"):
-        raise InputError(f"{manifest}:{line}: each entry needs non-empty 'id' and 'path'")
-    path = Path(row["path"])
+    location = row.get("path") or row.get("image")
+    if not row.get("id") or not location:
+        raise InputError(f"{manifest}:{line}: each entry needs non-empty 'id' and 'path' (or 'image')")
+    path = Path(location)
     if not path.is_absolute():
         path = manifest.parent / path
-    meta = {k: v for k, v in row.items() if k not in ("id", "path")}
+    meta = {k: v for k, v in row.items() if k not in ("id", "path", "image")}
     return InputItem(str(row["id"]), str(path.resolve()), meta)
 
 

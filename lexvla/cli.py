@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ["models.cli", "models.data.cli", "indexer.cli", "service.cli", "lexvla.demo"]
+COMMAND_MODULES = ["models.cli", "models.data.cli", "indexer.cli", "service.cli", "lexvla.demo", "lexvla.report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,3 +140,11 @@ def test_scan_inputs_csv_and_jsonl(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"id": "x2", "path": "a.png"}\n\n')
     assert [it.doc_id for it in scan_inputs(tmp_path / "m.jsonl")] == ["x2"]
     assert [it.doc_id for it in scan_inputs(tmp_path)] == ["a.png"]
+
+
+def test_training_manifest_indexes_as_it_is(tmp_path):
+    """A training manifest names the file ``image``; its captions become document metadata."""
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "train.jsonl").write_text('{"id": "t1", "image": "a.png", "captions": ["a cat"], "split": "test"}\n')
+    (item,) = scan_inputs(tmp_path / "train.jsonl")
+    assert item == InputItem("t1", str((tmp_path / "a.png").resolve()), {"captions": ["a cat"], "split": "test"})

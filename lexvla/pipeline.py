@@ -1,0 +1,106 @@
+"""The embedded default: data built here, a ``lexvla-mini`` trained on it, exported once and cached.
+
+The cache key covers the training config, the model card and the manifests' contents, so editing
+any of them (or rebuilding data that comes out different) trains a new bundle; an unchanged
+set-up reuses the bundle it built before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "configs" / "lexvla-mini-openclipart.json"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the default pipeline keeps its data, runs, bundles and index (``var/`` by default)."""
+
+    root: Path
+    data_limit: int | None = None  # a small corpus for quick looks and tests; None: all of it
+
+    @property
+    def _tag(self) -> str:
+        return "" if self.data_limit is None else f"-first{self.data_limit}"
+
+    @property
+    def openclipart(self) -> Path:
+        return self.root / "data" / f"openclipart{self._tag}" / "manifest.jsonl"
+
+    @property
+    def scenes(self) -> Path:
+        return self.root / "data" / f"scenes{self._tag}" / "manifest.jsonl"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    def bundle(self, key: str) -> Path:
+        return self.root / "bundles" / f"lexvla-mini-{key}"
+
+    def run(self, key: str) -> Path:
+        return self.root / "runs" / key
+
+
+def ensure_data(ws: Workspace, scenes: int = 2000) -> list[Path]:
+    """Build the openclipart manifest and the generated scenes unless they exist (seconds).
+
+    With ``ws.data_limit`` only that many drawings and scenes are used.
+    """
+    from models.data.openclipart import build_openclipart_manifest
+    from models.data.scenes import write_scene_set
+
+    if not ws.openclipart.is_file():
+        stats = build_openclipart_manifest(ws.openclipart.parent, limit=ws.data_limit)
+        log.info("openclipart manifest: %s", {k: stats[k] for k in list(stats)[:4]})
+    if not ws.scenes.is_file():
+        write_scene_set(ws.scenes.parent, n=ws.data_limit or scenes, seed=0)
+    return [ws.openclipart, ws.scenes]
+
+
+def training_key(config: dict, manifests: list[Path]) -> str:
+    """Content hash of what the default bundle depends on."""
+    from models.registry import CARDS_DIR
+
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    digest.update((CARDS_DIR / f"{config['card']}.json").read_bytes())
+    for manifest in manifests:
+        digest.update(manifest.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_config(path: Path, ws: Workspace, manifests: list[Path], **overrides) -> dict:
+    config = json.loads(Path(path).read_text()) | overrides
+    config["manifests"] = [str(m) for m in manifests]
+    return config
+
+
+def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, **overrides) -> Path:
+    """The default bundle for ``config_path`` on this workspace's data, training it if needed."""
+    from models.bundle import Bundle, BundleError
+
+    manifests = ensure_data(ws)
+    config = load_config(config_path, ws, manifests, **overrides)
+    key = training_key(config, manifests)
+    bundle_dir = ws.bundle(key)
+    try:
+        Bundle(bundle_dir, device="cpu")
+        log.info("default bundle %s is up to date", bundle_dir)
+        return bundle_dir
+    except BundleError:
+        pass
+    from models.export import export_bundle
+    from models.train import TrainConfig, Trainer, load_trained
+
+    config |= {"out_dir": str(ws.run(key)), "cache_dir": str(ws.root / "cache" / "features")}
+    cfg = TrainConfig(**config)
+    log.info("training the default bundle (key %s); this runs once per config and data", key)
+    weights = Trainer(cfg).fit()
+    export_bundle(load_trained(cfg.card, weights), bundle_dir, extra={"training_key": key, "config": os.fspath(config_path)})
+    return bundle_dir
