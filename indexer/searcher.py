@@ -139,6 +139,10 @@ class _Generation:
         self.meta.close()
 
 
+class BundleMismatchError(RuntimeError):
+    """A published generation was built with another bundle than the one required."""
+
+
 class LexicalSearcher:
     """Searches the published generation of an index root; ``refresh`` follows new publishes.
 
@@ -173,13 +177,23 @@ class LexicalSearcher:
         finally:
             gen.release()
 
-    def refresh(self) -> bool:
-        """Open a newer published generation if there is one; returns True when it switched."""
+    def refresh(self, require_bundle_version: str | None = None) -> bool:
+        """Open a newer published generation if there is one; returns True when it switched.
+
+        With ``require_bundle_version``, a generation built with another bundle is not switched
+        to: :class:`BundleMismatchError` is raised and the current generation stays. The check is
+        made on the generation actually opened, so a publish racing with it cannot slip through.
+        """
         latest = layout.current_generation(self.root)
         with self._lock:
             if self._gen is None or latest is None or latest == self._gen.path:
                 return False
         fresh = _Generation(latest)  # opened outside the lock: searches go on meanwhile
+        if require_bundle_version is not None and fresh.info.bundle_version != require_bundle_version:
+            fresh.retire()
+            raise BundleMismatchError(
+                f"{latest.name} was built with bundle {fresh.info.bundle_version}, not {require_bundle_version}"
+            )
         with self._lock:
             if self._gen is None or self._gen.path == latest:
                 old, switched = fresh, False

@@ -278,13 +278,14 @@ class Engine:
     def reload(self) -> tuple[bool, str]:
         """Switch to a newly published generation if its bundle version matches ours."""
         with self._reload_lock:
+            from indexer.searcher import BundleMismatchError
+
             before = self.searcher.info.index_version
-            pending = published_bundle_version(self.settings.index)
-            if pending is not None and pending != self.bundle.version:
-                metrics.RELOADS.labels("refused").inc()
-                return False, f"published index was built with bundle {pending}, serving {self.bundle.version}; kept {before}"
             try:
-                switched = self.searcher.refresh()
+                switched = self.searcher.refresh(require_bundle_version=self.bundle.version)
+            except BundleMismatchError as exc:
+                metrics.RELOADS.labels("refused").inc()
+                return False, f"published index refused ({exc}); serving {self.bundle.version}, kept {before}"
             except Exception as exc:  # a broken generation must not take the service down
                 metrics.RELOADS.labels("error").inc()
                 log.exception("index refresh failed")
@@ -320,24 +321,6 @@ class Engine:
 
 class UploadTooLarge(InputError):
     """An upload over the byte limit (HTTP 413)."""
-
-
-def published_bundle_version(index_root: Path) -> str | None:
-    """The bundle version recorded by the currently published generation (``None`` if unreadable)."""
-    try:
-        from indexer.layout import current_generation
-        from indexer.metadata import META_FILE, MetadataReader
-
-        gen = current_generation(index_root)
-        if gen is None:
-            return None
-        reader = MetadataReader(gen / META_FILE)
-        try:
-            return reader.info().get("bundle_version")
-        finally:
-            reader.close()
-    except Exception:  # the searcher's own refresh reports real problems
-        return None
 
 
 def _ignored_note(edited: EditedQuery) -> str:
