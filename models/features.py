@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from models.model import LexVLA
-from models.preprocess import load_image
+from models.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +27,44 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _pixels(model: LexVLA, path: str) -> np.ndarray | ImageError:
+    try:
+        return model.image_spec.to_array(load_image(path))
+    except ImageError as exc:
+        return exc
+
+
 def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, batch_size: int = 32,
-                   device: str = "cpu") -> np.ndarray:
-    """Backbone patch features ``[N, P, d]`` (float16) for ``paths``, cached under ``cache_dir``."""
+                   device: str = "cpu") -> tuple[np.ndarray, list[ImageError]]:
+    """Backbone patch features ``[N, P, d]`` (float16) for ``paths``, cached under ``cache_dir``.
+
+    An image that cannot be used does not stop the run: its row stays zero and its error is
+    returned (in path order), so the caller can leave it out and say why.
+    """
     vision = model.card.vision
     key = _key("image", vision.backbone, vision.path, vision.config, vision.image_size, vision.mean, vision.std, list(paths))
     cached = cache_dir / f"image-{key}.npy" if cache_dir else None
-    if cached and cached.is_file():
-        return np.load(cached, mmap_mode="r")
+    failed_file = cache_dir / f"image-{key}.failed.json" if cache_dir else None
+    if cached and cached.is_file() and failed_file.is_file():
+        failed = [ImageError(**e) for e in json.loads(failed_file.read_text())]
+        return np.load(cached, mmap_mode="r"), failed
     backbone = model.image.backbone.to(device).eval()
-    chunks = []
+    chunks, failed = [], []
     with ThreadPoolExecutor(max_workers=2) as pool, torch.no_grad():
         for start in tqdm(range(0, len(paths), batch_size), desc="image features", unit="batch"):
-            batch = list(pool.map(lambda p: model.image_spec.to_array(load_image(p)), paths[start : start + batch_size]))
-            pixels = torch.from_numpy(np.stack(batch)).to(device)
-            chunks.append(backbone.patch_features(pixels).half().cpu().numpy())  # [b, P, d]
+            batch = list(pool.map(lambda p: _pixels(model, p), paths[start : start + batch_size]))
+            failed += [b for b in batch if isinstance(b, ImageError)]
+            size = model.image_spec.size
+            pixels = np.stack([np.zeros((3, size, size), np.float32) if isinstance(b, ImageError) else b for b in batch])
+            chunks.append(backbone.patch_features(torch.from_numpy(pixels).to(device)).half().cpu().numpy())  # [b, P, d]
     feats = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1), np.float16)
+    for err in failed:
+        log.warning("left out of training: %s", err)
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.save(cached, feats)
-    return feats
+        failed_file.write_text(json.dumps([{"source": e.source, "reason": e.reason} for e in failed]))
+    return feats, failed
 
 
 def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, batch_size: int = 256,

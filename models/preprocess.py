@@ -56,7 +56,9 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
                 img.load()
         except ImageError:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(name, f"too large: {exc}") from exc
+        except UnidentifiedImageError as exc:
             raise ImageError(name, f"not a decodable image ({type(exc).__name__}: {exc})") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(name, f"corrupt or truncated image ({exc})") from exc

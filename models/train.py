@@ -136,15 +136,28 @@ class Trainer:
         records = [r for m in cfg.manifests for r in read_manifest(m, split=cfg.train_split)]
         if not records:
             raise ValueError(f"no '{cfg.train_split}' records in {cfg.manifests}")
-        self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-        self.image_feats = image_features(self.model, [r.image for r in records], cache, device=str(self.device))
+        feats, failed = image_features(self.model, [r.image for r in records], cache, device=str(self.device))
+        records, self.image_feats = self._without_failed(records, feats, failed)
+        self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         # A frozen LM gives the same hidden states every epoch: cache them too.
         self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
         self.regularizer = REGULARIZERS[cfg.regularizer]
         self.optimizer = self._optimizer()
         self.step = 0
         self.log_path = self.out / "train_log.jsonl"
+
+    def _without_failed(self, records: list[ManifestRecord], feats: np.ndarray, failed: list) -> tuple[list, np.ndarray]:
+        """Leave out images that could not be read, writing them to ``rejects.jsonl`` in the run folder."""
+        if not failed:
+            return records, feats
+        bad = {err.source for err in failed}
+        with (self.out / "rejects.jsonl").open("w") as fh:
+            for err in failed:
+                fh.write(json.dumps({"path": err.source, "reason": err.reason}) + "\n")
+        keep = [i for i, r in enumerate(records) if r.image not in bad]
+        log.warning("%d of %d training images left out (see %s)", len(records) - len(keep), len(records), self.out / "rejects.jsonl")
+        return [records[i] for i in keep], np.asarray(feats[keep])
 
     def _optimizer(self) -> torch.optim.Optimizer:
         codebook = [p for n, p in self.model.named_parameters() if p.requires_grad and n.endswith("codebook")]

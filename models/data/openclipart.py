@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.data.manifest import ManifestRecord, assign_split, write_manifest
+from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +385,10 @@ def _rel_id(png: Path, png_root: Path) -> str:
 def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: _Report, verify: bool) -> _Drawing | None:
     """Check the PNG, find and read its SVG; report and return None when either fails."""
     size = png_size(png)
+    if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        # e.g. a 231-megapixel microchip drawing: a decompression bomb for every consumer
+        report.image(png, "too_many_pixels", width=size[0], height=size[1])
+        return None
     if size is None or (verify and not _decodes(png)):
         report.image(png, "unreadable_png")
         return None
@@ -395,13 +400,10 @@ def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: _Report, ve
 
 
 def _decodes(png: Path) -> bool:
-    from PIL import Image
-
     try:
-        with Image.open(png) as image:
-            image.load()
+        load_image(png)
         return True
-    except (OSError, SyntaxError, ValueError):
+    except ImageError:
         return False
 
 

@@ -74,3 +74,16 @@ def test_tampered_or_missing_bundle_is_refused(bundle_dir, tmp_path):
         Bundle(copy)
     with pytest.raises(BundleError, match="no model bundle"):
         Bundle(tmp_path / "nowhere")
+
+
+def test_training_leaves_out_unreadable_images_and_says_why(tiny_manifest, tmp_path):
+    lines = tiny_manifest.read_text().splitlines()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    manifest = tiny_manifest.parent / "with-broken.jsonl"
+    manifest.write_text("\n".join(lines + [json.dumps({"id": "b", "image": str(broken), "captions": ["a broken file"]})]) + "\n")
+    trainer = Trainer(_config("lexvla-mini", manifest, tmp_path / "run", max_steps=2))
+    trainer.fit()
+    assert len(trainer.sampler.caption_index) == 8  # the eight readable drawings
+    (reject,) = [json.loads(x) for x in (tmp_path / "run" / "rejects.jsonl").read_text().splitlines()]
+    assert reject["path"] == str(broken) and "broken.png" not in reject["reason"]

@@ -140,3 +140,18 @@ def test_symlinked_copies_become_aliases(tmp_path: Path) -> None:
     assert record.id == "cat/brain_jon_phillips_01" and record.meta["aliases"] == ["cat/brain_copy"]
     assert record.captions[0] == "Brain"
     assert stats["images_dropped"] == {"duplicate_image": 1, "unreadable_png": 1}
+
+
+@needs_openclipart
+def test_real_decompression_bomb_is_dropped_by_its_header(tmp_path: Path) -> None:
+    """openclipart ships a 231-megapixel drawing; it must not reach training or indexing."""
+    bomb = Path(PNG_ROOT) / "computer" / "microchip_v.2_havok_redh_01.png"
+    if not bomb.exists():
+        pytest.skip("this openclipart release has no such drawing")
+    (tmp_path / "png").mkdir()
+    (tmp_path / "svg").mkdir()
+    (tmp_path / "png" / bomb.name).write_bytes(bomb.read_bytes())
+    (tmp_path / "svg" / bomb.with_suffix(".svg").name).write_bytes(
+        (Path(SVG_ROOT) / bomb.relative_to(PNG_ROOT).with_suffix(".svg")).read_bytes())
+    stats = build_openclipart_manifest(tmp_path / "out", png_root=tmp_path / "png", svg_root=tmp_path / "svg")
+    assert stats["images_dropped"] == {"too_many_pixels": 1} and stats["images_kept"] == 0
