@@ -17,7 +17,7 @@ from indexer import layout
 from indexer.jvm import call_in_jvm, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
-from indexer.metadata import META_FILE, MetadataReader
+from indexer.metadata import META_FILE, DocRow, MetadataReader
 from models.sparse import quantize_weights
 
 __all__ = ["IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "LexicalSearcher"]
@@ -37,14 +37,7 @@ class IndexInfo:
     created_at: str
 
 
-@dataclass(frozen=True)
-class DocRecord:
-    doc_id: str
-    path: str
-    width: int
-    height: int
-    impacts: dict[str, int]
-    meta: dict
+DocRecord = DocRow  # one indexed image, as the metadata stores it
 
 
 @dataclass(frozen=True)
@@ -248,12 +241,9 @@ class LexicalSearcher:
         """The stored record of one indexed image, or ``None``."""
         gen = self._acquire()
         try:
-            row = gen.meta.get(doc_id)
+            return gen.meta.get(doc_id)
         finally:
             gen.release()
-        if row is None:
-            return None
-        return DocRecord(row.doc_id, row.path, row.width, row.height, row.impacts, row.meta)
 
 
 def _open_lucene(index_dir: Path):
