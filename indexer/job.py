@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,32 +204,179 @@ def _encode_into(staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobC
 
 
 def _build_generation(root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport):
-    _discard_unpublished(root)
     rows = staging.rows()
+    if not rows and current is None:
+        raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
+    _publish_generation(
+        root, bundle, rows, current, staging.dir, report,
+        index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
+    )  # fmt: skip
+    staging.clear()
+
+
+def _publish_generation(
+    root: Path,
+    bundle,
+    rows: Iterable[DocRow],
+    current: Path | None,
+    work: Path,
+    report: JobReport,
+    *,
+    index_threads: int = 2,
+    java_heap: str = "1g",
+    keep_generations: int = 2,
+    check_row=None,
+) -> Path:
+    """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
+
+    The one place a generation is made from document vectors (the indexing job and
+    :func:`publish_rows` both end here). ``rows`` is consumed once: each row is written to a JSON
+    shard under ``work/shards`` and to the new generation's metadata in the same pass, so a large
+    iterable is never held in memory. ``check_row`` (optional) is called on every row first and may
+    raise ``ValueError``. Must run under :func:`layout.writer_lock`. Returns the published generation.
+    """
+    _discard_unpublished(root)
     gen = layout.new_generation(root)
     t0 = time.perf_counter()
-    if current is not None:
-        layout.copy_generation(current, gen)
-    shards = lucene.write_shards(rows, staging.dir / "shards")
-    if shards:
-        # new documents always go into a fresh index; appending merges its segments in
-        target = staging.dir / "lucene" if current is not None else gen / layout.LUCENE_DIR
-        shutil.rmtree(target, ignore_errors=True)
-        lucene.build_impact_index(staging.dir / "shards", target, threads=cfg.index_threads, heap=cfg.java_heap)
+    try:
         if current is not None:
-            lucene.add_index(gen / layout.LUCENE_DIR, target)
+            layout.copy_generation(current, gen)
+        with contextlib.closing(connect(gen / META_FILE)) as conn:
+            counted = _CountingRows(rows, conn, check_row)
+            shards = lucene.write_shards(counted, work / "shards")
+            counted.flush()
+            conn.commit()
+        report.seconds["shards"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if shards:
+            # new documents always go into a fresh index; appending merges its segments in
+            target = work / "lucene" if current is not None else gen / layout.LUCENE_DIR
             shutil.rmtree(target, ignore_errors=True)
-    elif current is None:
-        raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
-    report.seconds["lucene"] = time.perf_counter() - t0
-    with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
-        insert_docs(conn, rows)
-        report.doc_count = _finish_metadata(conn, bundle, gen)
-    _check_counts(gen, report.doc_count)
+            lucene.build_impact_index(work / "shards", target, threads=index_threads, heap=java_heap)
+            if current is not None:
+                lucene.add_index(gen / layout.LUCENE_DIR, target)
+                shutil.rmtree(target, ignore_errors=True)
+        elif current is None:
+            raise ValueError("no documents to index")
+        report.seconds["lucene"] = time.perf_counter() - t1
+        with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
+            report.doc_count = _finish_metadata(conn, bundle, gen)
+        _check_counts(gen, report.doc_count)
+    except BaseException:
+        shutil.rmtree(gen, ignore_errors=True)  # never leave a half-built generation behind
+        raise
+    finally:
+        shutil.rmtree(work / "shards", ignore_errors=True)
     layout.publish(root, gen)
-    report.indexed, report.generation = len(rows), gen.name
-    staging.clear()
-    layout.collect_garbage(root, cfg.keep_generations)
+    report.indexed, report.generation = counted.count, gen.name
+    layout.collect_garbage(root, keep_generations)
+    return gen
+
+
+class _CountingRows:
+    """Iterates ``rows`` for the shard writer while inserting them into ``conn`` in batches."""
+
+    BATCH = 5000
+
+    def __init__(self, rows: Iterable[DocRow], conn: sqlite3.Connection, check_row=None):
+        self.rows, self.conn, self.check_row = rows, conn, check_row
+        self.pending: list[DocRow] = []
+        self.count = 0
+
+    def __iter__(self) -> Iterator[DocRow]:
+        for row in self.rows:
+            if self.check_row is not None:
+                self.check_row(row)
+            self.pending.append(row)
+            self.count += 1
+            if len(self.pending) >= self.BATCH:
+                self.flush()
+            yield row
+
+    def flush(self) -> None:
+        insert_docs(self.conn, self.pending)
+        self.pending = []
+
+
+def publish_rows(
+    root: str | Path,
+    bundle,
+    rows: Iterable[DocRow],
+    *,
+    append: bool = False,
+    index_threads: int = 2,
+    java_heap: str = "1g",
+    keep_generations: int = 2,
+    check_vocabulary: bool = True,
+) -> JobReport:
+    """Publish a generation from precomputed document vectors, without encoding any image.
+
+    For vectors computed elsewhere (another machine, a GPU job, an earlier export): each
+    :class:`~indexer.metadata.DocRow` carries the id, the image path, its size, the quantised
+    impacts ``{word: int}`` and free metadata. The generation is built, checked and published by
+    the same code as ``lexvla index`` (atomic ``CURRENT`` swap, old generations collected), and
+    the service picks it up on its next reload.
+
+    Parameters
+    ----------
+    root : index root (created when missing).
+    bundle : the :class:`models.bundle.Bundle` (or its directory) the vectors belong to: its
+        version, ``quant_scale`` and patch grid are recorded, and the service refuses an index
+        built for another bundle. Impacts must be quantised with its ``quant_scale``
+        (``models.sparse.quantize_weights``).
+    rows : any iterable (consumed once; 100k rows stream without being held in memory).
+    append : add to the published generation instead of replacing it; ids already published
+        raise ``ValueError`` (remove them first with :func:`remove_documents`).
+    check_vocabulary : refuse words that are not in the bundle's vocabulary.
+
+    Raises
+    ------
+    ValueError
+        for a duplicate id, a non-positive or non-integer impact, a word with whitespace, a word
+        outside the vocabulary, an empty ``rows``, or (``append``) a published index built with
+        another bundle. Nothing is published then.
+    IndexLockedError
+        when another job writes to ``root``.
+    """
+    from models.bundle import Bundle
+
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle(bundle, verify=False)
+    root = Path(root)
+    report = JobReport()
+    vocab = frozenset(bundle.words) if check_vocabulary else None
+    with layout.writer_lock(root):
+        current, info, published = _published_info(root) if append else (None, {}, set())
+        if current is not None and info.get("bundle_version") != bundle.version:
+            raise ValueError(
+                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                "publish without append to replace it"
+            )
+        seen: set[str] = set()
+
+        def check(row: DocRow) -> None:
+            if row.doc_id in seen or row.doc_id in published:
+                raise ValueError(f"document id {row.doc_id!r} given twice or already published")
+            seen.add(row.doc_id)
+            for word, impact in row.impacts.items():
+                if type(impact) is not int or impact <= 0:
+                    raise ValueError(f"{row.doc_id}: impact of {word!r} must be a positive int, got {impact!r}")
+                if not word or word != word.strip() or any(c.isspace() for c in word):
+                    raise ValueError(f"{row.doc_id}: word {word!r} is empty or contains whitespace")
+                if vocab is not None and word not in vocab:
+                    raise ValueError(f"{row.doc_id}: word {word!r} is not in the vocabulary of bundle {bundle.version}")
+
+        work = root / layout.STAGING / f"rows-{uuid.uuid4().hex[:8]}"
+        t0 = time.perf_counter()
+        try:
+            _publish_generation(
+                root, bundle, rows, current, work, report,
+                index_threads=index_threads, java_heap=java_heap, keep_generations=keep_generations, check_row=check,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        report.seconds["total"] = time.perf_counter() - t0
+    return report
 
 
 def _finish_metadata(conn: sqlite3.Connection, bundle, gen: Path) -> int:

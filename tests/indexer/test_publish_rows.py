@@ -1,0 +1,73 @@
+"""Publishing a generation from precomputed vectors (no image encoding): search, metadata, checks."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from indexer import layout
+from indexer.job import publish_rows
+from indexer.metadata import META_FILE, DocRow, MetadataReader
+
+pytestmark = pytest.mark.integration
+
+
+def _rows(words: list[str], n: int, start: int = 0, seed: int = 0) -> list[DocRow]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(start, start + n):
+        impacts = {w: rng.randint(1, 300) for w in rng.sample(words, 12)}
+        rows.append(DocRow(f"vec/{i:04d}", f"/data/img{i:04d}.jpg", 100 + i, 50 + i, impacts, {"source": "elsewhere", "i": i}))
+    return rows
+
+
+def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
+    from indexer.searcher import LexicalSearcher
+    from models.bundle import Bundle
+
+    bundle = Bundle(bundle_dir)
+    words = bundle.words[1000:1400]  # a small slice so documents share words
+    rows = _rows(words, 200)
+    root = tmp_path / "index"
+    report = publish_rows(root, bundle, iter(rows))  # any iterable, consumed once
+    assert report.indexed == report.doc_count == 200 and report.generation == "gen-000001"
+    assert not any((root / layout.STAGING).glob("rows-*"))
+
+    reader = MetadataReader(layout.current_generation(root) / META_FILE)
+    try:
+        assert list(reader) == sorted(rows, key=lambda r: r.doc_id)
+        info = reader.info()
+        assert info["bundle_version"] == bundle.version and info["doc_count"] == 200
+        assert info["quant_scale"] == bundle.config.quant_scale
+    finally:
+        reader.close()
+
+    with LexicalSearcher(root) as searcher:
+        assert searcher.info.doc_count == 200
+        for row in rows[:20]:
+            hits = searcher.search_vector(row.impacts, k=3)
+            assert hits[0].doc_id == row.doc_id  # a document's own vector finds it first
+            expected = sum(v * v for v in row.impacts.values()) / bundle.config.quant_scale**2
+            assert hits[0].score == pytest.approx(expected)
+        record = searcher.document("vec/0007")
+        assert (record.path, record.width, record.height, record.meta) == ("/data/img0007.jpg", 107, 57, {"source": "elsewhere", "i": 7})
+
+    # append: a second generation holds both sets; a repeated id or foreign word publishes nothing
+    report = publish_rows(root, bundle_dir, _rows(words, 50, start=200, seed=1), append=True)
+    assert (report.indexed, report.doc_count, report.generation) == (50, 250, "gen-000002")
+    with pytest.raises(ValueError, match="already published"):
+        publish_rows(root, bundle, _rows(words, 3, start=10), append=True)
+    bad = DocRow("x", "", 1, 1, {"not-a-word-of-the-vocab": 3}, {})
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        publish_rows(root, bundle, [bad], append=True)
+    with pytest.raises(ValueError, match="positive int"):
+        publish_rows(root, bundle, [DocRow("y", "", 1, 1, {words[0]: 0}, {})])
+    assert layout.current_generation(root).name == "gen-000002"
+    assert layout.generation_numbers(root) == [1, 2]
+    with LexicalSearcher(root) as searcher:
+        assert searcher.info.doc_count == 250
+        assert searcher.search_vector(rows[5].impacts, k=1)[0].doc_id == rows[5].doc_id
+
+    # replace (the default): exactly the given rows
+    report = publish_rows(root, bundle, _rows(words, 10, start=500))
+    assert report.doc_count == 10 and report.generation == "gen-000003"
