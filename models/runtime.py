@@ -23,12 +23,17 @@ def select_providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def create_session(path: Path, device: str = "auto", threads: int = 0):
-    """An ``InferenceSession`` for ``path``; ``threads=0`` lets onnxruntime choose."""
+def create_session(path: Path, device: str = "auto", threads: int = 0, spinning: bool = True):
+    """An ``InferenceSession`` for ``path``; ``threads=0`` lets onnxruntime choose.
+
+    ``spinning=False`` stops the intra-op threads from busy-waiting after each run.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), sess_options=opts, providers=select_providers(device))

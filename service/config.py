@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     cache_backoff_s: float = Field(5.0, ge=0, description="first pause after a Redis failure; doubles to 60 s")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default)")
+    ort_spinning: bool = Field(
+        False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"
+    )
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
     max_upload_bytes: int = Field(10_000_000, ge=1)
     max_pixels: int = Field(40_000_000, ge=1)

@@ -82,7 +82,7 @@ class Engine:
     def load(cls, settings: Settings) -> Engine:
         """Open bundle, index and cache; fail fast with one clear message."""
         try:
-            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads)
+            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning)
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
         searcher = open_searcher(settings.index)
@@ -169,8 +169,8 @@ class Engine:
             hits = searcher.search(query, k=k, exclude=tuple(exclude_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
-            docs = {h.doc_id: searcher.document(h.doc_id) for h in hits}
-            return [_hit_json(h, docs.get(h.doc_id)) for h in hits]
+            # the searcher already read each hit's metadata row to explain it; no second lookup
+            return [_hit_json(h, h.record if h.record is not None else searcher.document(h.doc_id)) for h in hits]
 
     # ---- images -----------------------------------------------------------------------------
     def decode_upload(self, data: bytes):

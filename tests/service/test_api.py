@@ -31,6 +31,12 @@ def test_search_explains_every_hit(http):
         assert contribs == sorted(contribs, reverse=True)
     scores = [h["score"] for h in body["hits"]]
     assert scores == sorted(scores, reverse=True)
+    # the route writes the engine's dict out without re-validating it: it must be exactly the model
+    from service.schemas import SearchResponse
+
+    assert SearchResponse.model_validate(body).model_dump(mode="json") == body
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["server-timing"].startswith("app;dur=")
 
 
 def test_image_and_thumbnail_urls_serve_indexed_files(http):
