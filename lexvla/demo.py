@@ -68,6 +68,8 @@ def ask(url: str, query: str, k: int) -> dict:
 def print_answer(result: dict) -> None:
     words = ", ".join(f"{w['word']} {w['weight']:.2f}" for w in result["query"]["words"][:10])
     print(f"\nquery words: {words}")
+    if not result["hits"]:
+        print("no indexed image shares a word with this query")
     for rank, hit in enumerate(result["hits"], 1):
         matched = ", ".join(f"{m['word']} ({m['share']:.0%})" for m in hit["matches"][:6])
         print(f"{rank:2d}. {hit['score']:.3f}  {hit['id']}\n      matched: {matched}")
@@ -75,8 +77,9 @@ def print_answer(result: dict) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     ws = Workspace(Path(args.workdir), data_limit=args.data_limit)
-    overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("batch_size", args.batch_size)) if v}
     bundle = ensure_default_bundle(ws, Path(args.config), **overrides)
+    ws.point_default_to(bundle)
     build_index(bundle, ws.openclipart, ws.index, args.limit)
     url = f"http://{args.host}:{args.port}"
     env = os.environ | {"LEXVLA_BUNDLE": str(bundle), "LEXVLA_INDEX": str(ws.index)}
@@ -104,6 +107,7 @@ def register(sub) -> None:
     p.add_argument("--workdir", default="var", help="data, runs, bundles and index live here")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config of the default bundle")
     p.add_argument("--max-steps", type=int, help="override the config's training steps")
+    p.add_argument("--batch-size", type=int, help="override the config's batch size")
     p.add_argument("--limit", type=int, help="index only the first N images of the corpus")
     p.add_argument("--data-limit", type=int, help="train and index on a small corpus of N drawings and N scenes (quick look)")
     p.add_argument("--host", default="127.0.0.1")

@@ -44,6 +44,18 @@ class Workspace:
     def bundle(self, key: str) -> Path:
         return self.root / "bundles" / f"lexvla-mini-{key}"
 
+    @property
+    def default_bundle(self) -> Path:
+        """A stable name (``bundles/lexvla-mini``) for the newest default bundle, e.g. for docker-compose."""
+        return self.root / "bundles" / "lexvla-mini"
+
+    def point_default_to(self, bundle_dir: Path) -> None:
+        link = self.default_bundle
+        tmp = link.with_name(f".{link.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(bundle_dir.name)  # relative: valid wherever the bundles folder is mounted
+        os.replace(tmp, link)
+
     def run(self, key: str) -> Path:
         return self.root / "runs" / key
 
@@ -94,7 +106,7 @@ def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, **o
         log.info("default bundle %s is up to date", bundle_dir)
         return bundle_dir
     except BundleError:
-        pass
+        pass  # not built yet for this config and data
     from models.export import export_bundle
     from models.train import TrainConfig, Trainer, load_trained
 
