@@ -18,8 +18,8 @@ def lexical_activation(logits: torch.Tensor) -> torch.Tensor:
 
 
 def masked_max_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Max over positions of ``[B, L, V]`` where ``mask [B, L]`` is 1; activations are >= 0 so 0 is neutral."""
-    return (values * mask.unsqueeze(-1).to(values.dtype)).amax(dim=1)
+    """Max over positions of ``[B, L, V]`` where ``mask [B, L]`` is 1 (at least one per row)."""
+    return values.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).amax(dim=1)
 
 
 class Adapter(nn.Module):
@@ -52,19 +52,23 @@ class ImageTower(nn.Module):
         self.backbone.eval()  # frozen BatchNorm/Dropout statistics
         return self
 
-    def patch_lexical(self, feats: torch.Tensor) -> torch.Tensor:
-        """Backbone patch features ``[B,P,d]`` -> per-patch word weights ``[B,P,V]``."""
+    def patch_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Backbone patch features ``[B,P,d]`` -> codebook logits ``[B,P,V]``."""
         mapped = self.mapper(self.adapter(feats))  # [B, P, d_c]
-        return lexical_activation(mapped @ self.codebook.t())  # [B, P, V]
+        return mapped @ self.codebook.t()  # [B, P, V]
 
-    def from_features(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        patches = self.patch_lexical(feats)
-        return patches.amax(dim=1), patches  # [B, V], [B, P, V]
+    def from_features(self, feats: torch.Tensor, patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Image word weights ``[B,V]`` (and per-patch weights ``[B,P,V]`` when asked)."""
+        logits = self.patch_logits(feats)
+        # log1p(relu(.)) is monotonic, so pooling the logits first gives the same max over patches
+        # while the activation (and its backward) runs on [B,V] instead of [B,P,V].
+        vec = lexical_activation(logits.amax(dim=1))
+        return vec, (lexical_activation(logits) if patches else None)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             feats = self.backbone.patch_features(pixels)
-        return self.from_features(feats)
+        return self.from_features(feats, patches=True)
 
 
 class TextTower(nn.Module):
@@ -93,8 +97,9 @@ class TextTower(nn.Module):
             last = attention_mask.sum(dim=1) - 1  # right padding: the prompt's final token
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, d]
             return lexical_activation(self.mapper(pooled) @ self.codebook.t())
-        token_weights = lexical_activation(self.mapper(hidden) @ self.codebook.t())  # [B, L, V]
-        return masked_max_pool(token_weights, caption_mask(attention_mask, self.skip_head, self.skip_tail))
+        token_logits = self.mapper(hidden) @ self.codebook.t()  # [B, L, V]
+        # Max over the caption's tokens before the (monotonic) activation: same result, cheaper.
+        return lexical_activation(masked_max_pool(token_logits, caption_mask(attention_mask, self.skip_head, self.skip_tail)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.from_hidden(self.hidden_states(input_ids, attention_mask), attention_mask)

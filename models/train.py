@@ -183,7 +183,7 @@ class Trainer:
     def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         feats = torch.from_numpy(np.asarray(self.image_feats[image_ids], dtype=np.float32)).to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"):
-            img, _ = self.model.image.from_features(feats)  # [B, V]
+            img, _ = self.model.image.from_features(feats, patches=False)  # [B, V]
             txt = self.text_vectors(caption_ids)  # [B, V]
             img, txt = img.float(), txt.float()
             contrastive = info_nce(img, txt, self.model.logit_scale)
