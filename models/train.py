@@ -226,18 +226,20 @@ class Trainer:
         total, started = self.total_steps(), time.monotonic()
         self.model.train()
         bar = tqdm(total=total, initial=self.step, desc=f"train {self.cfg.card}", unit="step")
+        micro_batches = 0
         with self.log_path.open("a") as log_file:
             while self.step < total:
                 for image_ids, caption_ids in self.sampler.epoch():
                     loss, stats = self.loss(image_ids, caption_ids)
                     (loss / self.cfg.grad_accum).backward()
-                    self._micro = getattr(self, "_micro", 0) + 1
-                    if self._micro % self.cfg.grad_accum:
+                    micro_batches += 1
+                    if micro_batches % self.cfg.grad_accum:
                         continue
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
-                    stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.exp())}
+                    stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.exp()),
+                              "elapsed_s": round(time.monotonic() - started, 1)}
                     log_file.write(json.dumps(stats) + "\n")
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", img=f"{stats['active_image']:.0f}", txt=f"{stats['active_text']:.0f}")
