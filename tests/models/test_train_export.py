@@ -87,3 +87,12 @@ def test_training_leaves_out_unreadable_images_and_says_why(tiny_manifest, tmp_p
     assert len(trainer.sampler.caption_index) == 8  # the eight readable drawings
     (reject,) = [json.loads(x) for x in (tmp_path / "run" / "rejects.jsonl").read_text().splitlines()]
     assert reject["path"] == str(broken) and "broken.png" not in reject["reason"]
+
+
+def test_gradient_accumulation_takes_one_optimizer_step_per_group(tiny_manifest, tmp_path):
+    trainer = Trainer(_config("lexvla-mini", tiny_manifest, tmp_path / "run", batch_size=4, grad_accum=2, max_steps=3))
+    before = trainer.model.image.mapper.weight.detach().clone()
+    trainer.fit()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # 6 micro-batches of 4 -> 3 optimizer steps
+    assert not torch.equal(before, trainer.model.image.mapper.weight)
