@@ -46,6 +46,7 @@ class TrainConfig:
     reg_weight_text: float = 1e-3
     reg_warmup_steps: int = 100
     grad_accum: int = 1
+    max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA only
     device: str = "auto"
@@ -235,12 +236,16 @@ class Trainer:
                     micro_batches += 1
                     if micro_batches % self.cfg.grad_accum:
                         continue
+                    if self.cfg.max_grad_norm:
+                        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+                        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm))
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
                     stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.exp()),
                               "elapsed_s": round(time.monotonic() - started, 1)}
                     log_file.write(json.dumps(stats) + "\n")
+                    log_file.flush()  # the log is how a long run is watched
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", img=f"{stats['active_image']:.0f}", txt=f"{stats['active_text']:.0f}")
                     if self.step % self.cfg.checkpoint_every == 0:
