@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import sparse as sp
 
-from models.sparse import SparseVector
+from models.sparse import SparseVector, sparsify
 
 RECALL_AT = (1, 5, 10)
 
@@ -118,30 +118,37 @@ def patchdis_miou(patch_maps: Sequence[np.ndarray], labels: Sequence[np.ndarray]
 def encode_records(bundle, records, batch_size: int = 32):
     """Sparse image and caption vectors of ``records`` exactly as the index would hold them.
 
-    Returns ``(image_vectors, text_vectors, text_image)`` where ``text_image[m]`` is caption m's image.
+    Returns ``(image_vectors, text_vectors, text_image, dense_active)`` where ``text_image[m]`` is
+    caption m's image and ``dense_active`` counts each vector's non-zero words before top-k.
     """
     from models.preprocess import load_image
 
     image_vecs, text_vecs, text_image, captions = [], [], [], []
+    dense_active: dict[str, list[int]] = {"image": [], "text": []}
     for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        image_vecs += bundle.encode_images([load_image(r.image) for r in chunk])
+        dense, _ = bundle.encode_images_dense([load_image(r.image) for r in records[start : start + batch_size]])
+        dense_active["image"] += (dense > 0).sum(1).tolist()
+        image_vecs += sparsify(dense, bundle.config.image_top_k)
     for n, rec in enumerate(records):
         captions += rec.captions
         text_image += [n] * len(rec.captions)
     for start in range(0, len(captions), 256):
-        text_vecs += bundle.encode_texts(captions[start : start + 256])
-    return image_vecs, text_vecs, np.asarray(text_image)
+        dense = bundle.encode_texts_dense(captions[start : start + 256])
+        dense_active["text"] += (dense > 0).sum(1).tolist()
+        text_vecs += sparsify(dense, bundle.config.text_top_k)
+    return image_vecs, text_vecs, np.asarray(text_image), dense_active
 
 
 def evaluate_retrieval(bundle, records, batch_size: int = 32) -> dict:
     """R@K both ways, active-word counts and the most used words for a bundle on ``records``."""
-    images, texts, text_image = encode_records(bundle, records, batch_size)
+    images, texts, text_image, dense_active = encode_records(bundle, records, batch_size)
     dim = len(bundle.words)
     return {
         "images": len(images), "captions": len(texts),
         **retrieval_metrics(to_csr(images, dim), to_csr(texts, dim), text_image),
         "image_active": sparsity_stats(images), "text_active": sparsity_stats(texts),
+        "image_active_before_top_k": float(np.mean(dense_active["image"])),
+        "text_active_before_top_k": float(np.mean(dense_active["text"])),
         "image_overuse": overused_words(images, bundle.words), "text_overuse": overused_words(texts, bundle.words),
     }
 
