@@ -55,6 +55,7 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
     result["val"] = {k: v for k, v in val.items() if "R@" in k}
     result["patchdis"] = evaluate_patchdis(bundle, read_manifest(ws.scenes, split="test")[:patchdis_limit])
     result["bundle_version"] = bundle.version
+    result["top_k"] = {"image": bundle.config.image_top_k, "text": bundle.config.text_top_k}
     return result
 
 
@@ -188,7 +189,8 @@ def write_markdown(out: Path, meta: dict, results: dict[str, dict], examples: li
         "",
         "## Sparsity (active words per vector)",
         "",
-        "The index keeps the top 64 image / 32 text words; before that cut the vectors are wider.",
+        f"The index keeps the top {first['top_k']['image']} image / {first['top_k']['text']} query words; "
+        "before that cut the vectors are wider.",
         "",
         "| model | per image, before top-k | per text, before top-k | per image, indexed | per text, query |",
         "|---|---|---|---|---|",
