@@ -251,12 +251,18 @@ class Engine:
             raise NotFound(f"the file of indexed image {doc_id!r} is gone")
         return path
 
+    def indexed_image(self, doc_id: str) -> Image.Image:
+        """Decode an indexed image. The upload limit does not apply: the indexer accepted this
+        file at its recorded size, and that size (not more) is what may be decoded now."""
+        record = self.document(doc_id)
+        return load_image(str(self.image_file(doc_id)), max_pixels=max(1, record.width * record.height))
+
     def thumbnail(self, doc_id: str) -> bytes:
         """A JPEG no larger than ``thumb_size`` (cached in memory per index version)."""
-        return self._thumbs(str(self.image_file(doc_id)), self.settings.thumb_size)
+        return self._thumbs(doc_id, self.settings.thumb_size)
 
-    def _make_thumbnail(self, path: str, size: int) -> bytes:
-        image = heatmap.fit(load_image(path, max_pixels=self.settings.max_pixels), size)
+    def _make_thumbnail(self, doc_id: str, size: int) -> bytes:
+        image = heatmap.fit(self.indexed_image(doc_id), size)
         import io
 
         buf = io.BytesIO()
@@ -268,7 +274,7 @@ class Engine:
         canonical = self.canonical(word)
         if canonical is None:
             raise InputError(f"{word!r} is not a word of the vocabulary")
-        image = load_image(str(self.image_file(doc_id)), max_pixels=self.settings.max_pixels)
+        image = self.indexed_image(doc_id)
         _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
         grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
         _, box = self.bundle.image_spec.letterbox(image)

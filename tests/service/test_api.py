@@ -229,3 +229,21 @@ def test_health_ready_docs(http, engine):
     assert http.get("/docs").status_code == 200
     page = http.get("/")
     assert page.status_code == 200 and "search-form" in page.text
+
+
+def test_upload_pixel_limit_does_not_hide_indexed_images(mini_bundle_dir, shape_index, run_id):
+    """An image the indexer accepted is served even when it is larger than an upload may be."""
+    from models.preprocess import InputError
+    from service.engine import Engine
+    from service.schemas import SearchRequest
+    from tests.service.conftest import make_settings
+
+    engine = Engine.load(make_settings(mini_bundle_dir, shape_index, run_id, max_pixels=100, redis_url=""))
+    try:
+        doc_id = engine.search_text(SearchRequest(query="a red circle", k=1))["hits"][0]["id"]
+        assert engine.thumbnail(doc_id)[:2] == b"\xff\xd8"  # a JPEG
+        assert engine.heatmap_png(doc_id, "red")[:4] == b"\x89PNG"
+        with pytest.raises(InputError, match="too large"):  # the same file as an upload is refused
+            engine.decode_upload(engine.image_file(doc_id).read_bytes())
+    finally:
+        engine.close()
