@@ -6,8 +6,11 @@ counts use the in-process JVM through jnius (a few Lucene calls, not worth a pro
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +56,28 @@ def _close_shard(fh, final: Path) -> None:
     Path(fh.name).replace(final)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int):
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when this process dies.
+
+    Without it, a job killed during the Anserini build leaves ``java`` running and holding the
+    generation's ``write.lock``, and the rerun that should resume the job fails on that lock.
+    """
+
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:  # not glibc/Linux: nothing to arm
+            return
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
+
+
 def build_impact_index(
     shards_dir: Path, index_dir: Path, threads: int = 2, heap: str = "1g", memory_buffer_mb: int = 256
 ) -> None:
@@ -66,7 +91,7 @@ def build_impact_index(
         "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
         "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_die_with_parent(os.getpid()))
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise IndexBuildError(f"Anserini IndexCollection exited with {proc.returncode}:\n{tail}")

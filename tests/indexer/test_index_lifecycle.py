@@ -124,6 +124,23 @@ def _staged(root: Path) -> int:
         return 0
 
 
+def _orphans(root: Path, wait_s: float = 3.0) -> list[str]:
+    """Command lines of processes still working on ``root`` (Linux /proc), after a short grace."""
+    deadline = time.time() + wait_s
+    while True:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "IndexCollection" in args and str(root) in args:
+                found.append(args)
+        if not found or time.time() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("phase", ["encoding", "lucene"])
 def test_sigkill_and_rerun_indexes_each_image_once(tmp_path, bundle_dir, phase):
     """SIGKILL the real CLI while it encodes (or while Anserini builds), rerun, count ids."""
@@ -134,12 +151,13 @@ def test_sigkill_and_rerun_indexes_each_image_once(tmp_path, bundle_dir, phase):
     while time.time() < deadline and proc.poll() is None:
         if phase == "encoding" and _staged(root) >= 8:
             break
-        if phase == "lucene" and (root / layout.STAGING / "shards").exists():
+        if phase == "lucene" and _orphans(root, wait_s=0):  # Anserini's java is running
             break
         time.sleep(0.01)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert _orphans(root) == [], "the Anserini child outlived the killed job"
     staged_at_kill = _staged(root)
     assert 0 < staged_at_kill and layout.current_generation(root) is None
     proc = _run_cli(bundle_dir, folder, root)
