@@ -87,7 +87,7 @@ def training_key(config: dict, manifests: list[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_config(path: Path, ws: Workspace, manifests: list[Path], **overrides) -> dict:
+def load_config(path: Path, manifests: list[Path], **overrides) -> dict:
     config = json.loads(Path(path).read_text()) | overrides
     config["manifests"] = [str(m) for m in manifests]
     return config
@@ -98,7 +98,7 @@ def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, **o
     from models.bundle import Bundle, BundleError
 
     manifests = ensure_data(ws)
-    config = load_config(config_path, ws, manifests, **overrides)
+    config = load_config(config_path, manifests, **overrides)
     key = training_key(config, manifests)
     bundle_dir = ws.bundle(key)
     try:

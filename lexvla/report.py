@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -247,9 +248,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     examples = example_figure(default, ws, out, EXAMPLE_QUERIES)
     heatmap_figure(default, ws, out)
     overuse_figure(results, out)
-    meta = {"command": "lexvla report " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                    if k in ("max_steps",) and v),
-            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+    meta = {"command": "lexvla report" + (f" --max-steps {args.max_steps}" if args.max_steps else ""),
+            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "config": Path(args.config).name, "minutes": (time.monotonic() - started) / 60}
     write_markdown(out, meta, results, examples)
     (out / "quality-report.json").write_text(json.dumps({"meta": meta, "results": results, "examples": examples}, indent=1))

@@ -244,9 +244,9 @@ class Engine:
             raise NotFound(f"no indexed image with id {doc_id!r}")
         return record
 
-    def image_file(self, doc_id: str) -> Path:
+    def image_file(self, doc_id: str, record=None) -> Path:
         """The file of an indexed image (only ever a path the index recorded)."""
-        path = Path(self.document(doc_id).path)
+        path = Path((record or self.document(doc_id)).path)
         if not path.is_file():
             raise NotFound(f"the file of indexed image {doc_id!r} is gone")
         return path
@@ -255,7 +255,7 @@ class Engine:
         """Decode an indexed image. The upload limit does not apply: the indexer accepted this
         file at its recorded size, and that size (not more) is what may be decoded now."""
         record = self.document(doc_id)
-        return load_image(str(self.image_file(doc_id)), max_pixels=max(1, record.width * record.height))
+        return load_image(str(self.image_file(doc_id, record)), max_pixels=max(1, record.width * record.height))
 
     def thumbnail(self, doc_id: str) -> bytes:
         """A JPEG no larger than ``thumb_size`` (cached in memory per index version)."""
