@@ -1,0 +1,1 @@
+"""Class -> vocabulary-word priors for classifier backbones (see ``imagenet.py``)."""
