@@ -68,17 +68,18 @@ def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, 
 
 
 def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, batch_size: int = 256,
-                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Frozen-LM hidden states ``[C, L, d]`` (float16) and attention masks ``[C, L]`` for ``captions``."""
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frozen-LM hidden states ``[C, L, d]`` (float16), attention masks and token ids ``[C, L]`` for ``captions``."""
     text = model.card.text
-    key = _key("text", text.backbone, text.path, text.config, text.prompt, text.max_caption_tokens, list(captions))
+    key = _key("text-ids", text.backbone, text.path, text.config, text.prompt, text.max_caption_tokens, list(captions))
     cached = cache_dir / f"text-{key}.npz" if cache_dir else None
     if cached and cached.is_file():
         data = np.load(cached)
-        return data["hidden"], data["mask"]
+        return data["hidden"], data["mask"], data["ids"]
     width = max((len(model.text_preprocessor.encode(c)) for c in captions), default=1)
     hidden = np.zeros((len(captions), width, model.text.codebook.shape[1]), np.float16)
     masks = np.zeros((len(captions), width), np.int64)
+    token_ids = np.full((len(captions), width), model.text_preprocessor.pad_id, np.int64)
     lm = model.text.to(device).eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(captions), batch_size), desc="text features", unit="batch"):
@@ -86,7 +87,8 @@ def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, 
             out = lm.hidden_states(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
             hidden[start : start + len(ids), : ids.shape[1]] = out.half().cpu().numpy()
             masks[start : start + len(ids), : ids.shape[1]] = mask
+            token_ids[start : start + len(ids), : ids.shape[1]] = ids
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, hidden=hidden, mask=masks)
-    return hidden, masks
+        np.savez(cached, hidden=hidden, mask=masks, ids=token_ids)
+    return hidden, masks, token_ids

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from torch import nn
 from models.backbones import load_image_backbone, load_text_lm
 from models.preprocess import ImageSpec, TextPreprocessor
 from models.registry import ModelCard, resolve_path
-from models.towers import ImageTower, TextTower
+from models.towers import ClassPrior, ExactWords, ImageTower, TextTower
 from models.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,15 @@ def load_tokenizer(card: ModelCard):
 
 
 class LexVLA(nn.Module):
-    """Image and text towers sharing one lexical vocabulary, with a learnable temperature."""
+    """Image and text towers sharing one lexical vocabulary, with a learnable temperature.
 
-    def __init__(self, card: ModelCard):
+    ``head_dims``: the vocabulary dimensions the trained heads may write (see ``models.towers``);
+    ``None`` takes the card's choice (every word, or only the prior's words before training).
+    """
+
+    def __init__(self, card: ModelCard, head_dims: list[int] | None = None, seed: int | None = None):
         super().__init__()
-        torch.manual_seed(card.seed)
+        torch.manual_seed(card.seed if seed is None else seed)
         self.card = card
         self.tokenizer, special = load_tokenizer(card)
         self.vocab = Vocabulary.from_tokenizer_vocab(self.tokenizer.get_vocab(), special, card.vocab)
@@ -42,6 +47,10 @@ class LexVLA(nn.Module):
             self.tokenizer, card.text.prompt, card.text.max_caption_tokens, card.text.lowercase
         )
         self.image_spec = ImageSpec(card.vision.image_size, card.vision.mean, card.vision.std)
+
+        backbone = load_image_backbone(card.vision.backbone, resolve_path(card.vision.path, "image backbone"), card.vision.config)
+        prior_dims, class_words = self._class_prior(backbone)
+        self.head_dims = self._head_dims(head_dims, prior_dims)
 
         lm = load_text_lm(card.text.backbone, resolve_path(card.text.path, "text model"), card.text.config)
         lm.requires_grad_(False)
@@ -51,12 +60,55 @@ class LexVLA(nn.Module):
             lora = card.text.lora
             lm = get_peft_model(lm, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules))
         head, tail = self.text_preprocessor.template_tokens
-        self.text = TextTower(lm, self.vocab.token_ids, card.text.readout, skip_head=head, skip_tail=tail)
+        dims = torch.tensor(self.head_dims, dtype=torch.long)
+        exact = None
+        if card.text.exact_match:
+            tables = self.vocab.token_tables(self.tokenizer.get_vocab(), special)
+            exact = ExactWords(*(torch.from_numpy(t) for t in tables), vocab_size=len(self.vocab),
+                               hidden=lm.get_input_embeddings().weight.shape[1])
+        head_token_ids = [self.vocab.token_ids[j] for j in self.head_dims]
+        self.text = TextTower(lm, head_token_ids, dims, len(self.vocab), card.text.readout, exact=exact,
+                              skip_head=head, skip_tail=tail)
 
-        backbone = load_image_backbone(card.vision.backbone, resolve_path(card.vision.path, "image backbone"), card.vision.config)
-        self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden)
+        prior = None
+        if class_words is not None:
+            column = {int(j): k for k, j in enumerate(prior_dims)}
+            matrix = torch.zeros(class_words.shape[0], len(self.head_dims))
+            for k, j in enumerate(self.head_dims):
+                if j in column:
+                    matrix[:, k] = torch.from_numpy(class_words[:, column[j]])
+            prior = ClassPrior(backbone.classifier[-1], matrix)
+        self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden, dims, len(self.vocab), prior)
         self.logit_scale = nn.Parameter(torch.tensor(2.6593))  # log(1/0.07), as CLIP
         log.info("%s: %d lexical dimensions", card.name, len(self.vocab))
+
+    def _class_prior(self, backbone: nn.Module):
+        """``(prior_dims, class_words [C, len(prior_dims)])`` of the card's class prior, or ``([], None)``."""
+        if not self.card.vision.class_prior:
+            return [], None
+        if self.card.vision.class_prior != "imagenet" or not hasattr(backbone, "classifier"):
+            raise ValueError(f"card {self.card.name}: class prior {self.card.vision.class_prior!r} needs an ImageNet classifier backbone")
+        from models.priors.imagenet import prior_matrix
+
+        dims, matrix = prior_matrix(self.vocab.words)
+        return [int(j) for j in dims], matrix
+
+    def _head_dims(self, head_dims: list[int] | None, prior_dims: list[int]) -> list[int]:
+        if head_dims is not None:
+            return sorted(set(int(j) for j in head_dims) | set(prior_dims))
+        if self.card.vision.head_vocab == "training" and prior_dims:
+            return sorted(prior_dims)  # before training: the words the prior can say
+        return list(range(len(self.vocab)))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Keep the gates and the prior scale non-negative after an optimiser step (projected gradient).
+
+        A gate clamped in the forward pass alone would stop receiving gradient once below 0.
+        """
+        for gate in (self.image.gate, self.text.gate, self.image.prior_scale):
+            if gate is not None:
+                gate.clamp_(min=0.0)
 
     @property
     def lm_trainable(self) -> bool:
@@ -66,6 +118,26 @@ class LexVLA(nn.Module):
     def patch_grid(self) -> tuple[int, int]:
         side = self.card.vision.image_size // self.image.backbone.stride
         return side, side
+
+    def caption_word_dims(self, captions: list[str], min_count: int = 1) -> list[int]:
+        """Lexical dimensions that at least ``min_count`` of ``captions`` contain as whole words (or singulars)."""
+        import numpy as np
+
+        token_dim, lemma_dim, continues = self.vocab.token_tables(self.tokenizer.get_vocab(), set())
+        counts: dict[int, int] = {}
+        for caption in captions:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # long captions are truncated as in training
+                    ids = np.asarray(self.text_preprocessor.caption_ids(caption), np.int64)
+            except ValueError:
+                continue
+            nxt = np.append(continues[ids[1:]], False)
+            whole = ids[(token_dim[ids] > 0) & ~nxt]
+            found = {int(d) - 1 for d in np.concatenate([token_dim[whole], lemma_dim[whole]]) if d > 0}
+            for j in found:
+                counts[j] = counts.get(j, 0) + 1
+        return sorted(j for j, c in counts.items() if c >= min_count)
 
     def encode_text_batch(self, texts: list[str], device: torch.device | str = "cpu") -> torch.Tensor:
         ids, mask = self.text_preprocessor.batch(texts)

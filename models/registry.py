@@ -40,6 +40,9 @@ class VisionCfg:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     adapter_hidden: int = 1024
+    class_prior: str | None = None  # "imagenet": word prior from the backbone's own ImageNet classifier
+    head_vocab: str = "all"  # "training": heads write only words of the training captions (+ prior words)
+    head_min_count: int = 3  # with head_vocab "training": captions a word must appear in
 
 
 @dataclass
@@ -53,6 +56,7 @@ class TextCfg:
     prompt: str = "{text}"
     max_caption_tokens: int = 64
     lowercase: bool = False
+    exact_match: bool = False  # the caption's own words are in its vector (plus learned expansion)
     lora: LoraCfg = field(default_factory=LoraCfg)
 
 

@@ -1,12 +1,29 @@
-"""The two LexVLA towers. Where a word's weight is computed: ``lexical_activation`` over codebook logits.
+"""The two LexVLA towers. Where a word's weight is computed: this file.
 
-Image: frozen backbone -> patch features ``[B,P,d]`` -> adapter -> mapper -> logits against the
-trainable visual codebook ``[V,d_c]`` -> ``log(1+relu)`` -> max over patches ``[B,V]``.
-Text: LM (optionally with LoRA) -> hidden states -> mapper -> logits against the frozen text
-codebook -> ``log(1+relu)``; read out at the prompt's last position (causal LMs) or max-pooled
-over the caption's tokens (bidirectional encoders).
+Every weight is a sum of a *prior* that needs no training and a *learned* part that starts at
+zero (its gate is initialised to 0 where a prior exists), so an untrained model already says sensible words and
+training refines them:
+
+Image: frozen backbone -> patch features ``[B,P,d]``.
+  - learned: adapter -> mapper -> logits against the trainable visual codebook ``[D,d_c]`` ->
+    ``lexical_activation`` -> max over patches, times ``gate``;
+  - prior (``ClassPrior``, optional): the backbone's own frozen ImageNet classifier gives class
+    probabilities, and a fixed class -> word matrix turns them into word weights (e.g. golden
+    retriever -> retriever, dog). The image vector uses the whole image's class probabilities; the
+    per-patch maps use each patch's, so heatmaps show where a class word is.
+Text: LM -> hidden states ``[B,L,d]``.
+  - prior (``ExactWords``): the caption's own whole words (and their singular forms) with a
+    per-token importance that starts at 1 and is learned;
+  - learned expansion: pooled state -> mapper -> logits against the frozen text codebook ->
+    ``lexical_activation``, times ``gate``.
+
+``D`` ("head dimensions") is the set of vocabulary dimensions the trained heads may write: every
+word by default, or the words the training captions use plus the prior's words (card option
+``head_vocab: "training"``). Both towers return full vocabulary-sized vectors ``[B,V]``.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -20,6 +37,29 @@ def lexical_activation(logits: torch.Tensor) -> torch.Tensor:
 def masked_max_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Max over positions of ``[B, L, V]`` where ``mask [B, L]`` is 1 (at least one per row)."""
     return values.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).amax(dim=1)
+
+
+def masked_mean_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over positions of ``[B, L, d]`` where ``mask [B, L]`` is 1."""
+    m = mask.to(values.dtype).unsqueeze(-1)
+    return (values * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+class ToVocabulary(nn.Module):
+    """Scatters ``[..., D]`` head outputs into ``[..., V]`` vocabulary vectors (zeros elsewhere).
+
+    A gather from ``[0, x_1 .. x_D]`` with a constant index: one ONNX ``Gather``, no scatter.
+    """
+
+    def __init__(self, head_dims: torch.Tensor, vocab_size: int):
+        super().__init__()
+        index = torch.zeros(vocab_size, dtype=torch.long)
+        index[head_dims] = torch.arange(1, len(head_dims) + 1)
+        self.register_buffer("index", index, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([torch.zeros_like(x[..., :1]), x], dim=-1)
+        return padded.index_select(-1, self.index)
 
 
 class Adapter(nn.Module):
@@ -37,15 +77,37 @@ class Adapter(nn.Module):
         return x + self.mlp(x)
 
 
+class ClassPrior(nn.Module):
+    """Frozen classifier ``[C,d]`` + fixed class -> word matrix ``[C,D]``: word weights from class probabilities."""
+
+    def __init__(self, classifier: nn.Linear, class_words: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", classifier.weight.detach().clone().float())
+        self.register_buffer("bias", classifier.bias.detach().clone().float())
+        self.register_buffer("class_words", class_words.float())
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features ``[..., d]`` -> expected word weights ``[..., D]`` under the class distribution."""
+        probs = torch.softmax(feats @ self.weight.t() + self.bias, dim=-1)
+        return probs @ self.class_words
+
+
 class ImageTower(nn.Module):
-    def __init__(self, backbone: nn.Module, codebook: torch.Tensor, adapter_hidden: int):
+    def __init__(self, backbone: nn.Module, codebook: torch.Tensor, adapter_hidden: int, head_dims: torch.Tensor,
+                 vocab_size: int, prior: ClassPrior | None = None):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)  # frozen: features can be cached
         d_feat, d_code = backbone.feature_dim, codebook.shape[1]
         self.adapter = Adapter(d_feat, adapter_hidden)
         self.mapper = nn.Linear(d_feat, d_code)
-        # Initialised from the text codebook, then trained (the paper's visual codebook).
+        # Initialised from the text codebook rows of the head dimensions, then trained (the visual codebook).
         self.codebook = nn.Parameter(codebook.detach().clone().float())
+        # 0: an untrained tower is its prior alone; without a prior the learned part is all there is.
+        self.gate = nn.Parameter(torch.zeros(()) if prior is not None else torch.ones(()))
+        self.prior = prior
+        self.prior_scale = nn.Parameter(torch.ones(())) if prior is not None else None
+        self.register_buffer("head_dims", head_dims.clone(), persistent=True)
+        self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -53,17 +115,24 @@ class ImageTower(nn.Module):
         return self
 
     def patch_logits(self, feats: torch.Tensor) -> torch.Tensor:
-        """Backbone patch features ``[B,P,d]`` -> codebook logits ``[B,P,V]``."""
+        """Backbone patch features ``[B,P,d]`` -> codebook logits ``[B,P,D]``."""
         mapped = self.mapper(self.adapter(feats))  # [B, P, d_c]
-        return mapped @ self.codebook.t()  # [B, P, V]
+        return mapped @ self.codebook.t()  # [B, P, D]
 
     def from_features(self, feats: torch.Tensor, patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Image word weights ``[B,V]`` (and per-patch weights ``[B,P,V]`` when asked)."""
         logits = self.patch_logits(feats)
-        # log1p(relu(.)) is monotonic, so pooling the logits first gives the same max over patches
-        # while the activation (and its backward) runs on [B,V] instead of [B,P,V].
-        vec = lexical_activation(logits.amax(dim=1))
-        return vec, (lexical_activation(logits) if patches else None)
+        # log1p(relu(.)) is monotonic: pooling the logits first gives the same max over patches
+        # while the activation (and its backward) runs on [B,D] instead of [B,P,D].
+        gate = self.gate.clamp(min=0.0)  # non-negative weights; the gradient still flows at 0
+        vec = gate * lexical_activation(logits.amax(dim=1))
+        per_patch = gate * lexical_activation(logits) if patches else None
+        if self.prior is not None:
+            scale = self.prior_scale.clamp(min=0.0)
+            vec = vec + scale * self.prior(feats.mean(dim=1))  # the classifier's own view: pooled features
+            if per_patch is not None:
+                per_patch = per_patch + scale * self.prior(feats)
+        return self.to_vocab(vec), (self.to_vocab(per_patch) if per_patch is not None else None)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
@@ -71,38 +140,84 @@ class ImageTower(nn.Module):
         return self.from_features(feats, patches=True)
 
 
-class TextTower(nn.Module):
-    def __init__(self, lm: nn.Module, vocab_token_ids: list[int], readout: str, skip_head: int = 1, skip_tail: int = 1):
+class ExactWords(nn.Module):
+    """The exact-match path: a caption's own whole words, each with a learned importance.
+
+    ``token_dim[t]``/``lemma_dim[t]`` give tokenizer id ``t``'s lexical dimension and that of its
+    singular form, plus one (0: none); ``continues[t]`` is 1 for a token that continues the previous
+    word (WordPiece ``##``, SentencePiece pieces without ``▁``). A token counts only when it is a
+    whole word: the next token does not continue it, so "pen" of "pen ##guin" lights nothing.
+    The importance is ``softplus(w . h + b)``, 1 for every word before training.
+    """
+
+    def __init__(self, token_dim: torch.Tensor, lemma_dim: torch.Tensor, continues: torch.Tensor,
+                 vocab_size: int, hidden: int):
         super().__init__()
-        # Max-pooling reads only caption tokens: skip the template's first/last real tokens.
+        self.vocab_size = vocab_size
+        self.register_buffer("token_dim", token_dim.long(), persistent=False)
+        self.register_buffer("lemma_dim", lemma_dim.long(), persistent=False)
+        self.register_buffer("continues", continues.float(), persistent=False)
+        self.importance = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.importance.weight)
+        nn.init.constant_(self.importance.bias, math.log(math.e - 1.0))  # softplus(b) = 1
+
+    def forward(self, input_ids: torch.Tensor, hidden: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        """``input_ids [B,L]``, hidden states ``[B,L,d]``, caption mask ``[B,L]`` -> word weights ``[B,V]``."""
+        dims = self.token_dim[input_ids]  # [B, L]
+        next_continues = torch.cat([self.continues[input_ids[:, 1:]], torch.zeros_like(self.continues[input_ids[:, :1]])], dim=1)
+        whole = (dims > 0).float() * (1.0 - next_continues) * caption.float()
+        weight = nn.functional.softplus(self.importance(hidden).squeeze(-1)) * whole  # [B, L]
+        out = torch.zeros(input_ids.shape[0], self.vocab_size + 1, dtype=weight.dtype, device=weight.device)
+        out = out.scatter_add(1, dims, weight).scatter_add(1, self.lemma_dim[input_ids], weight)
+        return out[:, 1:]
+
+
+class TextTower(nn.Module):
+    def __init__(self, lm: nn.Module, head_token_ids: list[int], head_dims: torch.Tensor, vocab_size: int,
+                 readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1):
+        super().__init__()
+        # Pooled readouts read only caption tokens: skip the template's first/last real tokens.
         self.skip_head, self.skip_tail = skip_head, skip_tail
-        if readout not in ("last_token", "max_pool"):
-            raise ValueError(f"readout must be last_token or max_pool, not {readout!r}")
-        self.lm, self.readout = lm, readout
+        if readout not in ("last_token", "max_pool", "mean_pool"):
+            raise ValueError(f"readout must be last_token, max_pool or mean_pool, not {readout!r}")
+        self.lm, self.readout, self.exact = lm, readout, exact
         embeddings = lm.get_input_embeddings().weight  # [vocab_all, d]
-        ids = torch.tensor(vocab_token_ids, dtype=torch.long)
-        # Frozen text codebook: the LM's own token embeddings of the kept words.
+        ids = torch.tensor(head_token_ids, dtype=torch.long)
+        # Frozen text codebook: the LM's own token embeddings of the head words.
         self.register_buffer("codebook", embeddings.detach()[ids].clone().float(), persistent=True)
         d = embeddings.shape[1]
         self.mapper = nn.Linear(d, d)
-        nn.init.eye_(self.mapper.weight)  # start from the LM's own lexical prediction
+        nn.init.eye_(self.mapper.weight)  # the LM's own lexical prediction, gated off until trained
         nn.init.zeros_(self.mapper.bias)
+        # Without an exact-match path the expansion is the whole text vector: it starts open.
+        self.gate = nn.Parameter(torch.zeros(()) if exact is not None else torch.ones(()))
+        self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.lm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, L, d]
 
-    def from_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """LM hidden states ``[B,L,d]`` -> word weights ``[B,V]``."""
+    def expansion(self, hidden: torch.Tensor, attention_mask: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        """Learned word weights over the head dimensions ``[B,D]``."""
         if self.readout == "last_token":
             last = attention_mask.sum(dim=1) - 1  # right padding: the prompt's final token
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, d]
             return lexical_activation(self.mapper(pooled) @ self.codebook.t())
-        token_logits = self.mapper(hidden) @ self.codebook.t()  # [B, L, V]
+        if self.readout == "mean_pool":
+            return lexical_activation(self.mapper(masked_mean_pool(hidden, caption)) @ self.codebook.t())
+        token_logits = self.mapper(hidden) @ self.codebook.t()  # [B, L, D]
         # Max over the caption's tokens before the (monotonic) activation: same result, cheaper.
-        return lexical_activation(masked_max_pool(token_logits, caption_mask(attention_mask, self.skip_head, self.skip_tail)))
+        return lexical_activation(masked_max_pool(token_logits, caption))
+
+    def from_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """LM hidden states ``[B,L,d]`` -> word weights ``[B,V]``."""
+        caption = caption_mask(attention_mask, self.skip_head, self.skip_tail)
+        vec = self.to_vocab(self.gate.clamp(min=0.0) * self.expansion(hidden, attention_mask, caption))
+        if self.exact is not None:
+            vec = vec + self.exact(input_ids, hidden, caption)
+        return vec
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.from_hidden(self.hidden_states(input_ids, attention_mask), attention_mask)
+        return self.from_hidden(self.hidden_states(input_ids, attention_mask), attention_mask, input_ids)
 
 
 def caption_mask(attention_mask: torch.Tensor, skip_head: int, skip_tail: int) -> torch.Tensor:

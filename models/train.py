@@ -77,12 +77,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+HEAD_DIMS = "image.head_dims"  # saved beside the trainable tensors: which words the heads write
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    state = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    return state | {HEAD_DIMS: model.image.head_dims.detach().cpu()}
 
 
 def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     params = dict(model.named_parameters())
+    if HEAD_DIMS in state and not torch.equal(state[HEAD_DIMS], model.image.head_dims.cpu()):
+        raise KeyError("weights do not fit this model: they were trained for other head words")
+    state = {k: v for k, v in state.items() if k != HEAD_DIMS}
     unknown = sorted(set(state) - set(params))
     if unknown:
         raise KeyError(f"weights do not fit this card: unknown tensors {unknown[:5]}")
@@ -91,15 +98,24 @@ def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> No
             params[name].copy_(value)
 
 
-def build_model(cfg: TrainConfig) -> LexVLA:
-    return LexVLA(load_card(cfg.card, vision_path=cfg.vision_path, text_path=cfg.text_path))
+def build_model(cfg: TrainConfig, captions: list[str]) -> LexVLA:
+    """The model to train; with ``head_vocab: "training"`` its heads write the training captions' words."""
+    card = load_card(cfg.card, vision_path=cfg.vision_path, text_path=cfg.text_path)
+    model = LexVLA(card, seed=cfg.seed)
+    if card.vision.head_vocab != "training":
+        return model
+    dims = model.caption_word_dims(captions, card.vision.head_min_count)
+    log.info("%d words appear in at least %d training captions", len(dims), card.vision.head_min_count)
+    return LexVLA(card, head_dims=dims, seed=cfg.seed)
 
 
 def load_trained(card: str, weights: str | Path | None, vision_path=None, text_path=None) -> LexVLA:
     """A model from its card, with trained weights from ``weights.pt`` (or untrained when ``None``)."""
-    model = LexVLA(load_card(card, vision_path=vision_path, text_path=text_path))
-    if weights:
-        load_trainable(model, torch.load(weights, map_location="cpu", weights_only=True))
+    state = torch.load(weights, map_location="cpu", weights_only=True) if weights else None
+    head_dims = state[HEAD_DIMS].tolist() if state and HEAD_DIMS in state else None
+    model = LexVLA(load_card(card, vision_path=vision_path, text_path=text_path), head_dims=head_dims)
+    if state:
+        load_trainable(model, state)
     return model.eval()
 
 
@@ -131,15 +147,18 @@ class Trainer:
         self.cfg = cfg
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.model = (model or build_model(cfg)).to(self.device)
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        records = [r for m in cfg.manifests for r in read_manifest(m, split=cfg.train_split)]
+        per_manifest = [read_manifest(m, split=cfg.train_split) for m in cfg.manifests]
+        records = [r for recs in per_manifest for r in recs]
         if not records:
             raise ValueError(f"no '{cfg.train_split}' records in {cfg.manifests}")
+        self.model = (model or build_model(cfg, [c for r in records for c in r.captions])).to(self.device)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
         cache = Path(cfg.cache_dir) if cfg.cache_dir else None
-        feats, failed = image_features(self.model, [r.image for r in records], cache, device=str(self.device))
-        records, self.image_feats = self._without_failed(records, feats, failed)
+        # One feature cache per manifest: changing one data source leaves the others' features cached.
+        parts = [image_features(self.model, [r.image for r in recs], cache, device=str(self.device)) for recs in per_manifest if recs]
+        feats = np.concatenate([np.asarray(f) for f, _ in parts])
+        records, self.image_feats = self._without_failed(records, feats, [e for _, errs in parts for e in errs])
         self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         # A frozen LM gives the same hidden states every epoch: cache them too.
         self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
@@ -175,11 +194,12 @@ class Trainer:
     def text_vectors(self, caption_ids: list[int]) -> torch.Tensor:
         if self.text_cache is None:
             return self.model.encode_text_batch([self.sampler.captions[i] for i in caption_ids], self.device)
-        hidden, mask = self.text_cache
+        hidden, mask, token_ids = self.text_cache
         mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
         width = int(mask_b.sum(1).max())
         h = torch.from_numpy(np.asarray(hidden[caption_ids, :width], dtype=np.float32)).to(self.device)
-        return self.model.text.from_hidden(h, mask_b[:, :width])
+        ids = torch.from_numpy(token_ids[caption_ids][:, :width]).to(self.device)
+        return self.model.text.from_hidden(h, mask_b[:, :width], ids)
 
     def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         feats = torch.from_numpy(np.asarray(self.image_feats[image_ids], dtype=np.float32)).to(self.device)
@@ -240,9 +260,11 @@ class Trainer:
                         params = [p for group in self.optimizer.param_groups for p in group["params"]]
                         stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm))
                     self.optimizer.step()
+                    self.model.project_()
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
-                    stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.exp()),
+                    stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.detach().exp()),
+                              "gate_image": float(self.model.image.gate.detach()), "gate_text": float(self.model.text.gate.detach()),
                               "elapsed_s": round(time.monotonic() - started, 1)}
                     log_file.write(json.dumps(stats) + "\n")
                     log_file.flush()  # the log is how a long run is watched

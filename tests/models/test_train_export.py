@@ -23,7 +23,9 @@ def _config(card, manifest, out, **kw):
 @pytest.mark.slow
 @pytest.mark.parametrize("card", ["tiny-random", "lexvla-mini"])
 def test_overfits_a_tiny_batch_and_exports(card, tiny_manifest, tmp_path):
-    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run"))
+    # The random toy LM's word vectors are noise: at this learning rate the penalty makes its run oscillate.
+    regularizer = "none" if card == "tiny-random" else "overuse"
+    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run", regularizer=regularizer))
     weights = trainer.fit()
     losses = [json.loads(line)["contrastive"] for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
