@@ -9,9 +9,11 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-APT_PACKAGES=(openclipart-png openclipart-svg chromium chromium-driver redis-server docker-compose)
+# librsvg2-bin renders OpenMoji's SVGs; npm fetches the emoji packages (training data and the held-out source).
+APT_PACKAGES=(openclipart-png openclipart-svg librsvg2-bin chromium chromium-driver redis-server docker-compose)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq

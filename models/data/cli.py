@@ -7,7 +7,7 @@ import time
 
 
 def register(subparsers) -> None:
-    """Add ``data`` with the ``openclipart`` and ``scenes`` subcommands.
+    """Add ``data`` with the ``openclipart``, ``scenes`` and ``emoji`` subcommands.
 
     Parameters
     ----------
@@ -33,6 +33,14 @@ def register(subparsers) -> None:
     sc.add_argument("--size", type=int, default=224, help="image side in pixels")
     sc.set_defaults(func=_scenes)
 
+    em = sub.add_parser("emoji", help="emoji artwork from npm: Google's set (training) or OpenMoji's drawings of held-out concepts (held-out test)")
+    em.add_argument("--source", required=True, choices=("google", "openmoji"))
+    em.add_argument("--out", required=True, help="output folder (manifest.jsonl, dropped.jsonl, stats.json, images/)")
+    em.add_argument("--cache", default="var/cache/npm", help="where npm packages are downloaded and extracted")
+    em.add_argument("--seed", type=int, default=0, help="split seed (google)")
+    em.add_argument("--limit", type=int, default=None, help="only the first N emoji")
+    em.set_defaults(func=_emoji)
+
 
 def _openclipart(args: argparse.Namespace) -> int:
     from models.data.openclipart import build_openclipart_manifest
@@ -56,4 +64,13 @@ def _scenes(args: argparse.Namespace) -> int:
     splits = {s: sum(r.split == s for r in records) for s in ("train", "val", "test")}
     print(json.dumps({"manifest": str(manifest), "scenes": len(records), "splits": splits,
                       "seconds": round(time.perf_counter() - started, 2)}, indent=2))
+    return 0
+
+
+def _emoji(args: argparse.Namespace) -> int:
+    from models.data.emoji import build_emoji_manifest
+
+    stats = build_emoji_manifest(args.out, args.source, cache_dir=args.cache, seed=args.seed, limit=args.limit)
+    summary = {k: stats[k] for k in ("entries", "images_kept", "images_dropped", "captions_kept", "splits", "seconds")}
+    print(json.dumps(summary, indent=2))
     return 0
