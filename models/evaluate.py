@@ -5,6 +5,7 @@ bundle (``models.sparse.sparsify``), scored by dot product.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -34,10 +35,12 @@ def retrieval_metrics(images: sp.csr_matrix, texts: sp.csr_matrix, text_image: n
 
     Parameters
     ----------
-    images : ``[N, V]`` image vectors.  texts : ``[M, V]`` caption vectors.
+    images : ``[N, V]`` image vectors.  texts : ``[M, V]`` caption vectors (sparse matrices or
+        dense arrays).
     text_image : ``[M]`` index of each caption's image.
     """
-    sim = (texts @ images.T).toarray()  # [M, N]
+    sim = texts @ images.T
+    sim = sim.toarray() if sp.issparse(sim) else np.asarray(sim)  # [M, N]
     own = sim[np.arange(len(text_image)), text_image]
     # Ties count against the query (a zero vector ranks last, not first).
     t2i_rank = (sim > own[:, None]).sum(1) + (sim == own[:, None]).sum(1) - 1
@@ -115,6 +118,16 @@ def patchdis_miou(patch_maps: Sequence[np.ndarray], labels: Sequence[np.ndarray]
 
 
 # ---- running an exported bundle over a manifest --------------------------------------------------
+def flatten_captions(records) -> tuple[list[str], np.ndarray]:
+    """All captions of ``records`` in order, and ``text_image[m]``: the record index of caption m."""
+    captions: list[str] = []
+    text_image: list[int] = []
+    for n, rec in enumerate(records):
+        captions += rec.captions
+        text_image += [n] * len(rec.captions)
+    return captions, np.asarray(text_image, dtype=np.int64)
+
+
 def encode_records(bundle, records, batch_size: int = 32):
     """Sparse image and caption vectors of ``records`` exactly as the index would hold them.
 
@@ -123,26 +136,26 @@ def encode_records(bundle, records, batch_size: int = 32):
     """
     from models.preprocess import load_image
 
-    image_vecs, text_vecs, text_image, captions = [], [], [], []
+    image_vecs, text_vecs = [], []
     dense_active: dict[str, list[int]] = {"image": [], "text": []}
     for start in range(0, len(records), batch_size):
         dense, _ = bundle.encode_images_dense([load_image(r.image) for r in records[start : start + batch_size]])
         dense_active["image"] += (dense > 0).sum(1).tolist()
         image_vecs += sparsify(dense, bundle.config.image_top_k)
-    for n, rec in enumerate(records):
-        captions += rec.captions
-        text_image += [n] * len(rec.captions)
+    captions, text_image = flatten_captions(records)
     for start in range(0, len(captions), 256):
         dense = bundle.encode_texts_dense(captions[start : start + 256])
         dense_active["text"] += (dense > 0).sum(1).tolist()
         text_vecs += sparsify(dense, bundle.config.text_top_k)
-    return image_vecs, text_vecs, np.asarray(text_image), dense_active
+    return image_vecs, text_vecs, text_image, dense_active
 
 
 def evaluate_retrieval(bundle, records, batch_size: int = 32) -> dict:
     """R@K both ways, active-word counts and the most used words for a bundle on ``records``."""
     images, texts, text_image, dense_active = encode_records(bundle, records, batch_size)
     dim = len(bundle.words)
+    # What a person sees first: each image's 10 strongest words (vectors are sorted by weight).
+    top10 = overused_words([SparseVector(v.ids[:10], v.weights[:10]) for v in images], bundle.words)
     return {
         "images": len(images), "captions": len(texts),
         **retrieval_metrics(to_csr(images, dim), to_csr(texts, dim), text_image),
@@ -150,6 +163,7 @@ def evaluate_retrieval(bundle, records, batch_size: int = 32) -> dict:
         "image_active_before_top_k": float(np.mean(dense_active["image"])),
         "text_active_before_top_k": float(np.mean(dense_active["text"])),
         "image_overuse": overused_words(images, bundle.words), "text_overuse": overused_words(texts, bundle.words),
+        "image_top10_overuse": top10, "image_top10_max_share": 100.0 * top10[0][1] if top10 else 0.0,
     }
 
 
@@ -175,3 +189,73 @@ def evaluate_patchdis(bundle, records, seed: int = 0) -> dict:
     model = patchdis_miou(maps, labels, dims)
     random = patchdis_miou(maps, labels, dims, predict=lambda s: rng.integers(0, s.shape[1], s.shape[0]))
     return {"mIoU": model["mIoU"], "random_mIoU": random["mIoU"], "classes": names, "images": len(scenes)}
+
+
+# ---- interpretability: are the indexed words the words people use? ------------------------------
+_WORD = re.compile(r"[a-z]+")
+
+
+def content_words(text: str, vocab) -> list[str]:
+    """Lower-case alphabetic words of ``text`` that are dimensions of ``vocab`` (in order, repeats kept)."""
+    return [w for w in _WORD.findall(text.lower()) if vocab.index(w) is not None]
+
+
+def word_retention(bundle, captions: Sequence[str], batch_size: int = 256) -> dict:
+    """How many of the captions' own vocabulary words survive in their indexed (top-k) text vectors.
+
+    A caption's content words are its lower-case alphabetic words that are lexical dimensions
+    (stop words are not); a word is retained when its dimension is active in the sparse vector
+    ``bundle.encode_texts`` gives. Retention is micro-averaged over all (caption, word) pairs,
+    counting a word once per caption.
+    """
+    total = kept = 0
+    dropped_examples: list[tuple[str, list[str]]] = []
+    for start in range(0, len(captions), batch_size):
+        chunk = list(captions[start : start + batch_size])
+        for caption, vec in zip(chunk, bundle.encode_texts(chunk), strict=True):
+            active = {int(i) for i in vec.ids}
+            words = list(dict.fromkeys(content_words(caption, bundle.vocab)))
+            dropped = [w for w in words if bundle.vocab.index(w) not in active]
+            total += len(words)
+            kept += len(words) - len(dropped)
+            if dropped and len(dropped_examples) < 10:
+                dropped_examples.append((caption, dropped))
+    return {"retention": float(100.0 * kept / total) if total else 0.0, "captions": len(captions), "words": total,
+            "dropped_examples": dropped_examples}
+
+
+def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32) -> dict:
+    """Precision@k of each image's top-k indexed words against the words of its captions.
+
+    Relevant words are the lower-case alphabetic words of the record's captions plus
+    ``meta["keywords"]`` when present; singular and plural count as the same word (each word is
+    mapped to its singular when that singular is a vocabulary word). An image with no active
+    word scores 0.
+    """
+    from models.preprocess import load_image
+    from models.vocab import singular
+
+    known = set(bundle.words)
+
+    def norm(w: str) -> str:
+        return singular(w, known) or w
+
+    precisions: list[float] = []
+    examples: list[tuple[str, list[str], list[str]]] = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        vecs = bundle.encode_images([load_image(r.image) for r in chunk])
+        for rec, vec in zip(chunk, vecs, strict=True):
+            order = np.argsort(-np.asarray(vec.weights), kind="stable")[:k]
+            top = [bundle.words[int(vec.ids[i])] for i in order]
+            texts = list(rec.captions)
+            keywords = rec.meta.get("keywords") if rec.meta else None
+            if keywords:
+                texts += [keywords] if isinstance(keywords, str) else [str(x) for x in keywords]
+            relevant = {norm(w) for t in texts for w in _WORD.findall(t.lower())}
+            hits = [w for w in top if norm(w.lower()) in relevant]
+            precisions.append(len(hits) / len(top) if top else 0.0)
+            if len(examples) < 5:
+                examples.append((rec.id, top, hits))
+    precision = float(100.0 * np.mean(precisions)) if precisions else 0.0
+    return {f"precision_at_{k}": precision, "images": len(precisions), "examples": examples}
