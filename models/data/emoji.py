@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.data.manifest import ManifestRecord, assign_split, write_manifest
+from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
 from models.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -391,28 +391,13 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: _Report, params: dict,
            seconds: float, out: Path) -> dict:
-    captions = [c for r in records for c in r.captions]
-    words = [w for c in captions for w in re.findall(r"[^\W\d_]+", c.casefold())]
-    vocab = Counter(words)
     image_bytes = sum((out / "images" / source / f"{r.id}.png").stat().st_size for r in records)
     return {
         "source": source,
         "entries": n_entries,
-        "images_kept": len(records),
-        "images_dropped": report.counts("image"),
-        "captions_kept": len(captions),
-        "captions_dropped": report.counts("caption"),
-        "captions_per_image": dict(sorted(Counter(len(r.captions) for r in records).items())),
-        "caption_sources": dict(Counter(s for r in records for s in r.meta["caption_sources"]).most_common()),
-        "splits": dict(Counter(r.split for r in records).most_common()),
+        **corpus_stats(records, report.counts("image"), report.counts("caption")),
         "groups": dict(Counter(r.meta.get("group") or r.meta.get("category") for r in records).most_common()),
         "image_bytes": image_bytes,
-        "vocabulary": {
-            "distinct_words": len(vocab),
-            "total_words": len(words),
-            "mean_words_per_caption": round(len(words) / max(1, len(captions)), 2),
-            "top_words": dict(vocab.most_common(30)),
-        },
         "params": params,
         "seconds": round(seconds, 2),
     }

@@ -215,3 +215,29 @@ def assign_split(key: str, seed: int = 0, val_fraction: float = 0.05, test_fract
     if u < test_fraction + val_fraction:
         return "val"
     return "train"
+
+
+def corpus_stats(records: list[ManifestRecord], images_dropped: dict, captions_dropped: dict) -> dict:
+    """What a corpus builder writes into ``stats.json`` about the records it kept and dropped."""
+    import re
+    from collections import Counter
+
+    captions = [c for r in records for c in r.captions]
+    words = [w for c in captions for w in re.findall(r"[^\W\d_]+", c.casefold())]
+    vocab = Counter(words)
+    return {
+        "images_kept": len(records),
+        "images_dropped": images_dropped,
+        "captions_kept": len(captions),
+        "captions_dropped": captions_dropped,
+        "captions_per_image": dict(sorted(Counter(len(r.captions) for r in records).items())),
+        "caption_sources": dict(Counter(s for r in records for s in r.meta.get("caption_sources", ())).most_common()),
+        "splits": dict(Counter(r.split for r in records).most_common()),
+        "vocabulary": {
+            "distinct_words": len(vocab),
+            "total_words": len(words),
+            "words_seen_once": sum(1 for v in vocab.values() if v == 1),
+            "mean_words_per_caption": round(len(words) / max(1, len(captions)), 2),
+            "top_words": dict(vocab.most_common(30)),
+        },
+    }

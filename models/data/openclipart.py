@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.data.manifest import ManifestRecord, assign_split, write_manifest
+from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -510,25 +510,9 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _stats(n_png: int, records: list[ManifestRecord], report: _Report, params: dict, seconds: float) -> dict:
-    captions = [c for r in records for c in r.captions]
-    words = [w for c in captions for w in re.findall(r"[^\W\d_]+", c.casefold())]
-    vocab = Counter(words)
     return {
         "png_files": n_png,
-        "images_kept": len(records),
-        "images_dropped": report.counts("image"),
-        "captions_kept": len(captions),
-        "captions_dropped": report.counts("caption"),
-        "captions_per_image": dict(sorted(Counter(len(r.captions) for r in records).items())),
-        "caption_sources": dict(Counter(s for r in records for s in r.meta["caption_sources"]).most_common()),
-        "splits": dict(Counter(r.split for r in records).most_common()),
-        "vocabulary": {
-            "distinct_words": len(vocab),
-            "total_words": len(words),
-            "words_seen_once": sum(1 for v in vocab.values() if v == 1),
-            "mean_words_per_caption": round(len(words) / max(1, len(captions)), 2),
-            "top_words": dict(vocab.most_common(30)),
-        },
+        **corpus_stats(records, report.counts("image"), report.counts("caption")),
         "params": params,
         "seconds": round(seconds, 2),
     }
