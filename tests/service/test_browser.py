@@ -43,14 +43,17 @@ def test_search_chips_edits_and_heatmap(page, tmp_path):
     page.wait_for_function("() => document.querySelector('.card img').complete && document.querySelector('.card img').naturalWidth > 0")
     page.screenshot(path=str(tmp_path / "heatmap.png"), full_page=True)
 
+    # Queries are the caption's own words now, so a matched word can be the only one: boost, then exclude it.
+    page.locator(".card .chip button.boost").first.click()
+    page.wait_for_selector("#edits .tag.boost")
+    page.wait_for_function("() => !document.querySelector('#status').textContent.startsWith('searching')")
+    word = page.locator(".card .chip").first.get_attribute("data-word")
     page.locator(".card").first.locator(".chip button.exclude").first.click()  # exclude it from the word space
     page.wait_for_selector(f"#edits .tag.exclude:text('{word}')")
     page.wait_for_function("() => !document.querySelector('#status').textContent.startsWith('searching')")
     chips = page.eval_on_selector_all(".card .chip", "els => els.map(e => e.dataset.word)")
     assert word not in chips
 
-    page.locator(".card .chip button.boost").first.click()
-    page.wait_for_selector("#edits .tag.boost")
     page.check("#heat-toggle")
     page.wait_for_function("() => [...document.querySelectorAll('.card img')].every(i => i.src.includes('heatmap'))")
     page.wait_for_timeout(1500)
