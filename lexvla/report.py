@@ -68,15 +68,25 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
     """Everything the report says about one bundle: retrieval in and out of domain, words, PatchDis."""
     from models.bundle import Bundle
     from models.data.manifest import read_manifest
-    from models.evaluate import evaluate_patchdis, evaluate_retrieval, image_word_precision, word_retention
+    from models.evaluate import (
+        encode_records,
+        evaluate_patchdis,
+        evaluate_retrieval,
+        flatten_captions,
+        image_word_precision,
+        word_retention,
+    )
 
     bundle = Bundle(bundle_dir)
     test, heldout = read_manifest(ws.openclipart, split="test"), read_manifest(ws.heldout, split="test")
+    # Each set is encoded once; retrieval, retention and precision all read the same vectors.
+    enc_test, enc_held = encode_records(bundle, test), encode_records(bundle, heldout)
+    records = test + heldout
     return {
-        "in_domain": evaluate_retrieval(bundle, test),
-        "heldout": evaluate_retrieval(bundle, heldout),
-        "retention": word_retention(bundle, [c for r in test + heldout for c in r.captions]),
-        "precision": image_word_precision(bundle, test + heldout),
+        "in_domain": evaluate_retrieval(bundle, test, encoded=enc_test),
+        "heldout": evaluate_retrieval(bundle, heldout, encoded=enc_held),
+        "retention": word_retention(bundle, flatten_captions(records)[0], vectors=enc_test[1] + enc_held[1]),
+        "precision": image_word_precision(bundle, records, vectors=enc_test[0] + enc_held[0]),
         "patchdis": evaluate_patchdis(bundle, read_manifest(ws.scenes, split="test")[:patchdis_limit]),
         "bundle_version": bundle.version,
         "top_k": {"image": bundle.config.image_top_k, "text": bundle.config.text_top_k},
@@ -84,14 +94,22 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
 
 
 def evaluate_baselines(ws: Workspace) -> dict[str, dict]:
-    from models.baselines import imagenet_labels_dense, imagenet_labels_lexical, random_baseline
+    from models.baselines import (
+        imagenet_labels_dense,
+        imagenet_labels_lexical,
+        imagenet_top_classes,
+        random_baseline,
+    )
     from models.data.manifest import read_manifest
 
-    sets = {"in_domain": read_manifest(ws.openclipart, split="test"), "heldout": read_manifest(ws.heldout, split="test")}
-    runs = {"random": lambda recs: random_baseline(recs, seed=0),
-            "ImageNet labels, MiniLM cosine": imagenet_labels_dense,
-            "ImageNet labels, exact words": imagenet_labels_lexical}
-    return {name: {where: run(records) for where, records in sets.items()} for name, run in runs.items()}
+    out: dict[str, dict] = {name: {} for name in BASELINES}
+    for where, manifest in (("in_domain", ws.openclipart), ("heldout", ws.heldout)):
+        records = read_manifest(manifest, split="test")
+        classes = imagenet_top_classes([r.image for r in records])  # one CNN pass serves both label baselines
+        out["random"][where] = random_baseline(records, seed=0)
+        out["ImageNet labels, MiniLM cosine"][where] = imagenet_labels_dense(records, classes=classes)
+        out["ImageNet labels, exact words"][where] = imagenet_labels_lexical(records, classes=classes)
+    return out
 
 
 def _get(result: dict, path: tuple[str, str]) -> float:

@@ -150,9 +150,12 @@ def encode_records(bundle, records, batch_size: int = 32):
     return image_vecs, text_vecs, text_image, dense_active
 
 
-def evaluate_retrieval(bundle, records, batch_size: int = 32) -> dict:
-    """R@K both ways, active-word counts and the most used words for a bundle on ``records``."""
-    images, texts, text_image, dense_active = encode_records(bundle, records, batch_size)
+def evaluate_retrieval(bundle, records, batch_size: int = 32, encoded: tuple | None = None) -> dict:
+    """R@K both ways, active-word counts and the most used words for a bundle on ``records``.
+
+    ``encoded``: ``encode_records(bundle, records)`` when the caller has it already.
+    """
+    images, texts, text_image, dense_active = encoded or encode_records(bundle, records, batch_size)
     dim = len(bundle.words)
     # What a person sees first: each image's 10 strongest words (vectors are sorted by weight).
     top10 = overused_words([SparseVector(v.ids[:10], v.weights[:10]) for v in images], bundle.words)
@@ -200,41 +203,47 @@ def content_words(text: str, vocab) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if vocab.index(w) is not None]
 
 
-def word_retention(bundle, captions: Sequence[str], batch_size: int = 256) -> dict:
+def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
+                   vectors: Sequence[SparseVector] | None = None) -> dict:
     """How many of the captions' own vocabulary words survive in their indexed (top-k) text vectors.
 
     A caption's content words are its lower-case alphabetic words that are lexical dimensions
     (stop words are not); a word is retained when its dimension is active in the sparse vector
     ``bundle.encode_texts`` gives. Retention is micro-averaged over all (caption, word) pairs,
-    counting a word once per caption.
+    counting a word once per caption. ``vectors``: the captions' sparse vectors when already encoded.
     """
+    if vectors is None:
+        vectors = [v for start in range(0, len(captions), batch_size)
+                   for v in bundle.encode_texts(list(captions[start : start + batch_size]))]
     total = kept = 0
     dropped_examples: list[tuple[str, list[str]]] = []
-    for start in range(0, len(captions), batch_size):
-        chunk = list(captions[start : start + batch_size])
-        for caption, vec in zip(chunk, bundle.encode_texts(chunk), strict=True):
-            active = {int(i) for i in vec.ids}
-            words = list(dict.fromkeys(content_words(caption, bundle.vocab)))
-            dropped = [w for w in words if bundle.vocab.index(w) not in active]
-            total += len(words)
-            kept += len(words) - len(dropped)
-            if dropped and len(dropped_examples) < 10:
-                dropped_examples.append((caption, dropped))
+    for caption, vec in zip(captions, vectors, strict=True):
+        active = {int(i) for i in vec.ids}
+        words = list(dict.fromkeys(content_words(caption, bundle.vocab)))
+        dropped = [w for w in words if bundle.vocab.index(w) not in active]
+        total += len(words)
+        kept += len(words) - len(dropped)
+        if dropped and len(dropped_examples) < 10:
+            dropped_examples.append((caption, dropped))
     return {"retention": float(100.0 * kept / total) if total else 0.0, "captions": len(captions), "words": total,
             "dropped_examples": dropped_examples}
 
 
-def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32) -> dict:
+def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
+                         vectors: Sequence[SparseVector] | None = None) -> dict:
     """Precision@k of each image's top-k indexed words against the words of its captions.
 
     Relevant words are the lower-case alphabetic words of the record's captions plus
     ``meta["keywords"]`` when present; singular and plural count as the same word (each word is
     mapped to its singular when that singular is a vocabulary word). An image with no active
-    word scores 0.
+    word scores 0. ``vectors``: the records' sparse image vectors when already encoded.
     """
     from models.preprocess import load_image
     from models.vocab import singular
 
+    if vectors is None:
+        vectors = [v for start in range(0, len(records), batch_size)
+                   for v in bundle.encode_images([load_image(r.image) for r in records[start : start + batch_size]])]
     known = set(bundle.words)
 
     def norm(w: str) -> str:
@@ -242,20 +251,16 @@ def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32) -> 
 
     precisions: list[float] = []
     examples: list[tuple[str, list[str], list[str]]] = []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        vecs = bundle.encode_images([load_image(r.image) for r in chunk])
-        for rec, vec in zip(chunk, vecs, strict=True):
-            order = np.argsort(-np.asarray(vec.weights), kind="stable")[:k]
-            top = [bundle.words[int(vec.ids[i])] for i in order]
-            texts = list(rec.captions)
-            keywords = rec.meta.get("keywords") if rec.meta else None
-            if keywords:
-                texts += [keywords] if isinstance(keywords, str) else [str(x) for x in keywords]
-            relevant = {norm(w) for t in texts for w in _WORD.findall(t.lower())}
-            hits = [w for w in top if norm(w.lower()) in relevant]
-            precisions.append(len(hits) / len(top) if top else 0.0)
-            if len(examples) < 5:
-                examples.append((rec.id, top, hits))
+    for rec, vec in zip(records, vectors, strict=True):
+        top = [bundle.words[int(i)] for i in vec.ids[:k]]  # a SparseVector is sorted by weight
+        texts = list(rec.captions)
+        keywords = rec.meta.get("keywords") if rec.meta else None
+        if keywords:
+            texts += [keywords] if isinstance(keywords, str) else [str(x) for x in keywords]
+        relevant = {norm(w) for t in texts for w in _WORD.findall(t.lower())}
+        hits = [w for w in top if norm(w.lower()) in relevant]
+        precisions.append(len(hits) / len(top) if top else 0.0)
+        if len(examples) < 5:
+            examples.append((rec.id, top, hits))
     precision = float(100.0 * np.mean(precisions)) if precisions else 0.0
     return {f"precision_at_{k}": precision, "images": len(precisions), "examples": examples}

@@ -11,7 +11,7 @@ from torch import nn
 from models.backbones import load_image_backbone, load_text_lm
 from models.preprocess import ImageSpec, TextPreprocessor
 from models.registry import ModelCard, resolve_path
-from models.towers import ClassPrior, ExactWords, ImageTower, TextTower
+from models.towers import ClassPrior, ExactWords, ImageTower, TextTower, whole_word_dims
 from models.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -121,21 +121,18 @@ class LexVLA(nn.Module):
 
     def caption_word_dims(self, captions: list[str], min_count: int = 1) -> list[int]:
         """Lexical dimensions that at least ``min_count`` of ``captions`` contain as whole words (or singulars)."""
-        import numpy as np
-
-        token_dim, lemma_dim, continues = self.vocab.token_tables(self.tokenizer.get_vocab(), set())
+        token_dim, lemma_dim, continues = (torch.from_numpy(t) for t in self.vocab.token_tables(self.tokenizer.get_vocab(), set()))
         counts: dict[int, int] = {}
         for caption in captions:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # long captions are truncated as in training
-                    ids = np.asarray(self.text_preprocessor.caption_ids(caption), np.int64)
+                    ids = torch.tensor([self.text_preprocessor.caption_ids(caption)])
             except ValueError:
                 continue
-            nxt = np.append(continues[ids[1:]], False)
-            whole = ids[(token_dim[ids] > 0) & ~nxt]
-            found = {int(d) - 1 for d in np.concatenate([token_dim[whole], lemma_dim[whole]]) if d > 0}
-            for j in found:
+            dims = whole_word_dims(ids, token_dim, continues)
+            lemmas = lemma_dim[ids] * (dims > 0).to(lemma_dim.dtype)
+            for j in {int(d) - 1 for d in torch.cat([dims, lemmas], dim=1).flatten().tolist() if d > 0}:
                 counts[j] = counts.get(j, 0) + 1
         return sorted(j for j, c in counts.items() if c >= min_count)
 

@@ -140,13 +140,24 @@ class ImageTower(nn.Module):
         return self.from_features(feats, patches=True)
 
 
+def whole_word_dims(input_ids: torch.Tensor, token_dim: torch.Tensor, continues: torch.Tensor) -> torch.Tensor:
+    """``[B,L]``: 1 + the lexical dimension of each token that is a whole word, 0 elsewhere.
+
+    A token is a whole word when it is a dimension and the next token does not continue it, so
+    "pen" of "pen ##guin" is not the word "pen".
+    """
+    dims = token_dim[input_ids]
+    next_continues = torch.cat([continues[input_ids[:, 1:]], torch.zeros_like(continues[input_ids[:, :1]])], dim=1)
+    return dims * (next_continues == 0).to(dims.dtype)
+
+
 class ExactWords(nn.Module):
     """The exact-match path: a caption's own whole words, each with a learned importance.
 
     ``token_dim[t]``/``lemma_dim[t]`` give tokenizer id ``t``'s lexical dimension and that of its
     singular form, plus one (0: none); ``continues[t]`` is 1 for a token that continues the previous
     word (WordPiece ``##``, SentencePiece pieces without ``▁``). A token counts only when it is a
-    whole word: the next token does not continue it, so "pen" of "pen ##guin" lights nothing.
+    whole word (``whole_word_dims``).
     The importance is ``softplus(w . h + b)``, 1 for every word before training.
     """
 
@@ -163,9 +174,8 @@ class ExactWords(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, hidden: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         """``input_ids [B,L]``, hidden states ``[B,L,d]``, caption mask ``[B,L]`` -> word weights ``[B,V]``."""
-        dims = self.token_dim[input_ids]  # [B, L]
-        next_continues = torch.cat([self.continues[input_ids[:, 1:]], torch.zeros_like(self.continues[input_ids[:, :1]])], dim=1)
-        whole = (dims > 0).float() * (1.0 - next_continues) * caption.float()
+        dims = whole_word_dims(input_ids, self.token_dim, self.continues)  # [B, L]
+        whole = (dims > 0).float() * caption.float()
         weight = nn.functional.softplus(self.importance(hidden).squeeze(-1)) * whole  # [B, L]
         out = torch.zeros(input_ids.shape[0], self.vocab_size + 1, dtype=weight.dtype, device=weight.device)
         out = out.scatter_add(1, dims, weight).scatter_add(1, self.lemma_dim[input_ids], weight)
