@@ -9,13 +9,14 @@ import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
 
 from models.bundle import Bundle, BundleError
-from models.preprocess import InputError, load_image
+from models.preprocess import ImageError, InputError, decode_image
 from models.sparse import sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
@@ -87,8 +88,9 @@ class Engine:
             raise StartupError(str(exc)) from exc
         searcher = open_searcher(settings.index)
         cache = ResilientCache(
-            settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_backoff_s
-        )
+            settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
+            settings.cache_max_entry_bytes,
+        )  # fmt: skip
         try:
             engine = cls(settings, bundle, searcher, cache)
         except StartupError:
@@ -125,7 +127,7 @@ class Engine:
             return dict(cached), "hit"
         vec = self.bundle.encode_texts([text], top_k=top_k)[0]
         weights = vec.words(self.bundle.words)
-        self.cache.set(key, list(weights.items()))
+        self.cache.set(key, list(weights.items()), "encode")
         return weights, "miss" if self.cache.available else "off"
 
     def parse(self, req: SearchRequest) -> QueryEdits:
@@ -135,7 +137,14 @@ class Engine:
         edits = merge_edits(parse_inline(req.query), req.boost, req.exclude)
         if not edits.text and not edits.boosts:
             raise InputError("empty query: give at least one word (or a +word to search for)")
+        self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
         return edits
+
+    def check_words(self, n: int, what: str) -> None:
+        """Refuse a query of more than ``max_query_words`` words (each one is a Lucene clause)."""
+        limit = self.settings.max_query_words
+        if n > limit:
+            raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)")
 
     def search_text(self, req: SearchRequest) -> dict:
         """The full ``/search`` response as a dict (see ``SearchResponse``)."""
@@ -156,9 +165,10 @@ class Engine:
             edited = apply_edits(encoded, edits, self.canonical)
         if not edited.weights:
             raise InputError("the query has no words left after the edits" + _ignored_note(edited))
+        self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
         hits = self._search(edited.weights, k, edited.excluded, (), timer)
         body = {"hits": hits, "query": _query_report(edits.text, encoded, edited), "versions": versions}
-        self.cache.set(key, body)
+        self.cache.set(key, body, "results")
         outcome = "miss" if self.cache.available else "off"
         return {**body, "timings_ms": timer.total(), "cache": {"encode": enc_outcome, "results": outcome}}
 
@@ -173,17 +183,35 @@ class Engine:
             return [_hit_json(h, h.record if h.record is not None else searcher.document(h.doc_id)) for h in hits]
 
     # ---- images -----------------------------------------------------------------------------
-    def decode_upload(self, data: bytes):
-        """Bytes of an uploaded image -> RGB image; ``ImageError`` names what is wrong."""
-        if len(data) > self.settings.max_upload_bytes:
-            raise UploadTooLarge(f"upload is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+    def decode_upload(self, source: bytes | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
+        """An uploaded image (its bytes or an open file) -> ``(RGB image, the file's size)``.
+
+        Decoded at reduced size (``decode_side``) within one image worker's share of the memory
+        budget; ``ImageError`` names what is wrong.
+        """
+        s = self.settings
+        data = source if isinstance(source, bytes) else source.read(s.max_upload_bytes + 1)
+        if len(data) > s.max_upload_bytes:
+            raise UploadTooLarge(f"upload is over {s.max_upload_bytes} bytes, the limit")
         if not data:
             raise InputError("empty upload: no image bytes")
-        return load_image(data, max_pixels=self.settings.max_pixels)
+        return decode_image(data, s.max_pixels, max_side=s.decode_side, max_bytes=s.decode_bytes, name="upload")
 
-    def encode_image(self, image: Image.Image, words: list[str], top_n_maps: int, fmt: str, top_n: int) -> dict:
-        """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words."""
+    def check_heatmaps(self, words: list[str], top_n_maps: int) -> None:
+        """Refuse more than ``max_heatmaps`` heatmaps in one request."""
+        n, limit = len(dict.fromkeys(words)) + top_n_maps, self.settings.max_heatmaps
+        if n > limit:
+            raise InputError(f"{n} heatmaps asked for (heatmaps + heatmap_top_n); the limit is {limit} (LEXVLA_MAX_HEATMAPS)")
+
+    def encode_image(
+        self, image: Image.Image, size: tuple[int, int], words: list[str], top_n_maps: int, fmt: str, top_n: int
+    ) -> dict:
+        """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words.
+
+        ``size`` is the uploaded file's (``image`` may have been decoded at reduced size).
+        """
         timer = StageTimer()
+        self.check_heatmaps(words, top_n_maps)
         want_maps = bool(words or top_n_maps)
         with timer("encode"):
             dense, patches = self.bundle.encode_images_dense([image], patches=want_maps)  # [1,V], [1,P,V]
@@ -198,8 +226,8 @@ class Engine:
             "words": [{"word": w, "weight": v} for w, v in list(weights.items())[:top_n]],
             "bundle_version": self.bundle.version,
             "patch_grid": tuple(self.bundle.config.patch_grid),
-            "width": image.width,
-            "height": image.height,
+            "width": size[0],
+            "height": size[1],
             "heatmaps": maps,
             "timings_ms": timer.total(),
         }
@@ -226,12 +254,14 @@ class Engine:
         """Image-to-image search with the image's own sparse vector."""
         timer = StageTimer()
         k = self.check_k(k)
+        self.check_words(len(exclude), "excluded words")
         with timer("encode"):
             weights = self.bundle.encode_images([image])[0].words(self.bundle.words)
         with timer("edit"):
             edited = apply_edits(weights, QueryEdits("", {}, tuple(exclude)), self.canonical)
         if not edited.weights:
             raise InputError("the image has no active words to search with")
+        self.check_words(len(edited.weights) + len(edited.excluded), "words (excluded words included)")
         exclude_ids = (exclude_id,) if exclude_id else ()
         hits = self._search(edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
         words = [{"word": w, "weight": v} for w, v in edited.weights.items()]
@@ -252,10 +282,18 @@ class Engine:
         return path
 
     def indexed_image(self, doc_id: str) -> Image.Image:
-        """Decode an indexed image. The upload limit does not apply: the indexer accepted this
-        file at its recorded size, and that size (not more) is what may be decoded now."""
+        """Decode an indexed image at reduced size. The upload limit does not apply: the indexer
+        accepted this file at its recorded size, and that size (not more) is what may be decoded
+        now. Errors name the id, never the server's path (the log has it)."""
         record = self.document(doc_id)
-        return load_image(str(self.image_file(doc_id, record)), max_pixels=max(1, record.width * record.height))
+        path = self.image_file(doc_id, record)
+        s = self.settings
+        try:
+            return decode_image(path, max(1, record.width * record.height), max_side=s.decode_side,
+                                max_bytes=s.decode_bytes, name=f"indexed image {doc_id!r}")[0]  # fmt: skip
+        except ImageError as exc:
+            log.warning("indexed image %r (%s) cannot be decoded: %s", doc_id, path, exc.reason)
+            raise
 
     def thumbnail(self, doc_id: str) -> bytes:
         """A JPEG no larger than ``thumb_size`` (cached in memory per index version)."""

@@ -1,26 +1,34 @@
 """``/encode``: an image's sparse word vector and per-word heatmaps."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
+from typing import BinaryIO
 
-from service.api.uploads import OPENAPI_IMAGE_BODY, read_image_request
-from service.deps import EngineDep
-from service.schemas import EncodeResponse, ErrorResponse
+from fastapi import APIRouter, Request, Response
+
+from service.api.common import errors, json_bytes
+from service.api.uploads import OPENAPI_IMAGE_BODY, image_request
+from service.deps import EngineDep, ImageWorkDep
+from service.engine import Engine
+from service.schemas import EncodeResponse, ImageOptions
 
 router = APIRouter(prefix="/encode", tags=["encode"])
 
 
 @router.post(
-    "",
-    response_model=EncodeResponse,
-    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
-    openapi_extra=OPENAPI_IMAGE_BODY,
+    "", response_model=EncodeResponse, responses=errors(400, 413, 415, 422, 503), openapi_extra=OPENAPI_IMAGE_BODY
 )
-async def encode(request: Request, engine: EngineDep) -> dict:
-    """Encode an uploaded image (multipart ``file`` or JSON ``image_base64``)."""
-    data, opts = await read_image_request(request, engine.settings.max_upload_bytes)
-    image = await run_in_threadpool(engine.decode_upload, data)
-    return await run_in_threadpool(
-        engine.encode_image, image, opts.heatmaps, opts.heatmap_top_n, opts.heatmap_format, opts.top_n
-    )
+async def encode(request: Request, engine: EngineDep, work: ImageWorkDep) -> Response:
+    """Encode an uploaded image (multipart ``file`` or JSON ``image_base64``).
+
+    Waits in the image queue (503 when it is full); decoding, encoding, heatmaps and the JSON
+    body are one job on an image worker.
+    """
+    async with work.admit(), image_request(request) as (source, opts):
+        return Response(await work.run(_encode, engine, source, opts), media_type="application/json")
+
+
+def _encode(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> bytes:
+    engine.check_heatmaps(opts.heatmaps, opts.heatmap_top_n)  # before any decoding
+    image, size = engine.decode_upload(source)
+    return json_bytes(engine.encode_image(image, size, opts.heatmaps, opts.heatmap_top_n, opts.heatmap_format, opts.top_n))
+

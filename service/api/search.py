@@ -1,20 +1,21 @@
 """``/search`` (text, with word-space edits) and ``/search/image`` (image-to-image)."""
 from __future__ import annotations
 
-import json
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.uploads import OPENAPI_IMAGE_BODY, read_image_request
-from service.deps import EngineDep
-from service.schemas import ErrorResponse, ImageSearchResponse, SearchRequest, SearchResponse
+from service.api.common import errors, json_bytes
+from service.api.uploads import OPENAPI_IMAGE_BODY, image_request
+from service.deps import EngineDep, ImageWorkDep
+from service.engine import Engine
+from service.schemas import ImageOptions, ImageSearchResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"])
-ERRORS = {422: {"model": ErrorResponse}}
 
 
-@router.post("", response_model=SearchResponse, responses=ERRORS)
+@router.post("", response_model=SearchResponse, responses=errors(400, 413, 422, 503))
 async def search(req: SearchRequest, engine: EngineDep) -> Response:
     """Encode the text, apply boosts/exclusions, search the index and explain every hit."""
     # One hop to the thread pool for the whole request (encode, search, explain and JSON). A sync
@@ -25,18 +26,22 @@ async def search(req: SearchRequest, engine: EngineDep) -> Response:
     return Response(body, media_type="application/json")
 
 
-def _search_json(engine, req: SearchRequest) -> bytes:
-    return json.dumps(engine.search_text(req), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+def _search_json(engine: Engine, req: SearchRequest) -> bytes:
+    return json_bytes(engine.search_text(req))
 
 
 @router.post(
     "/image",
     response_model=ImageSearchResponse,
-    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, **ERRORS},
+    responses=errors(400, 413, 415, 422, 503),
     openapi_extra=OPENAPI_IMAGE_BODY,
 )
-async def search_image(request: Request, engine: EngineDep) -> dict:
+async def search_image(request: Request, engine: EngineDep, work: ImageWorkDep) -> Response:
     """Image-to-image search: the uploaded image's own sparse word vector is the query."""
-    data, opts = await read_image_request(request, engine.settings.max_upload_bytes)
-    image = await run_in_threadpool(engine.decode_upload, data)
-    return await run_in_threadpool(engine.search_image, image, opts.k, opts.exclude, opts.exclude_id)
+    async with work.admit(), image_request(request) as (source, opts):
+        return Response(await work.run(_search_image, engine, source, opts), media_type="application/json")
+
+
+def _search_image(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> bytes:
+    image, _ = engine.decode_upload(source)
+    return json_bytes(engine.search_image(image, opts.k, opts.exclude, opts.exclude_id))

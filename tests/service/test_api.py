@@ -120,7 +120,7 @@ def test_redis_down_degrades_to_no_cache(engine):
     from tests.service.conftest import LiveServer, free_port
 
     settings = engine.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    cache = ResilientCache(settings.redis_url, socket_timeout_s=0.05, backoff_s=30)
+    cache = ResilientCache(settings.redis_url, socket_timeout_s=0.05, probe_interval_s=30)
     down = Engine(settings, engine.bundle, engine.searcher, cache)
     with LiveServer(settings, down) as srv, srv.client() as http:
         for _ in range(3):

@@ -32,15 +32,27 @@ def test_roundtrip_and_ttl_on_real_redis(run_id):
     cache.close()
 
 
-def test_closed_port_degrades_and_backs_off():
-    cache = ResilientCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.05, backoff_s=30)
+def test_closed_port_degrades_without_touching_redis_again():
+    cache = ResilientCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.05, probe_interval_s=30)
     start = time.perf_counter()
     assert cache.get("k", "unit") is None
-    cache.set("k", 1)
-    assert not cache.available  # backing off: no more connection attempts
+    assert cache.set("k", 1) is False
+    assert not cache.available  # off: requests do not try Redis, only the background probe does
     for _ in range(100):
         assert cache.get("k", "unit") is None
     assert time.perf_counter() - start < 1.0
+    cache.close()
+
+
+def test_entries_over_the_size_cap_are_not_stored(run_id):
+    cache = ResilientCache("redis://127.0.0.1:6379/0", ttl_s=30, max_entry_bytes=1000)
+    small, big = f"{run_id}:unit:small", f"{run_id}:unit:big"
+    assert cache.set(small, {"words": ["red"] * 10}) is True
+    assert cache.set(big, {"words": ["red"] * 1000}, "results") is False
+    assert cache.get(small, "unit") == {"words": ["red"] * 10}
+    assert cache.get(big, "unit") is None and cache._client.exists(big) == 0
+    assert cache.available  # a large value is not an outage
+    cache.close()
 
 
 def _wait_port(port: int, up: bool, timeout: float = 10) -> None:
@@ -55,7 +67,10 @@ def _wait_port(port: int, up: bool, timeout: float = 10) -> None:
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
-def test_redis_stop_and_start_recovers(tmp_path):
+def test_redis_stop_and_start_recovers_without_traffic(tmp_path):
+    """While Redis is down the cache stays off however long that is (no blind back-off that turns
+    it on again to find out); once Redis is back, the background probe turns it on without a
+    single request having to fail first."""
     port = free_port()
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
 
@@ -65,7 +80,7 @@ def test_redis_stop_and_start_recovers(tmp_path):
         return proc
 
     proc = start()
-    cache = ResilientCache(f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.1, backoff_s=0.2)
+    cache = ResilientCache(f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.1, probe_interval_s=0.1)
     try:
         cache.set("a", 1)
         assert cache.get("a", "unit") == 1
@@ -73,11 +88,15 @@ def test_redis_stop_and_start_recovers(tmp_path):
         proc.wait(10)
         _wait_port(port, False)
         assert cache.get("a", "unit") is None  # down: a miss, not an exception
-        assert not cache.available
+        for _ in range(10):  # many probe intervals: still off, still no exception
+            time.sleep(0.1)
+            assert not cache.available and cache.get("a", "unit") is None
         proc = start()
-        time.sleep(0.3)  # past the back-off
-        cache.set("b", 2)
-        assert cache.get("b", "unit") == 2
+        deadline = time.monotonic() + 10
+        while not cache.available and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cache.available
+        assert cache.set("b", 2) is True and cache.get("b", "unit") == 2
     finally:
         proc.terminate()
         proc.wait(10)
