@@ -77,10 +77,11 @@ class RequestMetrics:
 
 
 class BodyTooLarge(HTTPException):
-    """A request body over its route's limit (HTTP 413), raised while the body streams in."""
+    """A request body over its route's limit (HTTP 413), raised while the body streams in. The
+    answer closes the connection: the rest of the body is not even received."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"request body is over {limit} bytes, the limit of this route")
+        super().__init__(413, f"request body is over {limit} bytes, the limit of this route", headers={"Connection": "close"})
 
 
 class BodyLimit:
@@ -101,7 +102,7 @@ class BodyLimit:
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             metrics.ERRORS.labels("input_413").inc()
-            return await _send_error(send, scope, 413, BodyTooLarge(limit).detail)
+            return await _send_error(send, scope, 413, BodyTooLarge(limit).detail, [(b"connection", b"close")])
         received = 0
 
         async def receive_limited():
