@@ -73,6 +73,9 @@ def _from_form(form) -> tuple[BinaryIO, ImageOptions]:
     part_type = (upload.content_type or "application/octet-stream").lower()
     if not part_type.startswith(IMAGE_TYPES_OK):
         raise UnsupportedMediaType(f"file part has content type {part_type!r}; expected an image")
+    names = [k for k, _ in form.multi_items()]
+    if repeated := sorted({k for k in names if names.count(k) > 1}):
+        raise InputError(f"form fields given more than once: {', '.join(repeated)}")
     fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
     for listed in ("heatmaps", "exclude"):
         if listed in fields:
