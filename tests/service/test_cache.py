@@ -1,10 +1,12 @@
 """The Redis cache against real Redis servers: hits, TTL keys, outages degrade to no cache."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -97,6 +99,70 @@ def test_redis_stop_and_start_recovers_without_traffic(tmp_path):
             time.sleep(0.02)
         assert cache.available
         assert cache.set("b", 2) is True and cache.get("b", "unit") == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        cache.close()
+
+
+def _search(http, query: str, k: int) -> dict:
+    r = http.post("/search", json={"query": query, "k": k})
+    assert r.status_code == 200, r.text[:300]
+    return r.json()
+
+
+def _entry_bytes(body: dict) -> int:
+    """Size of the cached part of a /search answer (everything but timings and cache outcomes)."""
+    return len(json.dumps({k: body[k] for k in ("hits", "query", "versions")}, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def test_results_over_the_entry_cap_are_served_but_not_cached(engine, http):
+    from service.engine import Engine
+    from tests.service.conftest import LiveServer
+
+    query = f"a red circle {uuid.uuid4().hex[:6]}"
+    small, big = _entry_bytes(_search(http, query, 1)), _entry_bytes(_search(http, query, 30))
+    assert small < big
+    cap = (small + big) // 2
+    settings = engine.settings.model_copy(update={"cache_max_entry_bytes": cap, "cache_prefix": engine.settings.cache_prefix + "-cap"})
+    cache = ResilientCache(settings.redis_url, max_entry_bytes=cap)
+    with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, cache)) as srv, srv.client() as capped:
+        assert [_search(capped, query, 30)["cache"] for _ in range(2)] == [
+            {"encode": "miss", "results": "miss"}, {"encode": "hit", "results": "miss"}]  # served, never stored
+        assert [_search(capped, query, 1)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
+        assert 'lexvla_cache_total{kind="results",outcome="too_large"}' in capped.get("/metrics").text
+    cache.close()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
+def test_server_rides_through_a_redis_restart(engine, tmp_path):
+    """Searches succeed while Redis is down (cache 'off'); once it is back the service uses it
+    again without a request failing or a back-off to wait out."""
+    from service.engine import Engine
+    from tests.service.conftest import LiveServer
+
+    port = free_port()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port, True)
+    settings = engine.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", "cache_probe_interval_s": 0.1})
+    cache = ResilientCache(settings.redis_url, probe_interval_s=0.1)
+    try:
+        with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, cache)) as srv, srv.client() as http:
+            assert [_search(http, "a blue star", 5)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
+            proc.terminate()
+            proc.wait(10)
+            _wait_port(port, False)
+            outcomes = {_search(http, f"a blue star {i}", 5)["cache"]["results"] for i in range(20)}
+            assert outcomes <= {"off", "miss"} and "off" in outcomes
+            assert http.get("/readyz").json()["cache"] is False
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_port(port, True)
+            deadline = time.monotonic() + 10
+            while not http.get("/readyz").json()["cache"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert http.get("/readyz").json()["cache"] is True
+            assert [_search(http, "a green star", 5)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
     finally:
         proc.terminate()
         proc.wait(10)
