@@ -38,7 +38,8 @@ async def word_heatmap(
     return Response(png, media_type="image/png")
 
 
-@router.get("/{doc_id:path}", response_class=FileResponse, responses=errors(404, 422))
+@router.get("/{doc_id:path}", response_class=FileResponse,
+            responses={**errors(404, 422), 200: {"content": {"image/*": {}}, "description": "the indexed file"}})  # fmt: skip
 def image(doc_id: str, engine: EngineDep) -> FileResponse:
     """The original file of an indexed image."""
     path = engine.image_file(doc_id)
