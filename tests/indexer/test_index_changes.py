@@ -85,6 +85,7 @@ def _header_only_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decode_reasons_are_the_same_in_every_thread(tmp_path, bundle_dir):
     """Files between PIL's decompression-bomb warning (89 Mpx) and its error (179 Mpx), under a
     120 Mpx limit: only code that changes the warning filters (not thread-safe) could give them
