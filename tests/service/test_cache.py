@@ -81,8 +81,8 @@ def test_redis_stop_and_start_recovers_without_traffic(tmp_path):
         _wait_port(port, True)
         return proc
 
-    proc = start()
     cache = ResilientCache(f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.1, probe_interval_s=0.1)
+    proc = start()
     try:
         cache.set("a", 1)
         assert cache.get("a", "unit") == 1
@@ -143,11 +143,11 @@ def test_server_rides_through_a_redis_restart(engine, tmp_path):
 
     port = free_port()
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_port(port, True)
     settings = engine.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", "cache_probe_interval_s": 0.1})
     cache = ResilientCache(settings.redis_url, probe_interval_s=0.1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        _wait_port(port, True)
         with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, cache)) as srv, srv.client() as http:
             assert [_search(http, "a blue star", 5)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
             proc.terminate()
