@@ -39,6 +39,23 @@ def flops_penalty(s: torch.Tensor) -> torch.Tensor:
     return s.mean(dim=0).pow(2).sum()
 
 
+def caption_word_loss(image: torch.Tensor, words: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
+    """Image-to-words cross-entropy (Joulin et al., ECCV 2016, "Learning Visual Features from Large
+    Weakly Supervised Data"): ``softmax(scale * s_i)`` over the words should put its mass on the
+    words of image ``i``'s caption, ``words [N, V]`` (0/1), each weighted equally.
+
+    The contrastive loss only asks an image to be closer to its caption than to the others in the
+    batch, which any shared code of words satisfies; this asks the image's strongest words to be
+    the caption's own. Rows without a caption word are left out.
+    """
+    count = words.sum(dim=-1)
+    keep = count > 0
+    if not keep.any():
+        return image.sum() * 0.0
+    log_p = F.log_softmax(scale * image[keep], dim=-1)
+    return -((words[keep] / count[keep, None]) * log_p).sum(dim=-1).mean()
+
+
 REGULARIZERS = {"overuse": overuse_penalty, "flops": flops_penalty, "none": None}
 
 

@@ -56,7 +56,8 @@ class TextCfg:
     prompt: str = "{text}"
     max_caption_tokens: int = 64
     lowercase: bool = False
-    exact_match: bool = False  # the caption's own words are in its vector (plus learned expansion)
+    exact_match: bool = False  # the caption's own words are in its vector
+    expansion: bool = True  # learned expansion words beside them (needs exact_match when False)
     lora: LoraCfg = field(default_factory=LoraCfg)
 
 

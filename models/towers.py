@@ -14,8 +14,9 @@ Image: frozen backbone -> patch features ``[B,P,d]``.
 Text: LM -> hidden states ``[B,L,d]``.
   - prior (``ExactWords``): the caption's own whole words (and their singular forms) with a
     per-token importance that starts at 1 and is learned;
-  - learned expansion: pooled state -> mapper -> logits against the frozen text codebook ->
-    ``lexical_activation``, times ``gate``.
+  - learned expansion (card option ``text.expansion``, on by default): pooled state -> mapper ->
+    logits against the frozen text codebook -> ``lexical_activation``, times ``gate``. Without it a
+    query vector holds only the words typed, and every matched word is one of them.
 
 ``D`` ("head dimensions") is the set of vocabulary dimensions the trained heads may write: every
 word by default, or the words the training captions use plus the prior's words (card option
@@ -174,9 +175,16 @@ class ExactWords(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, hidden: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         """``input_ids [B,L]``, hidden states ``[B,L,d]``, caption mask ``[B,L]`` -> word weights ``[B,V]``."""
+        weight = nn.functional.softplus(self.importance(hidden).squeeze(-1))  # [B, L]
+        return self._scatter(input_ids, caption, weight)
+
+    def caption_words(self, input_ids: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        """``[B,V]``: 1 for each word the caption holds (whole words and singulars), 0 elsewhere."""
+        return self._scatter(input_ids, caption, torch.ones(input_ids.shape, device=input_ids.device)).clamp(max=1.0)
+
+    def _scatter(self, input_ids: torch.Tensor, caption: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         dims = whole_word_dims(input_ids, self.token_dim, self.continues)  # [B, L]
-        whole = (dims > 0).float() * caption.float()
-        weight = nn.functional.softplus(self.importance(hidden).squeeze(-1)) * whole  # [B, L]
+        weight = weight * (dims > 0).to(weight.dtype) * caption.to(weight.dtype)
         out = torch.zeros(input_ids.shape[0], self.vocab_size + 1, dtype=weight.dtype, device=weight.device)
         out = out.scatter_add(1, dims, weight).scatter_add(1, self.lemma_dim[input_ids], weight)
         return out[:, 1:]
@@ -184,8 +192,11 @@ class ExactWords(nn.Module):
 
 class TextTower(nn.Module):
     def __init__(self, lm: nn.Module, head_token_ids: list[int], head_dims: torch.Tensor, vocab_size: int,
-                 readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1):
+                 readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1,
+                 expansion: bool = True):
         super().__init__()
+        if not expansion and exact is None:
+            raise ValueError("a text tower needs the exact-match path, the expansion, or both")
         # Pooled readouts read only caption tokens: skip the template's first/last real tokens.
         self.skip_head, self.skip_tail = skip_head, skip_tail
         if readout not in ("last_token", "max_pool", "mean_pool"):
@@ -196,11 +207,13 @@ class TextTower(nn.Module):
         # Frozen text codebook: the LM's own token embeddings of the head words.
         self.register_buffer("codebook", embeddings.detach()[ids].clone().float(), persistent=True)
         d = embeddings.shape[1]
-        self.mapper = nn.Linear(d, d)
-        nn.init.eye_(self.mapper.weight)  # the LM's own lexical prediction, gated off until trained
-        nn.init.zeros_(self.mapper.bias)
-        # Without an exact-match path the expansion is the whole text vector: it starts open.
-        self.gate = nn.Parameter(torch.zeros(()) if exact is not None else torch.ones(()))
+        self.mapper, self.gate = None, None
+        if expansion:
+            self.mapper = nn.Linear(d, d)
+            nn.init.eye_(self.mapper.weight)  # the LM's own lexical prediction, gated off until trained
+            nn.init.zeros_(self.mapper.bias)
+            # Without an exact-match path the expansion is the whole text vector: it starts open.
+            self.gate = nn.Parameter(torch.zeros(()) if exact is not None else torch.ones(()))
         self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -221,6 +234,8 @@ class TextTower(nn.Module):
     def from_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """LM hidden states ``[B,L,d]`` -> word weights ``[B,V]``."""
         caption = caption_mask(attention_mask, self.skip_head, self.skip_tail)
+        if self.mapper is None:  # the caption's own words only: every query word is a word typed
+            return self.exact(input_ids, hidden, caption)
         vec = self.to_vocab(self.gate.clamp(min=0.0) * self.expansion(hidden, attention_mask, caption))
         if self.exact is not None:
             vec = vec + self.exact(input_ids, hidden, caption)

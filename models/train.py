@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from models.data.manifest import ManifestRecord, read_manifest
 from models.features import image_features, text_hidden
-from models.losses import REGULARIZERS, info_nce, regularizer_weight
+from models.losses import REGULARIZERS, caption_word_loss, info_nce, regularizer_weight
 from models.model import LexVLA
 from models.registry import load_card
+from models.towers import caption_mask
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -45,6 +46,7 @@ class TrainConfig:
     reg_weight_image: float = 1e-3
     reg_weight_text: float = 1e-3
     reg_warmup_steps: int = 100
+    word_loss_weight: float = 0.0  # image -> caption words cross-entropy (``losses.caption_word_loss``)
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
@@ -163,6 +165,8 @@ class Trainer:
         # A frozen LM gives the same hidden states every epoch: cache them too.
         self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
         self.regularizer = REGULARIZERS[cfg.regularizer]
+        if cfg.word_loss_weight and self.model.text.exact is None:
+            raise ValueError("word_loss_weight needs a card with text.exact_match: the caption words are its targets")
         self.optimizer = self._optimizer()
         self.step = 0
         self.log_path = self.out / "train_log.jsonl"
@@ -191,24 +195,38 @@ class Trainer:
         steps = self.cfg.epochs * self.sampler.batches_per_epoch() // self.cfg.grad_accum
         return min(steps, self.cfg.max_steps) if self.cfg.max_steps else steps
 
-    def text_vectors(self, caption_ids: list[int]) -> torch.Tensor:
+    def text_vectors(self, caption_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Caption vectors ``[B,V]`` and the token ids and attention mask they came from."""
         if self.text_cache is None:
-            return self.model.encode_text_batch([self.sampler.captions[i] for i in caption_ids], self.device)
+            ids, mask = self.model.text_preprocessor.batch([self.sampler.captions[i] for i in caption_ids])
+            ids, mask = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+            return self.model.text(ids, mask), ids, mask
         hidden, mask, token_ids = self.text_cache
         mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
         width = int(mask_b.sum(1).max())
         h = torch.from_numpy(np.asarray(hidden[caption_ids, :width], dtype=np.float32)).to(self.device)
         ids = torch.from_numpy(token_ids[caption_ids][:, :width]).to(self.device)
-        return self.model.text.from_hidden(h, mask_b[:, :width], ids)
+        return self.model.text.from_hidden(h, mask_b[:, :width], ids), ids, mask_b[:, :width]
+
+    def word_loss(self, img: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``caption_word_loss`` over the words the image head can write."""
+        text = self.model.text
+        words = text.exact.caption_words(ids, caption_mask(mask, text.skip_head, text.skip_tail))
+        dims = self.model.image.head_dims
+        return caption_word_loss(img[:, dims], words[:, dims])
 
     def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         feats = torch.from_numpy(np.asarray(self.image_feats[image_ids], dtype=np.float32)).to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"):
             img, _ = self.model.image.from_features(feats, patches=False)  # [B, V]
-            txt = self.text_vectors(caption_ids)  # [B, V]
+            txt, ids, mask = self.text_vectors(caption_ids)  # [B, V]
             img, txt = img.float(), txt.float()
             contrastive = info_nce(img, txt, self.model.logit_scale)
             total, stats = contrastive, {"contrastive": float(contrastive.detach())}
+            if self.cfg.word_loss_weight:
+                words = self.word_loss(img, ids, mask)
+                total = total + self.cfg.word_loss_weight * words
+                stats["words"] = float(words.detach())
             if self.regularizer is not None:
                 w_img = regularizer_weight(self.step, self.cfg.reg_weight_image, self.cfg.reg_warmup_steps)
                 w_txt = regularizer_weight(self.step, self.cfg.reg_weight_text, self.cfg.reg_warmup_steps)
@@ -264,7 +282,7 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
                     stats |= {"step": self.step, "loss": float(loss.detach()), "temperature": float(self.model.logit_scale.detach().exp()),
-                              "gate_image": float(self.model.image.gate.detach()), "gate_text": float(self.model.text.gate.detach()),
+                              "gate_image": float(self.model.image.gate.detach()), "gate_text": float(self.model.text.gate.detach()) if self.model.text.gate is not None else None,
                               "elapsed_s": round(time.monotonic() - started, 1)}
                     log_file.write(json.dumps(stats) + "\n")
                     log_file.flush()  # the log is how a long run is watched

@@ -136,7 +136,7 @@ def fetch_npm_package(name: str, version: str, cache_dir: str | os.PathLike) -> 
         raise NpmError(f"npm is not installed: it is needed to download {name}@{version} (Debian: apt-get install npm)")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=f".{target.name}-") as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(tmp_name).resolve()  # npm runs inside tmp: a relative destination would be doubled
         env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false"}
         proc = subprocess.run(
             [npm, "pack", f"{name}@{version}", "--pack-destination", str(tmp), "--silent", "--loglevel=error"],

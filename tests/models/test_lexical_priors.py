@@ -1,4 +1,5 @@
 """The untrained default model already says the right words: the lexical priors of both towers."""
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -61,3 +62,23 @@ def test_head_words_come_from_training_captions_and_the_prior(mini):
     card = load_card("lexvla-mini")
     trained_shape = LexVLA(card, head_dims=dims)
     assert set(dims) <= set(trained_shape.head_dims) and set(mini.head_dims) <= set(trained_shape.head_dims)
+
+
+def test_without_expansion_a_query_holds_only_its_own_words():
+    """``text.expansion: false``: however the importance is trained, no word the caption lacks appears."""
+    card = load_card("lexvla-mini")
+    model = LexVLA(replace(card, text=replace(card.text, expansion=False))).eval()
+    assert model.text.mapper is None and model.text.gate is None
+    assert not any(name.startswith("text.mapper") for name, _ in model.named_parameters())
+    with torch.no_grad():
+        torch.nn.init.normal_(model.text.exact.importance.weight, std=0.5)  # as if trained
+        vecs = model.encode_text_batch(["a red apple", "two black dogs on the beach"])
+    assert set(words_of(model, vecs[0])) <= {"red", "apple"}
+    assert set(words_of(model, vecs[1])) <= {"two", "black", "dogs", "dog", "beach"}
+    assert (vecs[0] > 0).sum() == 2  # softplus importance: every typed word keeps some weight
+
+
+def test_a_text_tower_needs_words_from_somewhere():
+    card = load_card("tiny-random")
+    with pytest.raises(ValueError, match="exact-match path, the expansion, or both"):
+        LexVLA(replace(card, text=replace(card.text, exact_match=False, expansion=False)))

@@ -101,3 +101,26 @@ def test_gradient_accumulation_takes_one_optimizer_step_per_group(tiny_manifest,
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]  # 6 micro-batches of 4 -> 3 optimizer steps
     assert not torch.equal(before, trainer.model.image.mapper.weight)
+
+
+@pytest.mark.parametrize("card", ["lexvla-mini", "tiny-random"])  # cached LM states; the LoRA path re-runs the LM
+def test_caption_word_loss_trains_the_image_words_towards_the_captions(card, tiny_manifest, tmp_path):
+    steps = 40 if card == "lexvla-mini" else 2
+    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run", regularizer="none", word_loss_weight=1.0, max_steps=steps))
+    trainer.fit()
+    losses = [json.loads(x)["words"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(losses) == steps and all(np.isfinite(losses))
+    if card == "lexvla-mini":
+        assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_caption_word_loss_needs_the_exact_match_path(tiny_manifest, tmp_path):
+    from dataclasses import replace
+
+    from models.model import LexVLA
+    from models.registry import load_card
+
+    card = load_card("tiny-random")
+    model = LexVLA(replace(card, text=replace(card.text, exact_match=False)))
+    with pytest.raises(ValueError, match="needs a card with text.exact_match"):
+        Trainer(_config("tiny-random", tiny_manifest, tmp_path / "run", word_loss_weight=1.0), model=model)

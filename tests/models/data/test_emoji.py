@@ -116,6 +116,15 @@ def openmoji(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return out, build_emoji_manifest(out, "openmoji", cache_dir=cache, limit=60)
 
 
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_fetch_into_a_relative_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The demo's cache is ``var/cache/npm``, relative to the working directory; npm runs elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    package = fetch_npm_package("is-number", "7.0.0", Path("var/cache/npm"))
+    assert (tmp_path / "var/cache/npm/is-number-7.0.0/package/package.json").is_file()
+    assert package.resolve() == (tmp_path / "var/cache/npm/is-number-7.0.0/package").resolve()
+
+
 @needs_npm
 def test_fetch_is_cached_and_reports_npm_errors(cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     first = fetch_npm_package(*GOOGLE_PACKAGE, cache)
