@@ -4,28 +4,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from service.engine import Engine
 from service.schemas import ErrorResponse
-from tests.service.conftest import LiveServer
 
 pytestmark = pytest.mark.integration
 EVIL = "https://evil.example"
-
-
-@pytest.fixture
-def served(engine):
-    """``served(**settings)``: a live server over the session's engine parts with other settings."""
-    stack = []
-
-    def start(**overrides) -> LiveServer:
-        settings = engine.settings.model_copy(update=overrides)
-        srv = LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, engine.cache)).__enter__()
-        stack.append(srv)
-        return srv
-
-    yield start
-    for srv in stack:
-        srv.__exit__(None, None, None)
 
 
 def test_admin_is_disabled_without_a_token(http):

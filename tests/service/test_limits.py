@@ -14,7 +14,7 @@ from PIL import Image
 
 from service.engine import Engine
 from service.schemas import ErrorResponse
-from tests.service.conftest import LiveServer, draw_shape
+from tests.service.conftest import draw_shape
 
 pytestmark = pytest.mark.integration
 
@@ -35,22 +35,6 @@ def _error(r: httpx.Response, status: int) -> ErrorResponse:
     assert r.status_code == status, r.text[:500]
     assert r.headers["content-type"] == "application/json"
     return ErrorResponse.model_validate(r.json())
-
-
-@pytest.fixture
-def served(engine):
-    """``served(**settings)``: a live server over the session's engine parts with other settings."""
-    stack = []
-
-    def start(**overrides) -> LiveServer:
-        settings = engine.settings.model_copy(update=overrides)
-        srv = LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, engine.cache)).__enter__()
-        stack.append(srv)
-        return srv
-
-    yield start
-    for srv in stack:
-        srv.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("route", ["/encode", "/search"])
