@@ -151,36 +151,39 @@ class Engine:
         timer = StageTimer()
         k = self.check_k(req.k)
         edits = self.parse(req)
-        versions = self.versions()
-        key = cache_key(
-            self.settings.cache_prefix, "res", (versions["bundle"], versions["index"]), {**edits.normalized(), "k": k}
-        )
-        with timer("cache"):
-            cached = self.cache.get(key, "results")
-        if cached is not None:
-            return {**cached, "timings_ms": timer.total(), "cache": {"encode": "skipped", "results": "hit"}}
-        with timer("encode"):
-            encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
-        with timer("edit"):
-            edited = apply_edits(encoded, edits, self.canonical)
-        if not edited.weights:
-            raise InputError("the query has no words left after the edits" + _ignored_note(edited))
-        self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
-        hits = self._search(edited.weights, k, edited.excluded, (), timer)
+        with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
+            versions = self._versions(snap)
+            key = cache_key(
+                self.settings.cache_prefix, "res", (versions["bundle"], versions["index"]), {**edits.normalized(), "k": k}
+            )
+            with timer("cache"):
+                cached = self.cache.get(key, "results")
+            if cached is not None:
+                return {**cached, "timings_ms": timer.total(), "cache": {"encode": "skipped", "results": "hit"}}
+            with timer("encode"):
+                encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
+            with timer("edit"):
+                edited = apply_edits(encoded, edits, self.canonical)
+            if not edited.weights:
+                raise InputError("the query has no words left after the edits" + _ignored_note(edited))
+            self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
+            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer)
         body = {"hits": hits, "query": _query_report(edits.text, encoded, edited), "versions": versions}
-        self.cache.set(key, body, "results")
+        self.cache.set(key, body, "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
         return {**body, "timings_ms": timer.total(), "cache": {"encode": enc_outcome, "results": outcome}}
 
-    def _search(self, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[dict]:
-        """Search, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
-        searcher = self.searcher  # one generation for the whole request, even if a reload happens
+    def _versions(self, snap) -> dict[str, str]:
+        return {"bundle": self.bundle.version, "index": snap.version}
+
+    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[dict]:
+        """Search ``snap``, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
         with timer("search"):
-            hits = searcher.search(query, k=k, exclude=tuple(exclude_words))
+            hits = snap.search(query, k=k, exclude=tuple(exclude_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
-            # the searcher already read each hit's metadata row to explain it; no second lookup
-            return [_hit_json(h, h.record if h.record is not None else searcher.document(h.doc_id)) for h in hits]
+            # the snapshot already read each hit's metadata row to explain it; no second lookup
+            return [_hit_json(h, h.record if h.record is not None else snap.document(h.doc_id)) for h in hits]
 
     # ---- images -----------------------------------------------------------------------------
     def decode_upload(self, source: bytes | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
@@ -263,9 +266,11 @@ class Engine:
             raise InputError("the image has no active words to search with")
         self.check_words(len(edited.weights) + len(edited.excluded), "words (excluded words included)")
         exclude_ids = (exclude_id,) if exclude_id else ()
-        hits = self._search(edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
+        with self.searcher.snapshot() as snap:
+            hits = self._search(snap, edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
+            versions = self._versions(snap)
         words = [{"word": w, "weight": v} for w, v in edited.weights.items()]
-        return {"hits": hits, "words": words, "timings_ms": timer.total(), "versions": self.versions()}
+        return {"hits": hits, "words": words, "timings_ms": timer.total(), "versions": versions}
 
     def document(self, doc_id: str):
         """The indexed record of ``doc_id``; :class:`NotFound` for anything else."""
