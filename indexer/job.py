@@ -28,7 +28,16 @@ from tqdm import tqdm
 
 from indexer import layout, lucene
 from indexer.encode import InputItem, Reject, encode_local, scan_inputs
-from indexer.metadata import META_FILE, DocRow, MetadataReader, connect, delete_docs, insert_docs, write_info
+from indexer.metadata import (
+    META_FILE,
+    DocRow,
+    MetadataReader,
+    bundle_mismatch,
+    connect,
+    delete_docs,
+    insert_docs,
+    write_info,
+)
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
 from models.preprocess import DEFAULT_MAX_PIXELS
 
@@ -169,9 +178,10 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
         items = _unique(scan_inputs(cfg.input), report)
         report.scanned = len(items)
         current, info, published = _published_info(root)
-        if current is not None and not cfg.rebuild and info.get("bundle_version") != bundle.version:
+        problem = bundle_mismatch(info, bundle) if current is not None and not cfg.rebuild else None
+        if problem is not None:
             raise ValueError(
-                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                f"{root} was {problem}; "
                 "run with --rebuild to re-index everything with the new bundle"
             )
         if cfg.rebuild:
@@ -391,9 +401,10 @@ def publish_rows(
     vocab = frozenset(bundle.words) if check_vocabulary else None
     with layout.writer_lock(root):
         current, info, published = _published_info(root) if append else (None, {}, set())
-        if current is not None and info.get("bundle_version") != bundle.version:
+        problem = bundle_mismatch(info, bundle) if current is not None else None
+        if problem is not None:
             raise ValueError(
-                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                f"{root} was {problem}; "
                 "publish without append to replace it"
             )
         seen: set[str] = set()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +94,30 @@ def delete_docs(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> int:
 def _row(values: tuple) -> DocRow:
     doc_id, path, width, height, impacts, _top, meta = values
     return DocRow(doc_id, path, int(width), int(height), json.loads(impacts), json.loads(meta))
+
+
+def bundle_mismatch(info, bundle) -> str | None:
+    """The one rule for serving or extending a published index with ``bundle``: why not, or ``None``.
+
+    The index must have been built with the same bundle version, and so with its quantisation
+    scale (the integer impacts mean nothing under another) and its vocabulary (the words are its
+    dimensions). The version covers both; they are compared too, so a generation whose facts
+    disagree with its version is caught rather than served.
+
+    Parameters
+    ----------
+    info : the generation's facts: :meth:`MetadataReader.info`'s dict or an ``IndexInfo``.
+    bundle : a ``models.bundle.Bundle`` (its ``version`` and ``config``).
+    """
+    get = info.get if isinstance(info, Mapping) else (lambda key: getattr(info, key, None))
+    cfg = bundle.config
+    if get("bundle_version") != bundle.version:
+        return f"built with bundle {get('bundle_name')}@{get('bundle_version')}, not {cfg.name}@{bundle.version}"
+    if get("quant_scale") is None or float(get("quant_scale")) != float(cfg.quant_scale):
+        return f"quantised with scale {get('quant_scale')}, but bundle {bundle.version} uses {cfg.quant_scale}"
+    if get("vocab_size") is None or int(get("vocab_size")) != int(cfg.vocab_size):
+        return f"built over {get('vocab_size')} words, but bundle {bundle.version} has {cfg.vocab_size}"
+    return None
 
 
 class MetadataReader:

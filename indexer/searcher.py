@@ -17,11 +17,12 @@ from indexer import layout
 from indexer.jvm import call_in_jvm, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
-from indexer.metadata import META_FILE, DocRow, MetadataReader
+from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch
 from models.sparse import quantize_weights
 
 __all__ = [
     "IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "Snapshot", "LexicalSearcher", "BundleMismatchError",
+    "score_share",
 ]  # fmt: skip
 
 MAX_CLAUSES = 4096
@@ -52,6 +53,14 @@ class WordMatch:
     contribution: float
 
 
+def score_share(contribution: float, score: float) -> float:
+    """The part of a hit's score one matched word makes (``contribution / score``; 0 for a zero score).
+
+    The one definition: the API's ``share``, the page, the CLI and the report all use it.
+    """
+    return float(contribution) / float(score) if score else 0.0
+
+
 @dataclass(frozen=True)
 class Hit:
     """A result: ``score`` = Lucene's integer score / scale**2 = sum of the matches' contributions."""
@@ -60,6 +69,10 @@ class Hit:
     score: float
     matches: tuple[WordMatch, ...]
     record: DocRecord | None = field(default=None, compare=False, repr=False)  # the metadata row, already read
+
+    def share(self, match: WordMatch) -> float:
+        """:func:`score_share` of one of this hit's matches."""
+        return score_share(match.contribution, self.score)
 
 
 class _Java:
@@ -271,11 +284,11 @@ class LexicalSearcher:
         with self.snapshot() as s:
             return s.info
 
-    def refresh(self, require_bundle_version: str | None = None) -> bool:
+    def refresh(self, require_bundle=None) -> bool:
         """Open a newer published generation if there is one; returns True when it switched.
 
-        With ``require_bundle_version``, a generation built with another bundle is not switched
-        to: :class:`BundleMismatchError` is raised and the current generation stays. The check is
+        With ``require_bundle`` (a ``models.bundle.Bundle``), a generation that
+        :func:`indexer.metadata.bundle_mismatch` finds incompatible with it is not switched to: :class:`BundleMismatchError` is raised and the current generation stays. The check is
         made on the generation actually opened, so a publish racing with it cannot slip through.
         Snapshots taken before keep answering from the old generation until they are released.
         """
@@ -284,11 +297,10 @@ class LexicalSearcher:
             if self._gen is None or latest is None or latest == self._gen.path:
                 return False
         fresh = _Generation(latest)  # opened outside the lock: searches go on meanwhile
-        if require_bundle_version is not None and fresh.info.bundle_version != require_bundle_version:
+        problem = None if require_bundle is None else bundle_mismatch(fresh.info, require_bundle)
+        if problem is not None:
             fresh.retire()
-            raise BundleMismatchError(
-                f"{latest.name} was built with bundle {fresh.info.bundle_version}, not {require_bundle_version}"
-            )
+            raise BundleMismatchError(f"{latest.name} was {problem}")
         with self._lock:
             if self._gen is None or self._gen.path == latest:
                 old, switched = fresh, False

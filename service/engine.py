@@ -55,11 +55,13 @@ def open_searcher(index_root: Path):
 
 
 def check_versions(bundle: Bundle, info) -> None:
-    """Raise :class:`StartupError` when the index was built with another bundle."""
-    if info.bundle_version != bundle.version:
+    """Raise :class:`StartupError` when the index does not fit the bundle (``bundle_mismatch``)."""
+    from indexer.metadata import bundle_mismatch
+
+    problem = bundle_mismatch(info, bundle)
+    if problem is not None:
         raise StartupError(
-            f"index {info.index_version} was built with bundle {info.bundle_name}@{info.bundle_version}, "
-            f"but the service loaded {bundle.config.name}@{bundle.version}; "
+            f"index {info.index_version} was {problem} (the bundle the service loaded); "
             "serve the bundle the index was built with, or rebuild the index"
         )
 
@@ -331,7 +333,7 @@ class Engine:
 
             before = self.searcher.info.index_version
             try:
-                switched = self.searcher.refresh(require_bundle_version=self.bundle.version)
+                switched = self.searcher.refresh(require_bundle=self.bundle)
             except BundleMismatchError as exc:
                 metrics.RELOADS.labels("refused").inc()
                 return False, f"published index refused ({exc}); serving {self.bundle.version}, kept {before}"
@@ -349,8 +351,11 @@ class Engine:
 
     def readiness(self) -> dict:
         """What ``/readyz`` reports."""
+        from indexer.metadata import bundle_mismatch
+
         info = self.searcher.info
-        ready = info.bundle_version == self.bundle.version
+        problem = bundle_mismatch(info, self.bundle)
+        ready = problem is None
         return {
             "ready": ready,
             "bundle_version": self.bundle.version,
@@ -359,7 +364,7 @@ class Engine:
             "doc_count": info.doc_count,
             "providers": self.bundle.providers,
             "cache": self.cache.available,
-            "detail": None if ready else "index and bundle versions differ",
+            "detail": None if ready else f"the index was {problem}",
         }
 
     def close(self) -> None:
@@ -397,7 +402,7 @@ def _hit_json(hit, record) -> dict:
             "query_weight": float(m.query_weight),
             "image_weight": float(m.doc_weight),
             "contribution": float(m.contribution),
-            "share": float(m.contribution) / score if score else 0.0,
+            "share": hit.share(m),
         }
         for m in hit.matches
     ]

@@ -31,7 +31,7 @@ def test_publish_during_a_request_keeps_its_generation(tmp_path, bundle_dir):
 
         # a publish lands and the searcher switches while the "request" still holds its snapshot
         publish_rows(root, bundle, [_row("new/1", {c: 300})], append=True)
-        assert searcher.refresh(require_bundle_version=bundle.version)
+        assert searcher.refresh(require_bundle=bundle)
         assert searcher.info.index_version != old_version and searcher.info.doc_count == 3
 
         # the pinned snapshot still answers from the old generation, under the old version
