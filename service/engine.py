@@ -22,7 +22,16 @@ from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
 from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
-from service.schemas import SearchRequest
+from service.results import (
+    EncodeResult,
+    ImageHit,
+    ImageSearchResult,
+    ReadinessResult,
+    TextQuery,
+    TextSearchResult,
+    Versions,
+    WordHeatmap,
+)
 from service.timing import StageTimer
 
 log = logging.getLogger(__name__)
@@ -132,11 +141,11 @@ class Engine:
         self.cache.set(key, list(weights.items()), "encode")
         return weights, "miss" if self.cache.available else "off"
 
-    def parse(self, req: SearchRequest) -> QueryEdits:
-        """Validate the request and split it into text and word-space edits."""
-        if len(req.query) > self.settings.max_query_chars:
-            raise InputError(f"query is {len(req.query)} characters; the limit is {self.settings.max_query_chars}")
-        edits = merge_edits(parse_inline(req.query), req.boost, req.exclude)
+    def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
+        """Validate a query and split it into text and word-space edits."""
+        if len(query) > self.settings.max_query_chars:
+            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}")
+        edits = merge_edits(parse_inline(query), boost, exclude)
         if not edits.text and not edits.boosts:
             raise InputError("empty query: give at least one word (or a +word to search for)")
         self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
@@ -148,20 +157,22 @@ class Engine:
         if n > limit:
             raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)")
 
-    def search_text(self, req: SearchRequest) -> dict:
-        """The full ``/search`` response as a dict (see ``SearchResponse``)."""
+    def search_text(
+        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()
+    ) -> TextSearchResult:
+        """Encode ``query`` (inline ``+word``/``word^2``/``-word`` edits apply), edit, search, explain."""
         timer = StageTimer()
-        k = self.check_k(req.k)
-        edits = self.parse(req)
+        k = self.check_k(k)
+        edits = self.parse(query, boost, exclude)
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
-            versions = self._versions(snap)
+            versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
-                self.settings.cache_prefix, "res", (versions["bundle"], versions["index"]), {**edits.normalized(), "k": k}
+                self.settings.cache_prefix, "hits", (versions.bundle, versions.index), {**edits.normalized(), "k": k}
             )
             with timer("cache"):
                 cached = self.cache.get(key, "results")
             if cached is not None:
-                return {**cached, "timings_ms": timer.total(), "cache": {"encode": "skipped", "results": "hit"}}
+                return TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"})
             with timer("encode"):
                 encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
             with timer("edit"):
@@ -170,22 +181,19 @@ class Engine:
                 raise InputError("the query has no words left after the edits" + _ignored_note(edited))
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
             hits = self._search(snap, edited.weights, k, edited.excluded, (), timer)
-        body = {"hits": hits, "query": _query_report(edits.text, encoded, edited), "versions": versions}
-        self.cache.set(key, body, "results")  # keyed by the version the hits came from
+        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited), versions)
+        self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
-        return {**body, "timings_ms": timer.total(), "cache": {"encode": enc_outcome, "results": outcome}}
+        return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
 
-    def _versions(self, snap) -> dict[str, str]:
-        return {"bundle": self.bundle.version, "index": snap.version}
-
-    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[dict]:
+    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[ImageHit]:
         """Search ``snap``, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
         with timer("search"):
             hits = snap.search(query, k=k, exclude=tuple(exclude_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
             # the snapshot already read each hit's metadata row to explain it; no second lookup
-            return [_hit_json(h, h.record if h.record is not None else snap.document(h.doc_id)) for h in hits]
+            return [_image_hit(h, h.record if h.record is not None else snap.document(h.doc_id)) for h in hits]
 
     # ---- images -----------------------------------------------------------------------------
     def decode_upload(self, source: bytes | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
@@ -210,7 +218,7 @@ class Engine:
 
     def encode_image(
         self, image: Image.Image, size: tuple[int, int], words: list[str], top_n_maps: int, fmt: str, top_n: int
-    ) -> dict:
+    ) -> EncodeResult:
         """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words.
 
         ``size`` is the uploaded file's (``image`` may have been decoded at reduced size).
@@ -227,35 +235,27 @@ class Engine:
             with timer("heatmaps"):
                 targets = list(dict.fromkeys([*words, *list(weights)[:top_n_maps]]))
                 maps = self._heatmaps(image, patches[0], targets, fmt)
-        return {
-            "words": [{"word": w, "weight": v} for w, v in list(weights.items())[:top_n]],
-            "bundle_version": self.bundle.version,
-            "patch_grid": tuple(self.bundle.config.patch_grid),
-            "width": size[0],
-            "height": size[1],
-            "heatmaps": maps,
-            "timings_ms": timer.total(),
-        }
+        return EncodeResult(list(weights.items())[:top_n], self.bundle.version, tuple(self.bundle.config.patch_grid),
+                            size[0], size[1], maps, timer.total())  # fmt: skip
 
-    def _heatmaps(self, image: Image.Image, patch_lexical: np.ndarray, words: list[str], fmt: str) -> list[dict]:
+    def _heatmaps(self, image: Image.Image, patch_lexical: np.ndarray, words: list[str], fmt: str) -> list[WordHeatmap]:
         _, box = self.bundle.image_spec.letterbox(image)
         shown = heatmap.fit(image, 512)
         out = []
         for raw in words:
             word = self.canonical(raw)
             if word is None:
-                out.append({"word": raw, "in_vocabulary": False})
+                out.append(WordHeatmap(raw, False))
                 continue
             grid = self.bundle.word_heatmaps(patch_lexical, [self.bundle.vocab.index(word)])[0]  # [gh, gw]
-            item = {"word": word, "in_vocabulary": True, "peak": float(grid.max())}
             if fmt == "array":
-                item["grid"] = grid.astype(float).round(6).tolist()
+                out.append(WordHeatmap(word, True, float(grid.max()), grid=grid.astype(float).round(6).tolist()))
             else:
-                item["png"] = heatmap.data_url(heatmap.to_png(heatmap.overlay(shown, grid, box, self.bundle.config.image_size)))
-            out.append(item)
+                png = heatmap.data_url(heatmap.to_png(heatmap.overlay(shown, grid, box, self.bundle.config.image_size)))
+                out.append(WordHeatmap(word, True, float(grid.max()), png=png))
         return out
 
-    def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> dict:
+    def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> ImageSearchResult:
         """Image-to-image search with the image's own sparse vector."""
         timer = StageTimer()
         k = self.check_k(k)
@@ -270,9 +270,8 @@ class Engine:
         exclude_ids = (exclude_id,) if exclude_id else ()
         with self.searcher.snapshot() as snap:
             hits = self._search(snap, edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
-            versions = self._versions(snap)
-        words = [{"word": w, "weight": v} for w, v in edited.weights.items()]
-        return {"hits": hits, "words": words, "timings_ms": timer.total(), "versions": versions}
+            versions = Versions(self.bundle.version, snap.version)
+        return ImageSearchResult(hits, edited.weights, versions, timer.total())
 
     def document(self, doc_id: str):
         """The indexed record of ``doc_id``; :class:`NotFound` for anything else."""
@@ -349,23 +348,15 @@ class Engine:
                 return True, f"switched from {before} to {after}"
             return False, f"already serving the newest index {after}"
 
-    def readiness(self) -> dict:
+    def readiness(self) -> ReadinessResult:
         """What ``/readyz`` reports."""
         from indexer.metadata import bundle_mismatch
 
         info = self.searcher.info
         problem = bundle_mismatch(info, self.bundle)
         ready = problem is None
-        return {
-            "ready": ready,
-            "bundle_version": self.bundle.version,
-            "index_version": info.index_version,
-            "index_bundle_version": info.bundle_version,
-            "doc_count": info.doc_count,
-            "providers": self.bundle.providers,
-            "cache": self.cache.available,
-            "detail": None if ready else f"the index was {problem}",
-        }
+        return ReadinessResult(ready, self.bundle.version, info.index_version, info.bundle_version, info.doc_count,
+                               self.bundle.providers, self.cache.available, None if ready else f"the index was {problem}")  # fmt: skip
 
     def close(self) -> None:
         """Release the searcher and the cache connection."""
@@ -381,37 +372,5 @@ def _ignored_note(edited: EditedQuery) -> str:
     return f" (not in the vocabulary: {', '.join(edited.ignored)})" if edited.ignored else ""
 
 
-def _query_report(text: str, encoded: dict[str, float], edited: EditedQuery) -> dict:
-    return {
-        "text": text,
-        "words": [{"word": w, "weight": v} for w, v in edited.weights.items()],
-        "encoded": [{"word": w, "weight": v} for w, v in encoded.items()],
-        "excluded": edited.excluded,
-        "boosted": edited.boosted,
-        "added": edited.added,
-        "ignored": edited.ignored,
-    }
-
-
-def _hit_json(hit, record) -> dict:
-    image_url, thumb_url = image_urls(hit.doc_id)
-    score = float(hit.score)
-    matches = [
-        {
-            "word": m.word,
-            "query_weight": float(m.query_weight),
-            "image_weight": float(m.doc_weight),
-            "contribution": float(m.contribution),
-            "share": hit.share(m),
-        }
-        for m in hit.matches
-    ]
-    return {
-        "id": hit.doc_id,
-        "score": score,
-        "image_url": image_url,
-        "thumb_url": thumb_url,
-        "width": record.width if record else 0,
-        "height": record.height if record else 0,
-        "matches": matches,
-    }
+def _image_hit(hit, record) -> ImageHit:
+    return ImageHit(hit.doc_id, float(hit.score), record.width if record else 0, record.height if record else 0, hit.matches)

@@ -1,7 +1,5 @@
-"""What the routes share: their documented error answers and JSON bodies written in one pass."""
+"""What the routes share: their documented error answers."""
 from __future__ import annotations
-
-import json
 
 from service.schemas import ErrorResponse
 
@@ -30,10 +28,3 @@ def errors(*statuses: int, rate_limited: bool = True) -> dict:
             doc["headers"] = RETRY_AFTER
         out[status] = doc
     return out
-
-
-def json_bytes(body: dict) -> bytes:
-    """``body`` as JSON bytes, for a route that returns the engine's dict without FastAPI's
-    re-validation through the response model (the engine builds exactly that shape; tests check
-    it against the model)."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.common import errors, json_bytes
+from service.api import convert
+from service.api.common import errors
 from service.api.uploads import OPENAPI_IMAGE_BODY, image_request
 from service.deps import EngineDep, ImageWorkDep
 from service.engine import Engine
@@ -16,18 +17,14 @@ router = APIRouter(prefix="/search", tags=["search"])
 
 
 @router.post("", response_model=SearchResponse, responses=errors(400, 413, 422, 503))
-async def search(req: SearchRequest, engine: EngineDep) -> Response:
+async def search(req: SearchRequest, engine: EngineDep) -> SearchResponse:
     """Encode the text, apply boosts/exclusions, search the index and explain every hit."""
-    # One hop to the thread pool for the whole request (encode, search, explain and JSON). A sync
-    # route would cost three: the handler, then FastAPI's re-validation of the returned dict
-    # through SearchResponse and its serialisation. The engine builds exactly that shape
-    # (tests/service check it against the model), so it is written out directly.
-    body = await run_in_threadpool(_search_json, engine, req)
-    return Response(body, media_type="application/json")
+    # one hop to the thread pool for the engine's work and the conversion to the response model
+    return await run_in_threadpool(_search, engine, req)
 
 
-def _search_json(engine: Engine, req: SearchRequest) -> bytes:
-    return json_bytes(engine.search_text(req))
+def _search(engine: Engine, req: SearchRequest) -> SearchResponse:
+    return convert.search_response(engine.search_text(req.query, req.k, req.boost, req.exclude))
 
 
 @router.post(
@@ -36,12 +33,12 @@ def _search_json(engine: Engine, req: SearchRequest) -> bytes:
     responses=errors(400, 413, 415, 422, 503),
     openapi_extra=OPENAPI_IMAGE_BODY,
 )
-async def search_image(request: Request, engine: EngineDep, work: ImageWorkDep) -> Response:
+async def search_image(request: Request, engine: EngineDep, work: ImageWorkDep) -> ImageSearchResponse:
     """Image-to-image search: the uploaded image's own sparse word vector is the query."""
     async with work.admit(), image_request(request) as (source, opts):
-        return Response(await work.run(_search_image, engine, source, opts), media_type="application/json")
+        return await work.run(_search_image, engine, source, opts)
 
 
-def _search_image(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> bytes:
+def _search_image(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> ImageSearchResponse:
     image, _ = engine.decode_upload(source)
-    return json_bytes(engine.search_image(image, opts.k, opts.exclude, opts.exclude_id))
+    return convert.image_search_response(engine.search_image(image, opts.k, opts.exclude, opts.exclude_id))

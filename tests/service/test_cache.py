@@ -111,9 +111,10 @@ def _search(http, query: str, k: int) -> dict:
     return r.json()
 
 
-def _entry_bytes(body: dict) -> int:
-    """Size of the cached part of a /search answer (everything but timings and cache outcomes)."""
-    return len(json.dumps({k: body[k] for k in ("hits", "query", "versions")}, separators=(",", ":"), ensure_ascii=False).encode())
+def _entry_bytes(engine, query: str, k: int) -> int:
+    """Size of the result cache's entry for a /search (the cacheable part of the engine's result)."""
+    entry = engine.search_text(query, k=k).to_cache()
+    return len(json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def test_results_over_the_entry_cap_are_served_but_not_cached(engine, http):
@@ -121,7 +122,7 @@ def test_results_over_the_entry_cap_are_served_but_not_cached(engine, http):
     from tests.service.conftest import LiveServer
 
     query = f"a red circle {uuid.uuid4().hex[:6]}"
-    small, big = _entry_bytes(_search(http, query, 1)), _entry_bytes(_search(http, query, 30))
+    small, big = _entry_bytes(engine, query, 1), _entry_bytes(engine, query, 30)
     assert small < big
     cap = (small + big) // 2
     settings = engine.settings.model_copy(update={"cache_max_entry_bytes": cap, "cache_prefix": engine.settings.cache_prefix + "-cap"})
