@@ -17,8 +17,8 @@ the app time from the ``Server-Timing`` header, so "HTTP" (wall - app: sockets, 
 client library) and "app - stages" (routing, validation, serialisation) are separate columns.
 
 In the same run, while the server idles, the same queries (encoded and quantised exactly as the
-service does) go through (a) the raw Java search the service uses (``indexer.searcher._lucene_search``
-on the JVM thread, prebuilt quantised query) and (b) ``pyserini.search.lucene.LuceneImpactSearcher``
+service does) go through (a) the raw Java search the service uses (``Snapshot.top``: Lucene on the
+JVM thread, quantised query, no metadata read) and (b) ``pyserini.search.lucene.LuceneImpactSearcher``
 in a subprocess (its import needs the jnius set-up from FACTS.md, ``OPENAI_API_KEY`` and the
 ``openai`` package).
 
@@ -222,33 +222,19 @@ def service_queries(bundle_dir: Path, scale: float) -> list[dict[str, int]]:
 
 def run_raw(index: Path, queries: list[dict[str, int]], reps: int) -> tuple[list[float], float]:
     """Latencies (ms) of the raw Java search the service uses, and the mean number of matching docs."""
-    from indexer.jvm import call_in_jvm
-    from indexer.searcher import LexicalSearcher, _lucene_search
+    from indexer.searcher import LexicalSearcher
 
-    with LexicalSearcher(index) as s:
-        gen = s._acquire()
-        try:
-            for q in queries * 2:
-                call_in_jvm(_lucene_search, gen.searcher, q, 10, [])
-            lat = []
-            for i in range(reps):
-                q = queries[i % len(queries)]
-                t = time.perf_counter()
-                call_in_jvm(_lucene_search, gen.searcher, q, 10, [])
-                lat.append((time.perf_counter() - t) * 1000)
-            matched = [call_in_jvm(_count, gen.searcher, q) for q in queries]
-        finally:
-            gen.release()
+    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+        for q in queries * 2:
+            snap.top(q, 10)
+        lat = []
+        for i in range(reps):
+            q = queries[i % len(queries)]
+            t = time.perf_counter()
+            snap.top(q, 10)
+            lat.append((time.perf_counter() - t) * 1000)
+        matched = [snap.count(q) for q in queries]
     return lat, statistics.mean(matched)
-
-
-def _count(searcher, q: dict[str, int]) -> int:
-    """Runs on the JVM thread: documents matching any word of ``q``."""
-    try:
-        from indexer.searcher import _build_query
-    except ImportError:  # a checkout from before the one-call query builder
-        return -1
-    return int(searcher.count(_build_query(q, [])))
 
 
 def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[float] | str:
@@ -320,7 +306,7 @@ def main() -> int:
               f"{pct([r['explain'] for r in rows], 50):.2f} | {pct(app_rest, 50):.2f} | {pct(http, 50):.2f} |")  # fmt: skip
     print("\nSame quantised queries, same Lucene directory, 1 thread, k=10, server stopped:")
     print("| searcher | p50 ms | p99 ms |\n|---|---:|---:|")
-    print(f"| raw Java search (`_lucene_search` via call_in_jvm, prebuilt query) | {pct(raw, 50):.2f} | {pct(raw, 99):.2f} |")
+    print(f"| raw Java search (`Snapshot.top`, quantised query, no metadata) | {pct(raw, 50):.2f} | {pct(raw, 99):.2f} |")
     if isinstance(pys, str):
         print(f"| pyserini LuceneImpactSearcher.search | {pys} | |")
     else:

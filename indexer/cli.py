@@ -46,8 +46,10 @@ def _index(args: argparse.Namespace) -> int:
     )  # fmt: skip
     rep = run_index_job(cfg)
     print(
-        f"scanned {rep.scanned}, already indexed {rep.skipped_existing}, encoded {rep.encoded}, "
-        f"rejected {len(rep.rejected)}, published {rep.generation or 'nothing new'}, documents {rep.doc_count}"
+        f"scanned {rep.scanned}, already indexed {rep.skipped_existing}, encoded {rep.encoded} "
+        f"({rep.replaced} of them changed files), rejected {len(rep.rejected)} "
+        f"({sum(r.known for r in rep.rejected)} known, not decoded again), "
+        f"published {rep.generation or 'nothing new'}, documents {rep.doc_count}"
     )
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.metadata import DocRow
+from indexer.sources import Fingerprint, read_with_fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, ImageSpec, load_image
 from models.sparse import quantize_weights, sparsify
 
@@ -33,11 +34,15 @@ class InputItem:
 
 @dataclass(frozen=True)
 class Reject:
-    """An input that could not be indexed and why."""
+    """An input that could not be indexed and why; ``fingerprint`` is the content that was
+    rejected (``None`` when the file could not be read), ``known`` that it was rejected before
+    and not decoded again."""
 
     doc_id: str
     path: str
     reason: str
+    fingerprint: Fingerprint | None = field(default=None, compare=False)
+    known: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Decoded:
     pixels: np.ndarray
     width: int
     height: int
+    fingerprint: Fingerprint | None = None
 
 
 class InputError(ValueError):
@@ -94,15 +100,24 @@ def _manifest_item(row: dict, manifest: Path, line: int) -> InputItem:
 
 
 # ---- decoding and encoding -------------------------------------------------------------------
-def decode_one(item: InputItem, spec: ImageSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded | Reject:
-    """Load, letterbox and normalise one image; any unusable file becomes a :class:`Reject`."""
+def decode_one(
+    item: InputItem, spec: ImageSpec, max_pixels: int = DEFAULT_MAX_PIXELS, known_bad: Mapping[str, str] | None = None
+) -> Decoded | Reject:
+    """Read, fingerprint, load, letterbox and normalise one image; any unusable file becomes a
+    :class:`Reject`. Content in ``known_bad`` (SHA-256 -> reason) is rejected again without decoding."""
     try:
-        img = load_image(item.path, max_pixels=max_pixels)
-        return Decoded(item, spec.to_array(img), img.width, img.height)
+        data, fp = read_with_fingerprint(item.path)
+    except OSError as exc:
+        return Reject(item.doc_id, item.path, f"cannot open ({exc.strerror or type(exc).__name__})")
+    if known_bad and fp.sha256 in known_bad:
+        return Reject(item.doc_id, item.path, known_bad[fp.sha256], fp, known=True)
+    try:
+        img = load_image(data, max_pixels=max_pixels)
+        return Decoded(item, spec.to_array(img), img.width, img.height, fp)
     except ImageError as exc:
-        return Reject(item.doc_id, item.path, exc.reason)
+        return Reject(item.doc_id, item.path, exc.reason, fp)
     except Exception as exc:  # a decoder bug must not stop a million-image job
-        return Reject(item.doc_id, item.path, f"unexpected {type(exc).__name__}: {exc}")
+        return Reject(item.doc_id, item.path, f"unexpected {type(exc).__name__}", fp)
 
 
 def encode_decoded(bundle, decoded: list[Decoded]) -> list[DocRow]:
@@ -114,7 +129,7 @@ def encode_decoded(bundle, decoded: list[Decoded]) -> list[DocRow]:
     rows = []
     for d, vec in zip(decoded, vectors, strict=True):
         impacts = quantize_weights(vec.words(bundle.words), bundle.config.quant_scale)
-        rows.append(DocRow(d.item.doc_id, d.item.path, d.width, d.height, impacts, d.item.meta))
+        rows.append(DocRow(d.item.doc_id, d.item.path, d.width, d.height, impacts, d.item.meta, d.fingerprint))
     return rows
 
 
@@ -130,7 +145,8 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def encode_local(
-    bundle, items: list[InputItem], batch_size: int = 32, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS
+    bundle, items: list[InputItem], batch_size: int = 32, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
+    known_bad: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[list[DocRow], list[Reject]]]:
     """Decode in a thread pool and encode batch by batch, yielding ``(docs, rejects)`` per batch.
 
@@ -146,7 +162,7 @@ def encode_local(
             chunk = next(chunks, None)
             if chunk is None:
                 return False
-            pending.append([pool.submit(decode_one, it, bundle.image_spec, max_pixels) for it in chunk])
+            pending.append([pool.submit(decode_one, it, bundle.image_spec, max_pixels, known_bad) for it in chunk])
             return True
 
         for _ in range(2):

@@ -4,6 +4,11 @@ Crash safety: every encoded batch is committed to ``ROOT/staging/staging.sqlite`
 one starts, and ``CURRENT`` is replaced only after the new generation is complete. A job killed at
 any point and run again re-encodes only what was not committed, drops staged documents that a
 publish already made visible, and therefore indexes every image exactly once.
+
+Changes: each document keeps the fingerprint of the file content it was encoded from
+(``indexer.sources``). A run encodes new ids and ids whose file content changed; a changed
+document replaces the old one in the next generation. Rejected content is written to
+``rejects.jsonl`` once and not decoded again by later runs.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +28,17 @@ from tqdm import tqdm
 
 from indexer import layout, lucene
 from indexer.encode import InputItem, Reject, encode_local, scan_inputs
-from indexer.metadata import META_FILE, DocRow, MetadataReader, connect, delete_docs, insert_docs, write_info
+from indexer.metadata import (
+    META_FILE,
+    DocRow,
+    MetadataReader,
+    bundle_mismatch,
+    connect,
+    delete_docs,
+    insert_docs,
+    write_info,
+)
+from indexer.sources import Fingerprint, RejectsLedger, unchanged
 from models.preprocess import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger(__name__)
@@ -56,6 +71,7 @@ class JobReport:
     scanned: int = 0
     skipped_existing: int = 0
     encoded: int = 0
+    replaced: int = 0  # published documents whose file content changed, re-encoded and replaced
     rejected: list[Reject] = field(default_factory=list)
     indexed: int = 0
     removed: int = 0
@@ -81,6 +97,11 @@ class Staging:
     def ids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT doc_id FROM docs")}
 
+    def sources(self) -> dict[str, Fingerprint | None]:
+        """``{doc_id: fingerprint}`` of the staged documents."""
+        known = {d: Fingerprint.from_json(f) for d, f in self.conn.execute("SELECT doc_id, fingerprint FROM sources")}
+        return {d: known.get(d) for d in self.ids()}
+
     def add(self, rows: list[DocRow]) -> None:
         with self.conn:  # one transaction per batch: the checkpoint unit
             insert_docs(self.conn, rows)
@@ -92,7 +113,8 @@ class Staging:
     def rows(self) -> list[DocRow]:
         reader = MetadataReader(self.dir / "staging.sqlite")
         try:
-            return list(reader)
+            sources = reader.sources()
+            return [replace(r, source=sources.get(r.doc_id)) for r in reader]
         finally:
             reader.close()
 
@@ -106,29 +128,39 @@ class Staging:
         self.conn.close()
 
 
-def record_rejects(root: Path, rejects: list[Reject]) -> None:
-    """Append rejects to ``ROOT/rejects.jsonl`` (one JSON object a line, with a UTC time)."""
-    if not rejects:
-        return
-    now = _now()
-    with open(root / layout.REJECTS, "a") as fh:
-        for r in rejects:
-            fh.write(json.dumps({"id": r.doc_id, "path": r.path, "reason": r.reason, "time": now}) + "\n")
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _published_info(root: Path) -> tuple[Path | None, dict, set[str]]:
+def _published_info(root: Path) -> tuple[Path | None, dict, dict[str, Fingerprint | None]]:
+    """The published generation, its info and ``{doc_id: source fingerprint}``."""
     gen = layout.current_generation(root)
     if gen is None:
-        return None, {}, set()
+        return None, {}, {}
     reader = MetadataReader(gen / META_FILE)
     try:
-        return gen, reader.info(), reader.ids()
+        return gen, reader.info(), reader.sources()
     finally:
         reader.close()
+
+
+def _same_content(a: Fingerprint | None, b: Fingerprint | None) -> bool:
+    return a is None or b is None or a.sha256 == b.sha256
+
+
+def plan(items: list[InputItem], published: dict, staged: dict) -> tuple[list[InputItem], set[str]]:
+    """``(inputs to encode, staged ids to drop)``: new ids and ids whose file content differs from
+    what is published, unless an earlier (killed) run already staged that very content."""
+    todo, stale = [], set()
+    for it in items:
+        if it.doc_id in staged:
+            if unchanged(it.path, staged[it.doc_id]):
+                continue
+            stale.add(it.doc_id)  # staged from content that has changed since
+        elif it.doc_id in published and unchanged(it.path, published[it.doc_id]):
+            continue
+        todo.append(it)
+    return todo, stale
 
 
 def run_index_job(cfg: IndexJobConfig) -> JobReport:
@@ -146,26 +178,30 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
         items = _unique(scan_inputs(cfg.input), report)
         report.scanned = len(items)
         current, info, published = _published_info(root)
-        if current is not None and not cfg.rebuild and info.get("bundle_version") != bundle.version:
+        problem = bundle_mismatch(info, bundle) if current is not None and not cfg.rebuild else None
+        if problem is not None:
             raise ValueError(
-                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                f"{root} was {problem}; "
                 "run with --rebuild to re-index everything with the new bundle"
             )
         if cfg.rebuild:
-            published = set()
+            published = {}
+        ledger = RejectsLedger(root / layout.REJECTS, cfg.max_pixels)
         staging = Staging(root, bundle.version)
         try:
-            staging.drop(staging.ids() & published)  # published by a run killed before it cleaned up
-            done = published | staging.ids()
-            todo = [it for it in items if it.doc_id not in done]
+            # staged documents that a run killed before it cleaned up has published already
+            staging.drop({d for d, fp in staging.sources().items() if d in published and _same_content(fp, published[d])})
+            todo, stale = plan(items, published, staging.sources())
+            staging.drop(stale)
             report.skipped_existing = len(items) - len(todo)
             t0 = time.perf_counter()
-            _encode_into(staging, bundle, todo, cfg, report)
+            _encode_into(staging, bundle, todo, cfg, report, ledger)
             report.seconds["encode"] = time.perf_counter() - t0
             if not staging.ids() and not cfg.rebuild:
                 report.doc_count = len(published)
                 layout.collect_garbage(root, cfg.keep_generations)
                 return report
+            report.replaced = len(staging.ids() & published.keys())
             _build_generation(root, bundle, staging, None if cfg.rebuild else current, cfg, report)
         finally:
             staging.close()
@@ -185,22 +221,25 @@ def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
     return out
 
 
-def _encode_into(staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport) -> None:
+def _encode_into(
+    staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger
+) -> None:
+    known_bad = {} if cfg.rebuild else dict(ledger.reasons)  # a rebuild decodes everything again
     if cfg.engine == "ray":
         from indexer.ray_encode import encode_ray
 
-        batches = encode_ray(cfg.bundle, todo, batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
+        batches = encode_ray(cfg.bundle, todo, batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, known_bad=known_bad)
     else:
-        batches = encode_local(bundle, todo, cfg.batch_size, cfg.decode_workers, cfg.max_pixels)
+        batches = encode_local(bundle, todo, cfg.batch_size, cfg.decode_workers, cfg.max_pixels, known_bad)
     bar = tqdm(total=len(todo), unit="img", desc="encode", disable=not cfg.progress or not todo, smoothing=0.1)
     with bar:
         for rows, rejects in batches:
             staging.add(rows)
-            record_rejects(cfg.root, rejects)
+            ledger.record(rejects)
             report.encoded += len(rows)
             report.rejected.extend(rejects)
             bar.update(len(rows) + len(rejects))
-    record_rejects(cfg.root, [r for r in report.rejected if r.reason == "duplicate id in input"])
+    ledger.record([r for r in report.rejected if r.reason == "duplicate id in input"])
 
 
 def _build_generation(root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport):
@@ -210,6 +249,7 @@ def _build_generation(root: Path, bundle, staging: Staging, current: Path | None
     _publish_generation(
         root, bundle, rows, current, staging.dir, report,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
+        replace=[r.doc_id for r in rows],
     )  # fmt: skip
     staging.clear()
 
@@ -226,6 +266,7 @@ def _publish_generation(
     java_heap: str = "1g",
     keep_generations: int = 2,
     check_row=None,
+    replace: Iterable[str] = (),
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
@@ -233,7 +274,9 @@ def _publish_generation(
     :func:`publish_rows` both end here). ``rows`` is consumed once: each row is written to a JSON
     shard under ``work/shards`` and to the new generation's metadata in the same pass, so a large
     iterable is never held in memory. ``check_row`` (optional) is called on every row first and may
-    raise ``ValueError``. Must run under :func:`layout.writer_lock`. Returns the published generation.
+    raise ``ValueError``. ``replace`` names ids whose documents in ``current`` are deleted first
+    (their new rows are in ``rows``). Must run under :func:`layout.writer_lock`. Returns the
+    published generation.
     """
     _discard_unpublished(root)
     gen = layout.new_generation(root)
@@ -241,6 +284,7 @@ def _publish_generation(
     try:
         if current is not None:
             layout.copy_generation(current, gen)
+            _delete_replaced(gen, set(replace))
         with contextlib.closing(connect(gen / META_FILE)) as conn:
             counted = _CountingRows(rows, conn, check_row)
             shards = lucene.write_shards(counted, work / "shards")
@@ -271,6 +315,16 @@ def _publish_generation(
     report.indexed, report.generation = counted.count, gen.name
     layout.collect_garbage(root, keep_generations)
     return gen
+
+
+def _delete_replaced(gen: Path, doc_ids: set[str]) -> None:
+    """Delete the documents of ``doc_ids`` that a copied generation has (Lucene and metadata)."""
+    with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
+        present = sorted(doc_ids & {r[0] for r in conn.execute("SELECT doc_id FROM docs")})
+        if present:
+            delete_docs(conn, present)
+    if present:
+        lucene.delete_documents(gen / layout.LUCENE_DIR, present)
 
 
 class _CountingRows:
@@ -347,9 +401,10 @@ def publish_rows(
     vocab = frozenset(bundle.words) if check_vocabulary else None
     with layout.writer_lock(root):
         current, info, published = _published_info(root) if append else (None, {}, set())
-        if current is not None and info.get("bundle_version") != bundle.version:
+        problem = bundle_mismatch(info, bundle) if current is not None else None
+        if problem is not None:
             raise ValueError(
-                f"{root} was built with bundle {info.get('bundle_version')}, not {bundle.version}; "
+                f"{root} was {problem}; "
                 "publish without append to replace it"
             )
         seen: set[str] = set()

@@ -5,6 +5,8 @@ Schema (``meta.sqlite`` in each generation directory)::
     info(key TEXT PRIMARY KEY, value TEXT)        index-level facts, values JSON-encoded
     docs(doc_id TEXT PRIMARY KEY, path TEXT, width INT, height INT,
          impacts TEXT, top_words TEXT, meta TEXT)   impacts/top_words/meta are JSON
+    sources(doc_id TEXT PRIMARY KEY, fingerprint TEXT)   the file content a document was encoded
+                                                  from (``indexer.sources.Fingerprint`` as JSON)
 
 ``impacts`` is the document's quantised vector ``{word: int}`` exactly as Lucene stores it, so
 explanations need no second lookup; ``path`` plus the index's ``patch_grid`` is what the service
@@ -15,9 +17,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from indexer.sources import Fingerprint
 
 META_FILE = "meta.sqlite"
 TOP_WORDS = 16
@@ -28,6 +32,7 @@ CREATE TABLE IF NOT EXISTS docs (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
     impacts TEXT NOT NULL, top_words TEXT NOT NULL, meta TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sources (doc_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 """
 
 
@@ -41,6 +46,7 @@ class DocRow:
     height: int
     impacts: dict[str, int]
     meta: dict
+    source: Fingerprint | None = field(default=None, compare=False)  # the indexer's; not read by searches
 
     def top_words(self, n: int = TOP_WORDS) -> list[str]:
         return [w for w, _ in sorted(self.impacts.items(), key=lambda t: (-t[1], t[0]))[:n]]
@@ -63,6 +69,8 @@ def write_info(conn: sqlite3.Connection, info: dict) -> None:
 
 
 def insert_docs(conn: sqlite3.Connection, rows: Iterable[DocRow]) -> None:
+    """Insert or replace ``rows`` (and their source fingerprints: a row without one has none)."""
+    rows = list(rows)
     conn.executemany(
         "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
@@ -70,16 +78,46 @@ def insert_docs(conn: sqlite3.Connection, rows: Iterable[DocRow]) -> None:
             for r in rows
         ],
     )
+    conn.executemany("DELETE FROM sources WHERE doc_id = ?", [(r.doc_id,) for r in rows if r.source is None])
+    conn.executemany(
+        "INSERT OR REPLACE INTO sources VALUES (?, ?)", [(r.doc_id, r.source.to_json()) for r in rows if r.source is not None]
+    )
 
 
 def delete_docs(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> int:
-    cur = conn.executemany("DELETE FROM docs WHERE doc_id = ?", [(d,) for d in doc_ids])
+    ids = [(d,) for d in doc_ids]
+    conn.executemany("DELETE FROM sources WHERE doc_id = ?", ids)
+    cur = conn.executemany("DELETE FROM docs WHERE doc_id = ?", ids)
     return cur.rowcount
 
 
 def _row(values: tuple) -> DocRow:
     doc_id, path, width, height, impacts, _top, meta = values
     return DocRow(doc_id, path, int(width), int(height), json.loads(impacts), json.loads(meta))
+
+
+def bundle_mismatch(info, bundle) -> str | None:
+    """The one rule for serving or extending a published index with ``bundle``: why not, or ``None``.
+
+    The index must have been built with the same bundle version, and so with its quantisation
+    scale (the integer impacts mean nothing under another) and its vocabulary (the words are its
+    dimensions). The version covers both; they are compared too, so a generation whose facts
+    disagree with its version is caught rather than served.
+
+    Parameters
+    ----------
+    info : the generation's facts: :meth:`MetadataReader.info`'s dict or an ``IndexInfo``.
+    bundle : a ``models.bundle.Bundle`` (its ``version`` and ``config``).
+    """
+    get = info.get if isinstance(info, Mapping) else (lambda key: getattr(info, key, None))
+    cfg = bundle.config
+    if get("bundle_version") != bundle.version:
+        return f"built with bundle {get('bundle_name')}@{get('bundle_version')}, not {cfg.name}@{bundle.version}"
+    if get("quant_scale") is None or float(get("quant_scale")) != float(cfg.quant_scale):
+        return f"quantised with scale {get('quant_scale')}, but bundle {bundle.version} uses {cfg.quant_scale}"
+    if get("vocab_size") is None or int(get("vocab_size")) != int(cfg.vocab_size):
+        return f"built over {get('vocab_size')} words, but bundle {bundle.version} has {cfg.vocab_size}"
+    return None
 
 
 class MetadataReader:
@@ -117,6 +155,17 @@ class MetadataReader:
     def ids(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._conn.execute("SELECT doc_id FROM docs")}
+
+    def sources(self) -> dict[str, Fingerprint | None]:
+        """``{doc_id: fingerprint}`` of every document (``None``: published without one, or by an
+        older version that kept none)."""
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute("SELECT doc_id FROM docs")]
+            try:
+                known = dict(self._conn.execute("SELECT doc_id, fingerprint FROM sources").fetchall())
+            except sqlite3.OperationalError:  # metadata written before the sources table existed
+                known = {}
+        return {d: Fingerprint.from_json(known.get(d)) for d in ids}
 
     def count(self) -> int:
         with self._lock:

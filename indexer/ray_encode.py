@@ -8,28 +8,30 @@ the driver, which checkpoints them into the job's staging database like the loca
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from indexer.encode import Decoded, InputItem, Reject, decode_one, encode_decoded
 from indexer.metadata import DocRow
+from indexer.sources import Fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS
 
 
 class _EncodeActor:
     """Ray actor: ``{doc_id, path, meta}`` columns in, encoded rows or reject reasons out."""
 
-    def __init__(self, bundle_path: str, max_pixels: int, device: str):
+    def __init__(self, bundle_path: str, max_pixels: int, device: str, known_bad: Mapping[str, str]):
         from models.bundle import Bundle
 
         self.bundle = Bundle(bundle_path, device=device, threads=1)
-        self.max_pixels = max_pixels
+        self.max_pixels, self.known_bad = max_pixels, known_bad
 
     def __call__(self, batch: dict) -> dict:
         items = [InputItem(str(i), str(p), json.loads(m)) for i, p, m in zip(batch["doc_id"], batch["path"], batch["meta"], strict=True)]
-        results = [decode_one(it, self.bundle.image_spec, self.max_pixels) for it in items]
+        results = [decode_one(it, self.bundle.image_spec, self.max_pixels, self.known_bad) for it in items]
         rows = {r.doc_id: r for r in encode_decoded(self.bundle, [r for r in results if isinstance(r, Decoded)])}
-        out: dict[str, list] = {k: [] for k in ("doc_id", "path", "width", "height", "impacts", "meta", "error")}
+        keys = ("doc_id", "path", "width", "height", "impacts", "meta", "error", "known", "fingerprint")
+        out: dict[str, list] = {k: [] for k in keys}
         for it, res in zip(items, results, strict=True):
             row = rows.get(it.doc_id)
             out["doc_id"].append(it.doc_id)
@@ -39,6 +41,8 @@ class _EncodeActor:
             out["impacts"].append(json.dumps(row.impacts) if row else "")
             out["meta"].append(json.dumps(it.meta))
             out["error"].append(res.reason if isinstance(res, Reject) else "")
+            out["known"].append(bool(isinstance(res, Reject) and res.known))
+            out["fingerprint"].append(res.fingerprint.to_json() if res.fingerprint is not None else "")
         return out
 
 
@@ -48,6 +52,7 @@ def encode_ray(
     batch_size: int = 32,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     actors: int | None = None,
+    known_bad: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[list[DocRow], list[Reject]]]:
     """Encode ``items`` on the Ray cluster ``ray.init`` connects to; yields ``(docs, rejects)`` chunks.
 
@@ -65,7 +70,8 @@ def encode_ray(
     ds = ray.data.from_items([{"doc_id": it.doc_id, "path": it.path, "meta": json.dumps(it.meta)} for it in items])
     ds = ds.map_batches(
         _EncodeActor,
-        fn_constructor_kwargs={"bundle_path": str(bundle_path), "max_pixels": max_pixels, "device": "cuda" if gpus else "cpu"},
+        fn_constructor_kwargs={"bundle_path": str(bundle_path), "max_pixels": max_pixels, "device": "cuda" if gpus else "cpu",
+                               "known_bad": dict(known_bad or {})},
         batch_size=batch_size,
         concurrency=actors,
         num_gpus=1 if gpus else 0,
@@ -76,9 +82,10 @@ def encode_ray(
         rows, rejects = [], []
         for i in range(len(batch["doc_id"])):
             doc_id, path = str(batch["doc_id"][i]), str(batch["path"][i])
+            fp = Fingerprint.from_json(str(batch["fingerprint"][i]))
             if batch["error"][i]:
-                rejects.append(Reject(doc_id, path, str(batch["error"][i])))
+                rejects.append(Reject(doc_id, path, str(batch["error"][i]), fp, bool(batch["known"][i])))
             else:
                 meta, impacts = json.loads(batch["meta"][i]), json.loads(batch["impacts"][i])
-                rows.append(DocRow(doc_id, path, int(batch["width"][i]), int(batch["height"][i]), impacts, meta))
+                rows.append(DocRow(doc_id, path, int(batch["width"][i]), int(batch["height"][i]), impacts, meta, fp))
         yield rows, rejects

@@ -17,10 +17,13 @@ from indexer import layout
 from indexer.jvm import call_in_jvm, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
-from indexer.metadata import META_FILE, DocRow, MetadataReader
+from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch
 from models.sparse import quantize_weights
 
-__all__ = ["IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "LexicalSearcher"]
+__all__ = [
+    "IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "Snapshot", "LexicalSearcher", "BundleMismatchError",
+    "score_share",
+]  # fmt: skip
 
 MAX_CLAUSES = 4096
 
@@ -50,6 +53,14 @@ class WordMatch:
     contribution: float
 
 
+def score_share(contribution: float, score: float) -> float:
+    """The part of a hit's score one matched word makes (``contribution / score``; 0 for a zero score).
+
+    The one definition: the API's ``share``, the page, the CLI and the report all use it.
+    """
+    return float(contribution) / float(score) if score else 0.0
+
+
 @dataclass(frozen=True)
 class Hit:
     """A result: ``score`` = Lucene's integer score / scale**2 = sum of the matches' contributions."""
@@ -58,6 +69,10 @@ class Hit:
     score: float
     matches: tuple[WordMatch, ...]
     record: DocRecord | None = field(default=None, compare=False, repr=False)  # the metadata row, already read
+
+    def share(self, match: WordMatch) -> float:
+        """:func:`score_share` of one of this hit's matches."""
+        return score_share(match.contribution, self.score)
 
 
 class _Java:
@@ -112,6 +127,7 @@ class _Generation:
         )  # fmt: skip
         self._users = 0
         self._retired = False
+        self.closed = False
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -134,6 +150,7 @@ class _Generation:
             self._close()
 
     def _close(self) -> None:
+        self.closed = True
         call_in_jvm(self.reader.close)
         self.meta.close()
 
@@ -142,12 +159,105 @@ class BundleMismatchError(RuntimeError):
     """A published generation was built with another bundle than the one required."""
 
 
+class Snapshot:
+    """One generation of the index, pinned until :meth:`close` (or the ``with`` block's end).
+
+    Everything read through a snapshot -- search hits, document records, :attr:`info` and
+    :attr:`version` -- comes from the same generation, even when a newer one is published and the
+    searcher refreshes meanwhile: the generation stays open while any snapshot holds it and is
+    closed when the last one is released. Get one with :meth:`LexicalSearcher.snapshot`.
+    """
+
+    def __init__(self, gen: _Generation):
+        self._gen = gen  # already acquired for us
+        self._released = False
+
+    def _live(self) -> _Generation:
+        if self._released:
+            raise RuntimeError("snapshot is released")
+        return self._gen
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    @property
+    def generation_closed(self) -> bool:
+        """Whether the pinned generation's reader is closed (never while this snapshot holds it)."""
+        return self._gen.closed
+
+    @property
+    def info(self) -> IndexInfo:
+        return self._live().info
+
+    @property
+    def version(self) -> str:
+        """The generation's ``index_version`` (what caches key their entries on)."""
+        return self._live().info.index_version
+
+    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """Top-``k`` documents for a ``{word: weight}`` query, each with its word matches.
+
+        The query is quantised with the index's ``quant_scale`` (``models.sparse.quantize_weights``);
+        words the index does not contain match nothing; documents containing any word of
+        ``exclude`` are not returned.
+        """
+        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude)
+
+    def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """Like :meth:`search` with an already quantised query (e.g. a document's impacts)."""
+        gen = self._live()
+        q = _positive(impacts)
+        scored = self.top(q, k, exclude)
+        docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
+        scale = gen.info.quant_scale
+        return [_hit(doc_id, score, q, docs.get(doc_id), scale) for doc_id, score in scored]
+
+    def top(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
+        """The bare Lucene search: ``[(doc_id, integer score)]`` best first, no metadata read."""
+        gen = self._live()
+        q = _positive(impacts)
+        if k <= 0 or not q:
+            return []
+        return call_in_jvm(_lucene_search, gen.searcher, q, int(k), list(exclude))
+
+    def count(self, impacts: Mapping[str, int]) -> int:
+        """How many documents contain at least one word of the quantised query."""
+        q = _positive(impacts)
+        return call_in_jvm(_lucene_count, self._live().searcher, q) if q else 0
+
+    def document(self, doc_id: str) -> DocRecord | None:
+        """The stored record of one indexed image, or ``None``."""
+        return self._live().meta.get(doc_id)
+
+    def close(self) -> None:
+        """Release the generation (idempotent); it closes if it was retired and this was its last user."""
+        with self._gen._lock:  # two threads closing one snapshot release it once
+            released, self._released = self._released, True
+        if not released:
+            self._gen.release()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _positive(impacts: Mapping[str, int]) -> dict[str, int]:
+    return {w: int(v) for w, v in impacts.items() if int(v) > 0}
+
+
 class LexicalSearcher:
-    """Searches the published generation of an index root; ``refresh`` follows new publishes.
+    """Follows the published generation of an index root; ``refresh`` switches to new publishes.
+
+    Read through :meth:`snapshot`: one request, one generation. The one-shot helpers
+    (:meth:`search`, :meth:`document`, :attr:`info`, ...) each take a snapshot of their own, so two
+    calls may see two generations.
 
     Thread-safe: Lucene's ``IndexSearcher`` is, the metadata reader serialises its lookups, and
-    generation swaps are reference-counted so in-flight searches finish on the generation they
-    started on.
+    generations are reference-counted: a refresh retires the old one, which closes once the last
+    snapshot on it is released.
 
     Parameters
     ----------
@@ -160,39 +270,37 @@ class LexicalSearcher:
         self._gen: _Generation | None = _Generation(layout.require_generation(self.root))
 
     # ---- generation handling ------------------------------------------------------------
-    def _acquire(self) -> _Generation:
+    def snapshot(self) -> Snapshot:
+        """Pin the current generation: ``with searcher.snapshot() as s: ...``."""
         with self._lock:
             if self._gen is None:
                 raise RuntimeError("searcher is closed")
             gen = self._gen
             gen.acquire()
-            return gen
+            return Snapshot(gen)
 
     @property
     def info(self) -> IndexInfo:
-        gen = self._acquire()
-        try:
-            return gen.info
-        finally:
-            gen.release()
+        with self.snapshot() as s:
+            return s.info
 
-    def refresh(self, require_bundle_version: str | None = None) -> bool:
+    def refresh(self, require_bundle=None) -> bool:
         """Open a newer published generation if there is one; returns True when it switched.
 
-        With ``require_bundle_version``, a generation built with another bundle is not switched
-        to: :class:`BundleMismatchError` is raised and the current generation stays. The check is
+        With ``require_bundle`` (a ``models.bundle.Bundle``), a generation that
+        :func:`indexer.metadata.bundle_mismatch` finds incompatible with it is not switched to: :class:`BundleMismatchError` is raised and the current generation stays. The check is
         made on the generation actually opened, so a publish racing with it cannot slip through.
+        Snapshots taken before keep answering from the old generation until they are released.
         """
         latest = layout.current_generation(self.root)
         with self._lock:
             if self._gen is None or latest is None or latest == self._gen.path:
                 return False
         fresh = _Generation(latest)  # opened outside the lock: searches go on meanwhile
-        if require_bundle_version is not None and fresh.info.bundle_version != require_bundle_version:
+        problem = None if require_bundle is None else bundle_mismatch(fresh.info, require_bundle)
+        if problem is not None:
             fresh.retire()
-            raise BundleMismatchError(
-                f"{latest.name} was built with bundle {fresh.info.bundle_version}, not {require_bundle_version}"
-            )
+            raise BundleMismatchError(f"{latest.name} was {problem}")
         with self._lock:
             if self._gen is None or self._gen.path == latest:
                 old, switched = fresh, False
@@ -213,43 +321,21 @@ class LexicalSearcher:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ---- search -------------------------------------------------------------------------
+    # ---- one-shot reads (each on its own snapshot) -----------------------------------------
     def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
-        """Top-``k`` documents for a ``{word: weight}`` query, each with its word matches.
-
-        The query is quantised with the index's ``quant_scale`` (``models.sparse.quantize_weights``);
-        words the index does not contain match nothing; documents containing any word of
-        ``exclude`` are not returned.
-        """
-        gen = self._acquire()
-        try:
-            return self._search(gen, quantize_weights(query, gen.info.quant_scale), k, exclude)
-        finally:
-            gen.release()
+        """:meth:`Snapshot.search` on the current generation."""
+        with self.snapshot() as s:
+            return s.search(query, k, exclude)
 
     def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
-        """Like :meth:`search` with an already quantised query (e.g. a document's impacts)."""
-        gen = self._acquire()
-        try:
-            return self._search(gen, {w: int(v) for w, v in impacts.items() if int(v) > 0}, k, exclude)
-        finally:
-            gen.release()
-
-    def _search(self, gen: _Generation, q: dict[str, int], k: int, exclude: Iterable[str]) -> list[Hit]:
-        if k <= 0 or not q:
-            return []
-        scored = call_in_jvm(_lucene_search, gen.searcher, q, int(k), list(exclude))
-        docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
-        scale = gen.info.quant_scale
-        return [_hit(doc_id, score, q, docs.get(doc_id), scale) for doc_id, score in scored]
+        """:meth:`Snapshot.search_vector` on the current generation."""
+        with self.snapshot() as s:
+            return s.search_vector(impacts, k, exclude)
 
     def document(self, doc_id: str) -> DocRecord | None:
-        """The stored record of one indexed image, or ``None``."""
-        gen = self._acquire()
-        try:
-            return gen.meta.get(doc_id)
-        finally:
-            gen.release()
+        """:meth:`Snapshot.document` on the current generation."""
+        with self.snapshot() as s:
+            return s.document(doc_id)
 
 
 def _open_lucene(index_dir: Path):
@@ -281,6 +367,11 @@ def query_string(q: Mapping[str, int], exclude: Iterable[str] = ()) -> str:
 def _build_query(q: Mapping[str, int], exclude: Iterable[str]):
     """Runs on the JVM thread: the Lucene query for a quantised ``{word: impact}`` map."""
     return _java().parser.parse(query_string(q, exclude))
+
+
+def _lucene_count(searcher, q: dict[str, int]) -> int:
+    """Runs on the JVM thread: documents matching any word of ``q``."""
+    return int(searcher.count(_build_query(q, [])))
 
 
 def _lucene_search(searcher, q: dict[str, int], k: int, exclude: list[str]) -> list[tuple[str, int]]:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None) -> None:
     """Index ``manifest`` (optionally its first ``limit`` images) with ``bundle`` into ``root``."""
     from indexer.job import IndexJobConfig, run_index_job
+    from indexer.metadata import bundle_mismatch
     from indexer.searcher import IndexNotFoundError, LexicalSearcher
     from models.bundle import Bundle
 
@@ -35,7 +36,7 @@ def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None) -> 
     rebuild = False
     try:
         searcher = LexicalSearcher(root)
-        rebuild = searcher.info.bundle_version != Bundle(bundle, device="cpu", verify=False).version
+        rebuild = bundle_mismatch(searcher.info, Bundle(bundle, device="cpu", verify=False)) is not None
         searcher.close()
     except IndexNotFoundError:
         pass

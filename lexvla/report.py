@@ -183,7 +183,7 @@ def example_figure(bundle_dir: Path, ws: Workspace, out: Path, queries: list[str
             hits = searcher.search(qvec, k=4)
             examples.append({"query": query, "query_words": dict(list(qvec.items())[:8]), "hits": [
                 {"id": h.doc_id, "caption": searcher.document(h.doc_id).meta.get("caption", ""), "score": h.score,
-                 "matched": [(m.word, round(m.contribution / h.score, 3)) for m in h.matches[:5]]} for h in hits]})
+                 "matched": [(m.word, round(h.share(m), 3)) for m in h.matches[:5]]} for h in hits]})
             for col in range(4):
                 ax = axes[row, col]
                 ax.axis("off")

@@ -5,12 +5,16 @@ index identical to the vectors the model was trained and evaluated on.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import math
+import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -40,29 +44,107 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     over-large (decompression bomb) image. The pixel count is checked from the header, before
     any pixel data is decoded.
     """
-    name = "<bytes>" if isinstance(source, bytes | bytearray) else str(source)
+    return decode_image(source, max_pixels)[0]
+
+
+def decode_image(
+    source: str | Path | bytes | BinaryIO,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_side: int | None = None,
+    max_bytes: int | None = None,
+    name: str | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image into RGB (transparency composited onto white); returns it and the file's size.
+
+    Parameters
+    ----------
+    source : a path, the file's bytes or an open binary file.
+    max_pixels : pixel limit, checked from the header before any pixel data is decoded.
+    max_side : decode at reduced size: an image longer than ``2 * max_side`` is decoded with
+        JPEG's DCT scaling (``Image.draft``) and shrunk by an integer factor (``Image.reduce``)
+        before the colour conversion, to a long side between ``max_side`` and ``2 * max_side``.
+        ``None`` decodes at full size (what the indexer and training do).
+    max_bytes : memory the decode may take (``decoded_bytes``); over it, a "too large" error.
+    name : how errors name the source (default: the path, or ``<bytes>``).
+
+    Raises :class:`ImageError` with a reason that depends only on the file and these limits: the
+    same file gets the same reason in every run and thread (no warning filters are touched, and
+    no object reprs or other paths are quoted).
+    """
+    label = name or (str(source) if isinstance(source, str | Path) else "<bytes>")
     try:
-        fh: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else open(source, "rb")  # noqa: SIM115
+        if isinstance(source, bytes | bytearray):
+            fh: Any = io.BytesIO(source)
+        elif isinstance(source, str | Path):
+            fh = open(source, "rb")  # noqa: SIM115
+        else:
+            fh = contextlib.nullcontext(source)
     except OSError as exc:
-        raise ImageError(name, f"cannot open ({exc.strerror or exc})") from exc
-    with fh:
+        raise ImageError(label, f"cannot open ({exc.strerror or type(exc).__name__})") from exc
+    with fh as f:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(fh)
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageError(name, f"too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
-                img.load()
+            img = Image.open(f)
+            size = img.size
+            if size[0] * size[1] > max_pixels:
+                raise ImageError(label, f"too large: {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels}")
+            if max_side and max(size) > 2 * max_side:
+                scale = max_side / max(size)
+                img.draft(None, (math.ceil(size[0] * scale), math.ceil(size[1] * scale)))
+            need = decoded_bytes(img, reduce=bool(max_side))
+            if max_bytes is not None and need > max_bytes:
+                raise ImageError(
+                    label, f"too large: decoding {size[0]}x{size[1]} ({img.mode}) needs {need / 1e6:.0f} MB; "
+                    f"the limit is {max_bytes / 1e6:.0f} MB"
+                )
+            img.load()
+            if max_side and max(img.size) >= 2 * max_side:
+                img = _reducible(img).reduce(max(img.size) // max_side)
+            img = to_rgb(img)
         except ImageError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(name, f"too large: {exc}") from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning: under -W error
+            raise ImageError(label, f"too large: over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (decompression bomb)") from exc
         except UnidentifiedImageError as exc:
-            raise ImageError(name, f"not a decodable image ({type(exc).__name__}: {exc})") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
-    return to_rgb(img)
+            raise ImageError(label, "not a decodable image (no known image format)") from exc
+        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+            raise ImageError(label, f"corrupt or truncated image ({_describe(exc, source)})") from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # a decoder that fails on odd input some other way
+            raise ImageError(label, f"cannot be decoded ({type(exc).__name__})") from exc
+    return img, size
+
+
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_REDUCIBLE = {"1": "L", "P": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+
+
+def decoded_bytes(img: Image.Image, reduce: bool = False) -> int:
+    """Memory PIL needs to hold ``img`` decoded at its current (draft) size; with ``reduce``, plus
+    the copy a mode that :meth:`Image.reduce` cannot shrink is converted to first."""
+    pixels = img.size[0] * img.size[1]
+    need = pixels * _BYTES_PER_PIXEL.get(img.mode, 4)
+    if reduce and img.mode in _REDUCIBLE:
+        need += pixels * _BYTES_PER_PIXEL.get(_REDUCIBLE[img.mode], 4)
+    return need
+
+
+def _reducible(img: Image.Image) -> Image.Image:
+    return img.convert(_REDUCIBLE[img.mode]) if img.mode in _REDUCIBLE else img
+
+
+def _describe(exc: BaseException, source: Any) -> str:
+    """An exception's text for a reason: no path (an OSError's ``strerror``) and no object repr."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    if isinstance(source, str | Path):
+        text = text.replace(str(source), "<file>")
+    return _REPR.sub("<object>", text)
+
+
+_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -1,20 +1,25 @@
-"""The FastAPI application: routers, error handlers, start-up checks and the index reload loop."""
+"""The FastAPI application: routers, error handlers, middlewares, start-up checks and the index reload loop."""
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from service import errors, metrics
+from service import errors
 from service.api import admin, encode, health, images, search
 from service.config import Settings, get_settings
 from service.engine import Engine
+from service.limits import RateLimiter, WorkQueue
+from service.middleware import BodyLimit, RateLimit, RequestContext, RequestMetrics
+from service.schemas import ImageJSONRequest
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -31,9 +36,29 @@ def _reload_loop(engine: Engine, interval_s: float, stop: threading.Event) -> No
             log.exception("index reload poll failed")
 
 
+def large_allocations_to_mmap(threshold: int = 1 << 20) -> bool:
+    """Have glibc serve allocations of ``threshold`` bytes and more with mmap, so that freeing them
+    gives the memory back to the system.
+
+    By default glibc raises this threshold up to 32 MB after the first large block is freed; the
+    16 MB blocks of decoded images then came from the heap and stayed with the process after the
+    request (hundreds of MB after a burst of large uploads). Setting it fixes it. False where the
+    C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
+M_MMAP_THRESHOLD = -3  # <malloc.h>
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
+    large_allocations_to_mmap()
     owned = app.state.engine is None
     if owned:
         app.state.engine = Engine.load(settings)  # StartupError: uvicorn exits with the message
@@ -71,6 +96,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=lifespan,
     )
     app.state.settings, app.state.engine = settings, engine
+    app.state.image_work = WorkQueue("image", settings.image_workers, settings.image_queue, settings.retry_after_s)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     for module in (search, encode, images, health, admin):
@@ -81,44 +107,38 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def index_page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    app.add_middleware(RequestMetrics)
+    add_middlewares(app, settings)
+    app.openapi = lambda: openapi_document(app)
     return app
 
 
-class RequestMetrics:
-    """Counts requests by route and status, times them, and adds ``Server-Timing: app;dur=<ms>``.
+def add_middlewares(app: FastAPI, settings: Settings) -> None:
+    """From the outside in: request id, metrics, CORS, rate limit, body limit (the last one added
+    is the outermost). Limits sit inside CORS so a browser can read their answers."""
+    upload_limit = settings.upload_body_bytes
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits={"/encode": upload_limit, "/search/image": upload_limit})
+    if settings.rate_limit_per_s > 0:
+        app.add_middleware(RateLimit, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst))
+    if settings.cors_origins:  # none configured: no CORS headers, browsers keep other sites' pages out
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"], expose_headers=["x-request-id", "retry-after", "server-timing"],
+            max_age=600,
+        )  # fmt: skip
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestContext)
 
-    A plain ASGI middleware: ``@app.middleware("http")`` (Starlette's ``BaseHTTPMiddleware``)
-    runs every request through an extra task group and memory streams, which cost more than the
-    whole Lucene search. The time is measured up to the response start (headers), i.e. routing,
-    validation, the handler and serialisation of the body.
-    """
 
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start = time.perf_counter()
-        status = 500
-
-        async def send_timed(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                elapsed = time.perf_counter() - start
-                headers = list(message.get("headers", ()))
-                headers.append((b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_timed)
-        finally:
-            route = scope.get("route")
-            metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(status)).inc()
-            metrics.STAGE_SECONDS.labels("http").observe(time.perf_counter() - start)
+def openapi_document(app: FastAPI) -> dict:
+    """FastAPI's document plus the schemas that only ``openapi_extra`` refers to (cached)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        extra = ImageJSONRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(extra.pop("$defs", {}))
+        schemas["ImageJSONRequest"] = extra
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def app_from_env() -> FastAPI:

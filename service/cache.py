@@ -1,7 +1,10 @@
 """A Redis cache that degrades to "no cache" when Redis is away, never to errors.
 
-Every call has a short socket timeout; after a failure the cache stays off for a back-off period
-(doubling up to ``MAX_BACKOFF_S``) instead of paying a timeout on every request.
+Every call has a short socket timeout. After a failure the cache is off and requests do not touch
+Redis; a background thread pings it every ``probe_interval_s`` and turns the cache back on as
+soon as Redis answers, so a restart costs about one probe interval, not a growing back-off.
+Entries larger than ``max_entry_bytes`` are not stored: a few huge results must not evict the
+many small ones.
 """
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 import redis
@@ -17,13 +19,13 @@ import redis
 from service import metrics
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 60.0
 
 
 def cache_key(prefix: str, kind: str, versions: tuple[str, ...], request: Any) -> str:
-    """``prefix:kind:v1:v2:sha256(request)``; ``request`` must be JSON-able."""
+    """``prefix:kind:v1:v2:sha256(request)``; ``request`` must be JSON-able (any ``str``, even one
+    with unpaired surrogates, hashes: they are encoded as they are)."""
     blob = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return ":".join([prefix, kind, *versions, digest])
 
 
@@ -35,11 +37,15 @@ class ResilientCache:
     url : Redis URL, or an empty string for no cache at all.
     ttl_s : time to live of every entry.
     socket_timeout_s : connect and read timeout of each call.
-    backoff_s : first pause after a failure.
+    probe_interval_s : pause between the pings that look for Redis while it is away.
+    max_entry_bytes : serialised values larger than this are not stored.
     """
 
-    def __init__(self, url: str, ttl_s: int = 3600, socket_timeout_s: float = 0.1, backoff_s: float = 5.0):
-        self.url, self.ttl_s, self.first_backoff_s = url, ttl_s, backoff_s
+    def __init__(
+        self, url: str, ttl_s: int = 3600, socket_timeout_s: float = 0.1, probe_interval_s: float = 0.5,
+        max_entry_bytes: int = 256_000,
+    ):  # fmt: skip
+        self.url, self.ttl_s, self.probe_interval_s, self.max_entry_bytes = url, ttl_s, probe_interval_s, max_entry_bytes
         self._client = (
             redis.Redis.from_url(
                 url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s, retry_on_timeout=False
@@ -48,13 +54,14 @@ class ResilientCache:
             else None
         )
         self._lock = threading.Lock()
-        self._down_until = 0.0
-        self._backoff_s = backoff_s
+        self._down = False
+        self._closed = threading.Event()
+        self._prober: threading.Thread | None = None
 
     @property
     def available(self) -> bool:
-        """False when there is no Redis or it is inside a back-off period."""
-        return self._client is not None and time.monotonic() >= self._down_until
+        """False when there is no Redis or it did not answer since its last failure."""
+        return self._client is not None and not self._down
 
     def get(self, key: str, kind: str) -> Any | None:
         """The cached value, or ``None`` on a miss or while Redis is down."""
@@ -65,38 +72,63 @@ class ResilientCache:
         metrics.CACHE.labels(kind, "hit").inc()
         return json.loads(raw)
 
-    def set(self, key: str, value: Any) -> None:
-        """Store ``value`` for ``ttl_s``; silently skipped while Redis is down."""
-        blob = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        self._call(lambda c: c.set(key, blob, ex=self.ttl_s))
+    def set(self, key: str, value: Any, kind: str = "value") -> bool:
+        """Store ``value`` for ``ttl_s``; ``False`` when it was not stored (too large, or Redis down)."""
+        if not self.available:
+            return False
+        blob = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        if len(blob) > self.max_entry_bytes:
+            metrics.CACHE.labels(kind, "too_large").inc()
+            return False
+        return bool(self._call(lambda c: c.set(key, blob, ex=self.ttl_s)))
 
     def ping(self) -> bool:
-        """True when Redis answers now (ignores and resets the back-off)."""
+        """True when Redis answers now (and the cache is on again)."""
         if self._client is None:
             return False
+        try:
+            self._client.ping()
+        except (redis.RedisError, OSError):
+            return False
         with self._lock:
-            self._down_until = 0.0
-        return bool(self._call(lambda c: c.ping()))
+            if self._down:
+                log.info("redis is back; cache on")
+            self._down = False
+        return True
 
     def _call(self, fn):
         if not self.available:
             return None
         try:
-            result = fn(self._client)
+            return fn(self._client)
         except (redis.RedisError, OSError) as exc:
             self._mark_down(exc)
             return None
-        with self._lock:
-            self._backoff_s = self.first_backoff_s
-        return result
 
     def _mark_down(self, exc: Exception) -> None:
-        with self._lock:
-            self._down_until = time.monotonic() + self._backoff_s
-            log.warning("redis unavailable (%s); cache off for %.1f s", exc, self._backoff_s)
-            self._backoff_s = min(MAX_BACKOFF_S, max(self._backoff_s * 2, 0.1))
         metrics.ERRORS.labels("cache").inc()
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+            log.warning("redis unavailable (%s); cache off until a ping every %.2f s gets an answer", exc, self.probe_interval_s)
+            if self._prober is None:
+                self._prober = threading.Thread(target=self._probe, daemon=True, name="redis-probe")
+                self._prober.start()
+
+    def _probe(self) -> None:
+        """Ping until Redis answers; the thread ends (under the lock) only while the cache is on."""
+        while not self._closed.wait(self.probe_interval_s):
+            self.ping()
+            with self._lock:
+                if not self._down:
+                    self._prober = None
+                    return
 
     def close(self) -> None:
+        self._closed.set()
+        prober = self._prober
+        if prober is not None:
+            prober.join(timeout=2)
         if self._client is not None:
             self._client.close()

@@ -65,19 +65,18 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     """Print the top hits of one query with the words each one matched."""
     from service.engine import Engine
-    from service.schemas import SearchRequest
 
     settings = _settings(args).model_copy(update={"redis_url": "", "k_max": max(args.k, 1)})
     engine = Engine.load(settings)
     try:
-        result = engine.search_text(SearchRequest(query=args.query, k=args.k))
+        result = engine.search_text(args.query, args.k)
     finally:
         engine.close()
-    q = result["query"]
-    print("query:", ", ".join(f"{w['word']} {w['weight']:.3f}" for w in q["words"][:16]))
-    if q["ignored"]:
-        print("ignored (not in the vocabulary):", ", ".join(q["ignored"]))
-    for rank, hit in enumerate(result["hits"], 1):
-        words = ", ".join(f"{m['word']} {m['share']:.0%}" for m in hit["matches"][:8])
-        print(f"{rank:3d}. {hit['score']:.4f}  {hit['id']}  [{words}]")
+    edited = result.query.edited
+    print("query:", ", ".join(f"{w} {v:.3f}" for w, v in list(edited.weights.items())[:16]))
+    if edited.ignored:
+        print("ignored (not in the vocabulary):", ", ".join(edited.ignored))
+    for rank, hit in enumerate(result.hits, 1):
+        words = ", ".join(f"{m.word} {hit.share(m):.0%}" for m in hit.matches[:8])
+        print(f"{rank:3d}. {hit.score:.4f}  {hit.doc_id}  [{words}]")
     return 0

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,16 +20,32 @@ class Settings(BaseSettings):
     cache_prefix: str = "lexvla"
     cache_ttl_s: int = Field(3600, ge=1)
     cache_socket_timeout_s: float = Field(0.1, gt=0)
-    cache_backoff_s: float = Field(5.0, ge=0, description="first pause after a Redis failure; doubles to 60 s")
+    cache_probe_interval_s: float = Field(
+        0.5, gt=0, description="while Redis is away, a background ping this often turns the cache back on"
+    )
+    cache_max_entry_bytes: int = Field(256_000, ge=1, description="larger results are served but not cached")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default)")
     ort_spinning: bool = Field(
         False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
-    max_upload_bytes: int = Field(10_000_000, ge=1)
+    # ---- bounded work per request
+    max_upload_bytes: int = Field(10_000_000, ge=1, description="image file limit (the image routes' body: base64 and form overhead on top)")
+    max_body_bytes: int = Field(1_000_000, ge=1, description="body limit of every other route")
     max_pixels: int = Field(40_000_000, ge=1)
+    decode_side: int = Field(
+        1024, ge=64, description="images longer than twice this are decoded at reduced size (long side up to 2x this)"
+    )
+    image_memory_mb: int = Field(1024, ge=16, description="memory image decoding may take at once, shared by the image workers")
+    image_workers: int = Field(2, ge=1, description="image jobs (decode, encode, heatmaps, thumbnails) run at once")
+    image_queue: int = Field(64, ge=0, description="image requests that may wait for a worker; more get 503 + Retry-After")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After of 503 (busy) and the minimum of 429 answers")
     max_query_chars: int = Field(512, ge=1)
+    max_query_words: int = Field(
+        256, ge=1, le=4000, description="words a query may have after edits, excluded words included (one Lucene clause each)"
+    )
+    max_heatmaps: int = Field(16, ge=0, description="heatmaps one /encode may draw (listed words plus heatmap_top_n)")
     k_min: int = Field(1, ge=1)
     k_max: int = Field(100, ge=1)
     k_default: int = Field(12, ge=1)
@@ -37,6 +53,25 @@ class Settings(BaseSettings):
     heatmap_top_n: int = Field(3, ge=1, le=32)
     thumb_size: int = Field(256, ge=16)
     reload_interval_s: float = Field(10.0, ge=0, description="poll for a new index generation (0: never)")
+    # ---- who may call what
+    admin_token: SecretStr | None = Field(
+        None, description="/admin/* is disabled without it, and then needs `Authorization: Bearer <token>`"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='origins whose pages may call the API from a browser (JSON list; ["*"]: any)'
+    )
+    rate_limit_per_s: float = Field(0.0, ge=0, description="requests per second per client address (0: no limit)")
+    rate_limit_burst: int = Field(20, ge=1, description="requests a client may make at once before the rate applies")
+
+    @property
+    def upload_body_bytes(self) -> int:
+        """Body limit of the image routes: the file as base64 in JSON (4/3) plus form fields."""
+        return self.max_upload_bytes * 4 // 3 + 64 * 1024
+
+    @property
+    def decode_bytes(self) -> int:
+        """Memory one image worker's decode may take."""
+        return self.image_memory_mb * 1_000_000 // self.image_workers
 
 
 @lru_cache

@@ -9,19 +9,29 @@ import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
 
 from models.bundle import Bundle, BundleError
-from models.preprocess import InputError, load_image
+from models.preprocess import ImageError, InputError, decode_image
 from models.sparse import sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
 from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
-from service.schemas import SearchRequest
+from service.results import (
+    EncodeResult,
+    ImageHit,
+    ImageSearchResult,
+    ReadinessResult,
+    TextQuery,
+    TextSearchResult,
+    Versions,
+    WordHeatmap,
+)
 from service.timing import StageTimer
 
 log = logging.getLogger(__name__)
@@ -54,11 +64,13 @@ def open_searcher(index_root: Path):
 
 
 def check_versions(bundle: Bundle, info) -> None:
-    """Raise :class:`StartupError` when the index was built with another bundle."""
-    if info.bundle_version != bundle.version:
+    """Raise :class:`StartupError` when the index does not fit the bundle (``bundle_mismatch``)."""
+    from indexer.metadata import bundle_mismatch
+
+    problem = bundle_mismatch(info, bundle)
+    if problem is not None:
         raise StartupError(
-            f"index {info.index_version} was built with bundle {info.bundle_name}@{info.bundle_version}, "
-            f"but the service loaded {bundle.config.name}@{bundle.version}; "
+            f"index {info.index_version} was {problem} (the bundle the service loaded); "
             "serve the bundle the index was built with, or rebuild the index"
         )
 
@@ -87,8 +99,9 @@ class Engine:
             raise StartupError(str(exc)) from exc
         searcher = open_searcher(settings.index)
         cache = ResilientCache(
-            settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_backoff_s
-        )
+            settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
+            settings.cache_max_entry_bytes,
+        )  # fmt: skip
         try:
             engine = cls(settings, bundle, searcher, cache)
         except StartupError:
@@ -125,65 +138,93 @@ class Engine:
             return dict(cached), "hit"
         vec = self.bundle.encode_texts([text], top_k=top_k)[0]
         weights = vec.words(self.bundle.words)
-        self.cache.set(key, list(weights.items()))
+        self.cache.set(key, list(weights.items()), "encode")
         return weights, "miss" if self.cache.available else "off"
 
-    def parse(self, req: SearchRequest) -> QueryEdits:
-        """Validate the request and split it into text and word-space edits."""
-        if len(req.query) > self.settings.max_query_chars:
-            raise InputError(f"query is {len(req.query)} characters; the limit is {self.settings.max_query_chars}")
-        edits = merge_edits(parse_inline(req.query), req.boost, req.exclude)
+    def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
+        """Validate a query and split it into text and word-space edits."""
+        if len(query) > self.settings.max_query_chars:
+            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}")
+        edits = merge_edits(parse_inline(query), boost, exclude)
         if not edits.text and not edits.boosts:
             raise InputError("empty query: give at least one word (or a +word to search for)")
+        self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
         return edits
 
-    def search_text(self, req: SearchRequest) -> dict:
-        """The full ``/search`` response as a dict (see ``SearchResponse``)."""
-        timer = StageTimer()
-        k = self.check_k(req.k)
-        edits = self.parse(req)
-        versions = self.versions()
-        key = cache_key(
-            self.settings.cache_prefix, "res", (versions["bundle"], versions["index"]), {**edits.normalized(), "k": k}
-        )
-        with timer("cache"):
-            cached = self.cache.get(key, "results")
-        if cached is not None:
-            return {**cached, "timings_ms": timer.total(), "cache": {"encode": "skipped", "results": "hit"}}
-        with timer("encode"):
-            encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
-        with timer("edit"):
-            edited = apply_edits(encoded, edits, self.canonical)
-        if not edited.weights:
-            raise InputError("the query has no words left after the edits" + _ignored_note(edited))
-        hits = self._search(edited.weights, k, edited.excluded, (), timer)
-        body = {"hits": hits, "query": _query_report(edits.text, encoded, edited), "versions": versions}
-        self.cache.set(key, body)
-        outcome = "miss" if self.cache.available else "off"
-        return {**body, "timings_ms": timer.total(), "cache": {"encode": enc_outcome, "results": outcome}}
+    def check_words(self, n: int, what: str) -> None:
+        """Refuse a query of more than ``max_query_words`` words (each one is a Lucene clause)."""
+        limit = self.settings.max_query_words
+        if n > limit:
+            raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)")
 
-    def _search(self, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[dict]:
-        """Search, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
-        searcher = self.searcher  # one generation for the whole request, even if a reload happens
+    def search_text(
+        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()
+    ) -> TextSearchResult:
+        """Encode ``query`` (inline ``+word``/``word^2``/``-word`` edits apply), edit, search, explain."""
+        timer = StageTimer()
+        k = self.check_k(k)
+        edits = self.parse(query, boost, exclude)
+        with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
+            versions = Versions(self.bundle.version, snap.version)
+            key = cache_key(
+                self.settings.cache_prefix, "hits", (versions.bundle, versions.index), {**edits.normalized(), "k": k}
+            )
+            with timer("cache"):
+                cached = self.cache.get(key, "results")
+            if cached is not None:
+                return TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"})
+            with timer("encode"):
+                encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
+            with timer("edit"):
+                edited = apply_edits(encoded, edits, self.canonical)
+            if not edited.weights:
+                raise InputError("the query has no words left after the edits" + _ignored_note(edited))
+            self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
+            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer)
+        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited), versions)
+        self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
+        outcome = "miss" if self.cache.available else "off"
+        return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
+
+    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[ImageHit]:
+        """Search ``snap``, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
         with timer("search"):
-            hits = searcher.search(query, k=k, exclude=tuple(exclude_words))
+            hits = snap.search(query, k=k, exclude=tuple(exclude_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
-            # the searcher already read each hit's metadata row to explain it; no second lookup
-            return [_hit_json(h, h.record if h.record is not None else searcher.document(h.doc_id)) for h in hits]
+            # the snapshot already read each hit's metadata row to explain it; no second lookup
+            return [_image_hit(h, h.record if h.record is not None else snap.document(h.doc_id)) for h in hits]
 
     # ---- images -----------------------------------------------------------------------------
-    def decode_upload(self, data: bytes):
-        """Bytes of an uploaded image -> RGB image; ``ImageError`` names what is wrong."""
-        if len(data) > self.settings.max_upload_bytes:
-            raise UploadTooLarge(f"upload is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+    def decode_upload(self, source: bytes | BinaryIO) -> tuple[Image.Image, tuple[int, int]]:
+        """An uploaded image (its bytes or an open file) -> ``(RGB image, the file's size)``.
+
+        Decoded at reduced size (``decode_side``) within one image worker's share of the memory
+        budget; ``ImageError`` names what is wrong.
+        """
+        s = self.settings
+        data = source if isinstance(source, bytes) else source.read(s.max_upload_bytes + 1)
+        if len(data) > s.max_upload_bytes:
+            raise UploadTooLarge(f"upload is over {s.max_upload_bytes} bytes, the limit")
         if not data:
             raise InputError("empty upload: no image bytes")
-        return load_image(data, max_pixels=self.settings.max_pixels)
+        return decode_image(data, s.max_pixels, max_side=s.decode_side, max_bytes=s.decode_bytes, name="upload")
 
-    def encode_image(self, image: Image.Image, words: list[str], top_n_maps: int, fmt: str, top_n: int) -> dict:
-        """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words."""
+    def check_heatmaps(self, words: list[str], top_n_maps: int) -> None:
+        """Refuse more than ``max_heatmaps`` heatmaps in one request."""
+        n, limit = len(dict.fromkeys(words)) + top_n_maps, self.settings.max_heatmaps
+        if n > limit:
+            raise InputError(f"{n} heatmaps asked for (heatmaps + heatmap_top_n); the limit is {limit} (LEXVLA_MAX_HEATMAPS)")
+
+    def encode_image(
+        self, image: Image.Image, size: tuple[int, int], words: list[str], top_n_maps: int, fmt: str, top_n: int
+    ) -> EncodeResult:
+        """``/encode``: the image's sparse vector, plus heatmaps for ``words`` and the top ``top_n_maps`` words.
+
+        ``size`` is the uploaded file's (``image`` may have been decoded at reduced size).
+        """
         timer = StageTimer()
+        self.check_heatmaps(words, top_n_maps)
         want_maps = bool(words or top_n_maps)
         with timer("encode"):
             dense, patches = self.bundle.encode_images_dense([image], patches=want_maps)  # [1,V], [1,P,V]
@@ -194,48 +235,43 @@ class Engine:
             with timer("heatmaps"):
                 targets = list(dict.fromkeys([*words, *list(weights)[:top_n_maps]]))
                 maps = self._heatmaps(image, patches[0], targets, fmt)
-        return {
-            "words": [{"word": w, "weight": v} for w, v in list(weights.items())[:top_n]],
-            "bundle_version": self.bundle.version,
-            "patch_grid": tuple(self.bundle.config.patch_grid),
-            "width": image.width,
-            "height": image.height,
-            "heatmaps": maps,
-            "timings_ms": timer.total(),
-        }
+        return EncodeResult(list(weights.items())[:top_n], self.bundle.version, tuple(self.bundle.config.patch_grid),
+                            size[0], size[1], maps, timer.total())  # fmt: skip
 
-    def _heatmaps(self, image: Image.Image, patch_lexical: np.ndarray, words: list[str], fmt: str) -> list[dict]:
+    def _heatmaps(self, image: Image.Image, patch_lexical: np.ndarray, words: list[str], fmt: str) -> list[WordHeatmap]:
         _, box = self.bundle.image_spec.letterbox(image)
         shown = heatmap.fit(image, 512)
         out = []
         for raw in words:
             word = self.canonical(raw)
             if word is None:
-                out.append({"word": raw, "in_vocabulary": False})
+                out.append(WordHeatmap(raw, False))
                 continue
             grid = self.bundle.word_heatmaps(patch_lexical, [self.bundle.vocab.index(word)])[0]  # [gh, gw]
-            item = {"word": word, "in_vocabulary": True, "peak": float(grid.max())}
             if fmt == "array":
-                item["grid"] = grid.astype(float).round(6).tolist()
+                out.append(WordHeatmap(word, True, float(grid.max()), grid=grid.astype(float).round(6).tolist()))
             else:
-                item["png"] = heatmap.data_url(heatmap.to_png(heatmap.overlay(shown, grid, box, self.bundle.config.image_size)))
-            out.append(item)
+                png = heatmap.data_url(heatmap.to_png(heatmap.overlay(shown, grid, box, self.bundle.config.image_size)))
+                out.append(WordHeatmap(word, True, float(grid.max()), png=png))
         return out
 
-    def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> dict:
+    def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> ImageSearchResult:
         """Image-to-image search with the image's own sparse vector."""
         timer = StageTimer()
         k = self.check_k(k)
+        self.check_words(len(exclude), "excluded words")
         with timer("encode"):
             weights = self.bundle.encode_images([image])[0].words(self.bundle.words)
         with timer("edit"):
             edited = apply_edits(weights, QueryEdits("", {}, tuple(exclude)), self.canonical)
         if not edited.weights:
             raise InputError("the image has no active words to search with")
+        self.check_words(len(edited.weights) + len(edited.excluded), "words (excluded words included)")
         exclude_ids = (exclude_id,) if exclude_id else ()
-        hits = self._search(edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
-        words = [{"word": w, "weight": v} for w, v in edited.weights.items()]
-        return {"hits": hits, "words": words, "timings_ms": timer.total(), "versions": self.versions()}
+        with self.searcher.snapshot() as snap:
+            hits = self._search(snap, edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
+            versions = Versions(self.bundle.version, snap.version)
+        return ImageSearchResult(hits, edited.weights, versions, timer.total())
 
     def document(self, doc_id: str):
         """The indexed record of ``doc_id``; :class:`NotFound` for anything else."""
@@ -252,10 +288,18 @@ class Engine:
         return path
 
     def indexed_image(self, doc_id: str) -> Image.Image:
-        """Decode an indexed image. The upload limit does not apply: the indexer accepted this
-        file at its recorded size, and that size (not more) is what may be decoded now."""
+        """Decode an indexed image at reduced size. The upload limit does not apply: the indexer
+        accepted this file at its recorded size, and that size (not more) is what may be decoded
+        now. Errors name the id, never the server's path (the log has it)."""
         record = self.document(doc_id)
-        return load_image(str(self.image_file(doc_id, record)), max_pixels=max(1, record.width * record.height))
+        path = self.image_file(doc_id, record)
+        s = self.settings
+        try:
+            return decode_image(path, max(1, record.width * record.height), max_side=s.decode_side,
+                                max_bytes=s.decode_bytes, name=f"indexed image {doc_id!r}")[0]  # fmt: skip
+        except ImageError as exc:
+            log.warning("indexed image %r (%s) cannot be decoded: %s", doc_id, path, exc.reason)
+            raise
 
     def thumbnail(self, doc_id: str) -> bytes:
         """A JPEG no larger than ``thumb_size`` (cached in memory per index version)."""
@@ -288,7 +332,7 @@ class Engine:
 
             before = self.searcher.info.index_version
             try:
-                switched = self.searcher.refresh(require_bundle_version=self.bundle.version)
+                switched = self.searcher.refresh(require_bundle=self.bundle)
             except BundleMismatchError as exc:
                 metrics.RELOADS.labels("refused").inc()
                 return False, f"published index refused ({exc}); serving {self.bundle.version}, kept {before}"
@@ -304,20 +348,15 @@ class Engine:
                 return True, f"switched from {before} to {after}"
             return False, f"already serving the newest index {after}"
 
-    def readiness(self) -> dict:
+    def readiness(self) -> ReadinessResult:
         """What ``/readyz`` reports."""
+        from indexer.metadata import bundle_mismatch
+
         info = self.searcher.info
-        ready = info.bundle_version == self.bundle.version
-        return {
-            "ready": ready,
-            "bundle_version": self.bundle.version,
-            "index_version": info.index_version,
-            "index_bundle_version": info.bundle_version,
-            "doc_count": info.doc_count,
-            "providers": self.bundle.providers,
-            "cache": self.cache.available,
-            "detail": None if ready else "index and bundle versions differ",
-        }
+        problem = bundle_mismatch(info, self.bundle)
+        ready = problem is None
+        return ReadinessResult(ready, self.bundle.version, info.index_version, info.bundle_version, info.doc_count,
+                               self.bundle.providers, self.cache.available, None if ready else f"the index was {problem}")  # fmt: skip
 
     def close(self) -> None:
         """Release the searcher and the cache connection."""
@@ -333,37 +372,5 @@ def _ignored_note(edited: EditedQuery) -> str:
     return f" (not in the vocabulary: {', '.join(edited.ignored)})" if edited.ignored else ""
 
 
-def _query_report(text: str, encoded: dict[str, float], edited: EditedQuery) -> dict:
-    return {
-        "text": text,
-        "words": [{"word": w, "weight": v} for w, v in edited.weights.items()],
-        "encoded": [{"word": w, "weight": v} for w, v in encoded.items()],
-        "excluded": edited.excluded,
-        "boosted": edited.boosted,
-        "added": edited.added,
-        "ignored": edited.ignored,
-    }
-
-
-def _hit_json(hit, record) -> dict:
-    image_url, thumb_url = image_urls(hit.doc_id)
-    score = float(hit.score)
-    matches = [
-        {
-            "word": m.word,
-            "query_weight": float(m.query_weight),
-            "image_weight": float(m.doc_weight),
-            "contribution": float(m.contribution),
-            "share": float(m.contribution) / score if score else 0.0,
-        }
-        for m in hit.matches
-    ]
-    return {
-        "id": hit.doc_id,
-        "score": score,
-        "image_url": image_url,
-        "thumb_url": thumb_url,
-        "width": record.width if record else 0,
-        "height": record.height if record else 0,
-        "matches": matches,
-    }
+def _image_hit(hit, record) -> ImageHit:
+    return ImageHit(hit.doc_id, float(hit.score), record.width if record else 0, record.height if record else 0, hit.matches)

@@ -1,16 +1,26 @@
-"""Error types and the handlers that turn them into JSON 4xx answers (never a bare 500)."""
+"""Every error answer in one shape (``ErrorResponse``): client errors are 4xx with a message that
+names what was wrong; a 500 carries only the request id (the log has the rest).
+
+Bodies are ASCII JSON, so text a client sent (an unpaired surrogate, say) is escaped rather than
+failing to encode.
+"""
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.preprocess import ImageError, InputError
 from service import metrics
 from service.engine import NotFound, UploadTooLarge
+from service.limits import Busy
 
 log = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "x-request-id"
 
 
 class UnsupportedMediaType(InputError):
@@ -26,22 +36,70 @@ def status_of(exc: InputError) -> int:
     return 422
 
 
+def request_id(scope) -> str:
+    """The id :class:`service.middleware.RequestContext` gave this request (``-`` before it ran)."""
+    return (scope.get("state") or {}).get("request_id", "-")
+
+
+def error_body(scope, detail: str, errors: list[dict] | None = None) -> bytes:
+    """An ``ErrorResponse`` as ASCII JSON bytes."""
+    body: dict = {"detail": detail, "request_id": request_id(scope)}
+    if errors is not None:
+        body["errors"] = errors
+    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def error_response(request: Request, status: int, detail: str, errors: list[dict] | None = None, headers=None) -> Response:
+    return Response(error_body(request.scope, detail, errors), status_code=status, headers=headers, media_type="application/json")
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """``[{loc, msg, type}]`` of a validation error: never the input itself (it may be huge or binary)."""
+    return [{"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+             "type": str(e.get("type", ""))} for e in exc.errors()]  # fmt: skip
+
+
+def _summary(errors: list[dict]) -> str:
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(InputError)
-    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+    async def input_error(request: Request, exc: InputError) -> Response:
         status = status_of(exc)
         metrics.ERRORS.labels(f"input_{status}").inc()
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return error_response(request, status, str(exc))
 
     @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+    async def not_found(request: Request, exc: NotFound) -> Response:
         metrics.ERRORS.labels("not_found").inc()
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return error_response(request, 404, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> Response:
+        return error_response(request, 503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        metrics.ERRORS.labels("input_422").inc()
+        errors = validation_errors(exc)
+        return error_response(request, 422, _summary(errors), errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 500:
+            metrics.ERRORS.labels(f"input_{exc.status_code}").inc()
+        return error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
+    async def internal(request: Request, exc: Exception) -> Response:
         metrics.ERRORS.labels("internal").inc()
-        log.exception("request %s %s failed", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+        rid = request_id(request.scope)
+        log.error("request %s: %s %s failed", rid, request.method, request.url.path, exc_info=exc)
+        return error_response(request, 500, "internal error; the server log has the details under this request id",
+                              headers={REQUEST_ID_HEADER: rid})  # fmt: skip

@@ -1,11 +1,34 @@
 """Pydantic request and response models of every route."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _unicode_text(value: str) -> str:
+    """Refuse text with unpaired surrogates (JSON can carry ``\\ud800``; it is not Unicode text)."""
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            raise ValueError(f"contains an unpaired surrogate (U+{ord(ch):04X}); send valid Unicode text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode_text)]
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: 'body', 'query' or 'path', then the field")
+    msg: str
+    type: str
 
 
 class ErrorResponse(BaseModel):
-    detail: str
+    """The body of every error answer."""
+
+    detail: str = Field(description="what was wrong, for a person to read")
+    request_id: str = Field(description="the request's id (also the X-Request-ID header); the server log has it too")
+    errors: list[FieldError] | None = Field(None, description="one entry per invalid field (422 validation errors only)")
 
 
 class WordWeight(BaseModel):
@@ -55,10 +78,12 @@ class SearchResponse(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(description="free text; inline `+word`, `word^2`, `-word` edit the word space")
+    query: Text = Field(description="free text; inline `+word`, `word^2`, `-word` edit the word space")
     k: int | None = Field(None, description="number of hits (the service's k range applies)")
-    boost: dict[str, float] = Field(default_factory=dict, description="word -> factor, added when absent")
-    exclude: list[str] = Field(default_factory=list, description="words removed from the query and the hits")
+    boost: dict[Text, float] = Field(
+        default_factory=dict, description="word -> factor, added when absent (the service's word limit applies)"
+    )
+    exclude: list[Text] = Field(default_factory=list, description="words removed from the query and the hits")
 
     model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}}]}}
 
@@ -66,13 +91,15 @@ class SearchRequest(BaseModel):
 class ImageOptions(BaseModel):
     """Options of ``/encode`` and ``/search/image`` (JSON fields, or form fields next to the file)."""
 
-    heatmaps: list[str] = Field(default_factory=list, description="words to draw heatmaps for")
+    heatmaps: list[Text] = Field(
+        default_factory=list, description="words to draw heatmaps for (with heatmap_top_n, the service's heatmap limit applies)"
+    )
     heatmap_top_n: int = Field(0, ge=0, le=32, description="also draw heatmaps for the top-N words")
-    heatmap_format: str = Field("png", pattern="^(png|array)$")
+    heatmap_format: Literal["png", "array"] = "png"
     top_n: int = Field(64, ge=1, le=4096, description="words returned")
     k: int | None = None
-    exclude: list[str] = Field(default_factory=list)
-    exclude_id: str | None = Field(None, description="a doc id to leave out of image-to-image results")
+    exclude: list[Text] = Field(default_factory=list)
+    exclude_id: Text | None = Field(None, description="a doc id to leave out of image-to-image results")
 
 
 class ImageJSONRequest(ImageOptions):

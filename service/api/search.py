@@ -1,42 +1,44 @@
 """``/search`` (text, with word-space edits) and ``/search/image`` (image-to-image)."""
 from __future__ import annotations
 
-import json
+from typing import BinaryIO
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.uploads import OPENAPI_IMAGE_BODY, read_image_request
-from service.deps import EngineDep
-from service.schemas import ErrorResponse, ImageSearchResponse, SearchRequest, SearchResponse
+from service.api import convert
+from service.api.common import errors
+from service.api.uploads import OPENAPI_IMAGE_BODY, image_request
+from service.deps import EngineDep, ImageWorkDep
+from service.engine import Engine
+from service.schemas import ImageOptions, ImageSearchResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/search", tags=["search"])
-ERRORS = {422: {"model": ErrorResponse}}
 
 
-@router.post("", response_model=SearchResponse, responses=ERRORS)
-async def search(req: SearchRequest, engine: EngineDep) -> Response:
+@router.post("", response_model=SearchResponse, responses=errors(400, 413, 422, 503))
+async def search(req: SearchRequest, engine: EngineDep) -> SearchResponse:
     """Encode the text, apply boosts/exclusions, search the index and explain every hit."""
-    # One hop to the thread pool for the whole request (encode, search, explain and JSON). A sync
-    # route would cost three: the handler, then FastAPI's re-validation of the returned dict
-    # through SearchResponse and its serialisation. The engine builds exactly that shape
-    # (tests/service check it against the model), so it is written out directly.
-    body = await run_in_threadpool(_search_json, engine, req)
-    return Response(body, media_type="application/json")
+    # one hop to the thread pool for the engine's work and the conversion to the response model
+    return await run_in_threadpool(_search, engine, req)
 
 
-def _search_json(engine, req: SearchRequest) -> bytes:
-    return json.dumps(engine.search_text(req), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+def _search(engine: Engine, req: SearchRequest) -> SearchResponse:
+    return convert.search_response(engine.search_text(req.query, req.k, req.boost, req.exclude))
 
 
 @router.post(
     "/image",
     response_model=ImageSearchResponse,
-    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, **ERRORS},
+    responses=errors(400, 413, 415, 422, 503),
     openapi_extra=OPENAPI_IMAGE_BODY,
 )
-async def search_image(request: Request, engine: EngineDep) -> dict:
+async def search_image(request: Request, engine: EngineDep, work: ImageWorkDep) -> ImageSearchResponse:
     """Image-to-image search: the uploaded image's own sparse word vector is the query."""
-    data, opts = await read_image_request(request, engine.settings.max_upload_bytes)
-    image = await run_in_threadpool(engine.decode_upload, data)
-    return await run_in_threadpool(engine.search_image, image, opts.k, opts.exclude, opts.exclude_id)
+    async with work.admit(), image_request(request) as (source, opts):
+        return await work.run(_search_image, engine, source, opts)
+
+
+def _search_image(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> ImageSearchResponse:
+    image, _ = engine.decode_upload(source)
+    return convert.image_search_response(engine.search_image(image, opts.k, opts.exclude, opts.exclude_id))

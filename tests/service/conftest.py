@@ -159,6 +159,24 @@ def server(engine):
 
 
 @pytest.fixture
+def served(engine):
+    """``served(**settings)``: a live server over the session's engine parts with other settings."""
+    from service.engine import Engine
+
+    stack = []
+
+    def start(**overrides) -> LiveServer:
+        settings = engine.settings.model_copy(update=overrides)
+        srv = LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, engine.cache)).__enter__()
+        stack.append(srv)
+        return srv
+
+    yield start
+    for srv in stack:
+        srv.__exit__(None, None, None)
+
+
+@pytest.fixture
 def http(server):
     with server.client() as client:
         yield client

@@ -31,7 +31,7 @@ def test_search_explains_every_hit(http):
         assert contribs == sorted(contribs, reverse=True)
     scores = [h["score"] for h in body["hits"]]
     assert scores == sorted(scores, reverse=True)
-    # the route writes the engine's dict out without re-validating it: it must be exactly the model
+    # the body is the route's declared response model, exactly
     from service.schemas import SearchResponse
 
     assert SearchResponse.model_validate(body).model_dump(mode="json") == body
@@ -120,7 +120,7 @@ def test_redis_down_degrades_to_no_cache(engine):
     from tests.service.conftest import LiveServer, free_port
 
     settings = engine.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    cache = ResilientCache(settings.redis_url, socket_timeout_s=0.05, backoff_s=30)
+    cache = ResilientCache(settings.redis_url, socket_timeout_s=0.05, probe_interval_s=30)
     down = Engine(settings, engine.bundle, engine.searcher, cache)
     with LiveServer(settings, down) as srv, srv.client() as http:
         for _ in range(3):
@@ -235,12 +235,11 @@ def test_upload_pixel_limit_does_not_hide_indexed_images(mini_bundle_dir, shape_
     """An image the indexer accepted is served even when it is larger than an upload may be."""
     from models.preprocess import InputError
     from service.engine import Engine
-    from service.schemas import SearchRequest
     from tests.service.conftest import make_settings
 
     engine = Engine.load(make_settings(mini_bundle_dir, shape_index, run_id, max_pixels=100, redis_url=""))
     try:
-        doc_id = engine.search_text(SearchRequest(query="a red circle", k=1))["hits"][0]["id"]
+        doc_id = engine.search_text("a red circle", k=1).hits[0].doc_id
         assert engine.thumbnail(doc_id)[:2] == b"\xff\xd8"  # a JPEG
         assert engine.heatmap_png(doc_id, "red")[:4] == b"\x89PNG"
         with pytest.raises(InputError, match="too large"):  # the same file as an upload is refused

@@ -1,10 +1,12 @@
 """The Redis cache against real Redis servers: hits, TTL keys, outages degrade to no cache."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -32,15 +34,27 @@ def test_roundtrip_and_ttl_on_real_redis(run_id):
     cache.close()
 
 
-def test_closed_port_degrades_and_backs_off():
-    cache = ResilientCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.05, backoff_s=30)
+def test_closed_port_degrades_without_touching_redis_again():
+    cache = ResilientCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.05, probe_interval_s=30)
     start = time.perf_counter()
     assert cache.get("k", "unit") is None
-    cache.set("k", 1)
-    assert not cache.available  # backing off: no more connection attempts
+    assert cache.set("k", 1) is False
+    assert not cache.available  # off: requests do not try Redis, only the background probe does
     for _ in range(100):
         assert cache.get("k", "unit") is None
     assert time.perf_counter() - start < 1.0
+    cache.close()
+
+
+def test_entries_over_the_size_cap_are_not_stored(run_id):
+    cache = ResilientCache("redis://127.0.0.1:6379/0", ttl_s=30, max_entry_bytes=1000)
+    small, big = f"{run_id}:unit:small", f"{run_id}:unit:big"
+    assert cache.set(small, {"words": ["red"] * 10}) is True
+    assert cache.set(big, {"words": ["red"] * 1000}, "results") is False
+    assert cache.get(small, "unit") == {"words": ["red"] * 10}
+    assert cache.get(big, "unit") is None and cache._client.exists(big) == 0
+    assert cache.available  # a large value is not an outage
+    cache.close()
 
 
 def _wait_port(port: int, up: bool, timeout: float = 10) -> None:
@@ -55,7 +69,10 @@ def _wait_port(port: int, up: bool, timeout: float = 10) -> None:
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
-def test_redis_stop_and_start_recovers(tmp_path):
+def test_redis_stop_and_start_recovers_without_traffic(tmp_path):
+    """While Redis is down the cache stays off however long that is (no blind back-off that turns
+    it on again to find out); once Redis is back, the background probe turns it on without a
+    single request having to fail first."""
     port = free_port()
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
 
@@ -64,8 +81,8 @@ def test_redis_stop_and_start_recovers(tmp_path):
         _wait_port(port, True)
         return proc
 
+    cache = ResilientCache(f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.1, probe_interval_s=0.1)
     proc = start()
-    cache = ResilientCache(f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.1, backoff_s=0.2)
     try:
         cache.set("a", 1)
         assert cache.get("a", "unit") == 1
@@ -73,11 +90,80 @@ def test_redis_stop_and_start_recovers(tmp_path):
         proc.wait(10)
         _wait_port(port, False)
         assert cache.get("a", "unit") is None  # down: a miss, not an exception
-        assert not cache.available
+        for _ in range(10):  # many probe intervals: still off, still no exception
+            time.sleep(0.1)
+            assert not cache.available and cache.get("a", "unit") is None
         proc = start()
-        time.sleep(0.3)  # past the back-off
-        cache.set("b", 2)
-        assert cache.get("b", "unit") == 2
+        deadline = time.monotonic() + 10
+        while not cache.available and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cache.available
+        assert cache.set("b", 2) is True and cache.get("b", "unit") == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        cache.close()
+
+
+def _search(http, query: str, k: int) -> dict:
+    r = http.post("/search", json={"query": query, "k": k})
+    assert r.status_code == 200, r.text[:300]
+    return r.json()
+
+
+def _entry_bytes(engine, query: str, k: int) -> int:
+    """Size of the result cache's entry for a /search (the cacheable part of the engine's result)."""
+    entry = engine.search_text(query, k=k).to_cache()
+    return len(json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def test_results_over_the_entry_cap_are_served_but_not_cached(engine, http):
+    from service.engine import Engine
+    from tests.service.conftest import LiveServer
+
+    query = f"a red circle {uuid.uuid4().hex[:6]}"
+    small, big = _entry_bytes(engine, query, 1), _entry_bytes(engine, query, 30)
+    assert small < big
+    cap = (small + big) // 2
+    settings = engine.settings.model_copy(update={"cache_max_entry_bytes": cap, "cache_prefix": engine.settings.cache_prefix + "-cap"})
+    cache = ResilientCache(settings.redis_url, max_entry_bytes=cap)
+    with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, cache)) as srv, srv.client() as capped:
+        assert [_search(capped, query, 30)["cache"] for _ in range(2)] == [
+            {"encode": "miss", "results": "miss"}, {"encode": "hit", "results": "miss"}]  # served, never stored
+        assert [_search(capped, query, 1)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
+        assert 'lexvla_cache_total{kind="results",outcome="too_large"}' in capped.get("/metrics").text
+    cache.close()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
+def test_server_rides_through_a_redis_restart(engine, tmp_path):
+    """Searches succeed while Redis is down (cache 'off'); once it is back the service uses it
+    again without a request failing or a back-off to wait out."""
+    from service.engine import Engine
+    from tests.service.conftest import LiveServer
+
+    port = free_port()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    settings = engine.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", "cache_probe_interval_s": 0.1})
+    cache = ResilientCache(settings.redis_url, probe_interval_s=0.1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, True)
+        with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, cache)) as srv, srv.client() as http:
+            assert [_search(http, "a blue star", 5)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
+            proc.terminate()
+            proc.wait(10)
+            _wait_port(port, False)
+            outcomes = {_search(http, f"a blue star {i}", 5)["cache"]["results"] for i in range(20)}
+            assert outcomes <= {"off", "miss"} and "off" in outcomes
+            assert http.get("/readyz").json()["cache"] is False
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_port(port, True)
+            deadline = time.monotonic() + 10
+            while not http.get("/readyz").json()["cache"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert http.get("/readyz").json()["cache"] is True
+            assert [_search(http, "a green star", 5)["cache"]["results"] for _ in range(2)] == ["miss", "hit"]
     finally:
         proc.terminate()
         proc.wait(10)

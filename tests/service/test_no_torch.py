@@ -12,12 +12,11 @@ def test_service_search_and_encode_do_not_import_torch(mini_bundle_dir, shape_in
         import sys
         from service.config import Settings
         from service.engine import Engine
-        from service.schemas import SearchRequest
         from service.app import create_app
         engine = Engine.load(Settings(bundle={str(mini_bundle_dir)!r}, index={str(shape_index)!r}, redis_url=""))
         create_app(engine.settings, engine)
-        result = engine.search_text(SearchRequest(query="a red circle", k=3))
-        assert result["hits"], result
+        result = engine.search_text("a red circle", k=3)
+        assert result.hits, result
         engine.bundle.encode_images_dense([__import__("PIL.Image").Image.open({str(image)!r})], patches=True)
         heavy = sorted(m for m in ("torch", "transformers", "pyserini", "peft") if m in sys.modules)
         print("heavy:", heavy)

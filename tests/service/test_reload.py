@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pydantic import SecretStr
 
 from service.engine import Engine, StartupError
 from tests.service.conftest import LiveServer, build_index, draw_shape, make_settings
@@ -47,7 +48,8 @@ def test_concurrent_requests_during_publish_and_reload(engine, mini_bundle_dir, 
     build_index(mini_bundle_dir, images, root)
     from indexer.searcher import LexicalSearcher
 
-    settings = engine.settings.model_copy(update={"index": root, "reload_interval_s": 0.3, "cache_prefix": engine.settings.cache_prefix + "-reload"})
+    settings = engine.settings.model_copy(update={"index": root, "reload_interval_s": 0.3, "admin_token": SecretStr("t0ken"),
+                                                  "cache_prefix": engine.settings.cache_prefix + "-reload"})  # fmt: skip
     served = Engine(settings, engine.bundle, LexicalSearcher(root), engine.cache)
     failures: list[str] = []
     versions: set[str] = set()
@@ -61,7 +63,7 @@ def test_concurrent_requests_during_publish_and_reload(engine, mini_bundle_dir, 
                 else:
                     versions.add(r.json()["versions"]["index"])
 
-    with LiveServer(settings, served) as srv, srv.client() as admin:
+    with LiveServer(settings, served) as srv, srv.client(headers={"Authorization": "Bearer t0ken"}) as admin:
         before = admin.get("/readyz").json()["index_version"]
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(client_loop, n) for n in range(8)]

@@ -1,0 +1,56 @@
+"""The edge: the engine's typed results -> the response models the routes declare."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from service import results as r
+from service import schemas as s
+from service.engine import image_urls
+
+
+def _words(weights) -> list[s.WordWeight]:
+    items = weights.items() if isinstance(weights, dict) else weights
+    return [s.WordWeight(word=w, weight=v) for w, v in items]
+
+
+def hit(h: r.ImageHit) -> s.SearchHit:
+    image_url, thumb_url = image_urls(h.doc_id)
+    matches = [
+        s.MatchedWord(word=m.word, query_weight=m.query_weight, image_weight=m.doc_weight,
+                      contribution=m.contribution, share=h.share(m))
+        for m in h.matches
+    ]  # fmt: skip
+    return s.SearchHit(id=h.doc_id, score=h.score, image_url=image_url, thumb_url=thumb_url, width=h.width,
+                       height=h.height, matches=matches)  # fmt: skip
+
+
+def versions(v: r.Versions) -> s.Versions:
+    return s.Versions(bundle=v.bundle, index=v.index)
+
+
+def search_response(res: r.TextSearchResult) -> s.SearchResponse:
+    e = res.query.edited
+    query = s.QueryReport(text=res.query.text, words=_words(e.weights), encoded=_words(res.query.encoded),
+                          excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=e.ignored)  # fmt: skip
+    return s.SearchResponse(hits=[hit(h) for h in res.hits], query=query, timings_ms=res.timings_ms, cache=res.cache,
+                            versions=versions(res.versions))  # fmt: skip
+
+
+def image_search_response(res: r.ImageSearchResult) -> s.ImageSearchResponse:
+    return s.ImageSearchResponse(hits=[hit(h) for h in res.hits], words=_words(res.words), timings_ms=res.timings_ms,
+                                 versions=versions(res.versions))  # fmt: skip
+
+
+def heatmap(m: r.WordHeatmap) -> s.Heatmap:
+    # only the fields that apply are set: the route answers with exclude_unset, as the page expects
+    return s.Heatmap(**{k: v for k, v in asdict(m).items() if v is not None})
+
+
+def encode_response(res: r.EncodeResult) -> s.EncodeResponse:
+    return s.EncodeResponse(words=_words(res.words), bundle_version=res.bundle_version, patch_grid=res.patch_grid,
+                            width=res.width, height=res.height, heatmaps=[heatmap(m) for m in res.heatmaps],
+                            timings_ms=res.timings_ms)  # fmt: skip
+
+
+def readiness(res: r.ReadinessResult) -> s.Readiness:
+    return s.Readiness(**asdict(res))
