@@ -38,4 +38,16 @@ def create_session(path: Path, device: str = "auto", threads: int = 0, spinning:
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), sess_options=opts, providers=select_providers(device))
     log.info("loaded %s with %s", Path(path).name, session.get_providers())
+    check_providers(session, device, Path(path).name)
     return session
+
+
+def check_providers(session, device: str, name: str = "model") -> None:
+    """Raise when ``device="cuda"`` was asked for and the session did not get the CUDA provider.
+
+    onnxruntime lists CUDA among its providers whenever the GPU build is installed, and falls back to
+    the CPU with only a log line when the CUDA libraries cannot be loaded: this makes that loud.
+    """
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise RuntimeError(f"device=cuda asked for, but onnxruntime runs {name} with {session.get_providers()}: "
+                           "check that onnxruntime-gpu and the CUDA and cuDNN libraries it needs are installed")
