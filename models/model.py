@@ -136,9 +136,13 @@ class LexVLA(nn.Module):
                 counts[j] = counts.get(j, 0) + 1
         return sorted(j for j, c in counts.items() if c >= min_count)
 
-    def encode_text_batch(self, texts: list[str], device: torch.device | str = "cpu") -> torch.Tensor:
+    def text_inputs(self, texts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask ``[B, L]`` of ``texts`` in the card's prompt."""
         ids, mask = self.text_preprocessor.batch(texts)
-        return self.text(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+        return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+    def encode_text_batch(self, texts: list[str], device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.text(*self.text_inputs(texts, device))
 
     def encode_image_batch(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.image(pixels)

@@ -198,8 +198,7 @@ class Trainer:
     def text_vectors(self, caption_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Caption vectors ``[B,V]`` and the token ids and attention mask they came from."""
         if self.text_cache is None:
-            ids, mask = self.model.text_preprocessor.batch([self.sampler.captions[i] for i in caption_ids])
-            ids, mask = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+            ids, mask = self.model.text_inputs([self.sampler.captions[i] for i in caption_ids], self.device)
             return self.model.text(ids, mask), ids, mask
         hidden, mask, token_ids = self.text_cache
         mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
