@@ -41,6 +41,7 @@ class MicroBatcher(Generic[T, R]):
         if max_batch < 1 or max_wait_s < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait_s >= 0, got {max_batch} and {max_wait_s}")
         self.run_batch, self.max_batch, self.max_wait_s = run_batch, max_batch, max_wait_s
+        self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: list[tuple[T, Future, float]] = []  # (item, its caller's future, arrival time)
         self._scheduled = False  # a drain is queued or running on the executor
@@ -58,6 +59,11 @@ class MicroBatcher(Generic[T, R]):
         if start:
             self._executor.submit(self._drain)
         return future.result()
+
+    def close(self) -> None:
+        """Stop the worker thread this batcher started (a shared executor is left alone)."""
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
 
     def _drain(self) -> None:
         with self._cond:

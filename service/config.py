@@ -30,6 +30,13 @@ class Settings(BaseSettings):
         False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    encode_max_batch: int = Field(
+        32, ge=1, description="queries encoded in one ONNX call: those that arrive while the encoder is busy wait and go together"
+    )
+    encode_max_wait_ms: float = Field(
+        0.0, ge=0, le=1000,
+        description="how long the encoder holds a batch open for more queries (0: it takes what is waiting and goes)",
+    )  # fmt: skip
     # ---- bounded work per request
     max_upload_bytes: int = Field(10_000_000, ge=1, description="image file limit (the image routes' body: base64 and form overhead on top)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="body limit of every other route")

@@ -15,9 +15,10 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from models.batching import MicroBatcher
 from models.bundle import Bundle, BundleError
 from models.preprocess import ImageError, InputError, decode_image
-from models.sparse import sparsify
+from models.sparse import SparseVector, sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
@@ -89,6 +90,10 @@ class Engine:
         check_versions(bundle, searcher.info)
         self._reload_lock = threading.Lock()
         self._thumbs = lru_cache(maxsize=512)(self._make_thumbnail)
+        # concurrent queries are encoded together, in one ONNX call (dynamic micro-batching)
+        self._text_encoder = MicroBatcher(
+            self._encode_batch, settings.encode_max_batch, settings.encode_max_wait_ms / 1000, name="encode"
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
@@ -136,10 +141,25 @@ class Engine:
         cached = self.cache.get(key, "encode")
         if cached is not None:
             return dict(cached), "hit"
-        vec = self.bundle.encode_texts([text], top_k=top_k)[0]
-        weights = vec.words(self.bundle.words)
+        weights = self._text_encoder(text).words(self.bundle.words)
         self.cache.set(key, list(weights.items()), "encode")
         return weights, "miss" if self.cache.available else "off"
+
+    def _encode_batch(self, texts: list[str]) -> list[SparseVector | InputError]:
+        """One ONNX call for the captions of a batch; a caption the preprocessor refuses fails alone."""
+        top_k = self.settings.query_top_k or self.bundle.config.text_top_k
+        try:
+            return self.bundle.encode_texts(texts, top_k=top_k)
+        except InputError:
+            if len(texts) == 1:
+                raise
+        out: list[SparseVector | InputError] = []
+        for text in texts:
+            try:
+                out.append(self.bundle.encode_texts([text], top_k=top_k)[0])
+            except InputError as exc:
+                out.append(exc)
+        return out
 
     def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
         """Validate a query and split it into text and word-space edits."""
@@ -362,6 +382,7 @@ class Engine:
         """Release the searcher and the cache connection."""
         self.searcher.close()
         self.cache.close()
+        self._text_encoder.close()
 
 
 class UploadTooLarge(InputError):
