@@ -99,7 +99,8 @@ class Engine:
     def load(cls, settings: Settings) -> Engine:
         """Open bundle, index and cache; fail fast with one clear message."""
         try:
-            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning)
+            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning,
+                            text_precision=settings.text_precision)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
         searcher = open_searcher(settings.index)
@@ -137,7 +138,7 @@ class Engine:
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
         """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
         top_k = self.settings.query_top_k or self.bundle.config.text_top_k
-        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.version,), {"text": text, "top_k": top_k})
+        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": text, "top_k": top_k})
         cached = self.cache.get(key, "encode")
         if cached is not None:
             return dict(cached), "hit"
@@ -187,7 +188,7 @@ class Engine:
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
-                self.settings.cache_prefix, "hits", (versions.bundle, versions.index), {**edits.normalized(), "k": k}
+                self.settings.cache_prefix, "hits", (self.bundle.text_encoder_id, versions.index), {**edits.normalized(), "k": k}
             )
             with timer("cache"):
                 cached = self.cache.get(key, "results")
