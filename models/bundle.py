@@ -163,7 +163,7 @@ class Bundle:
         self.text_precision = text_precision
         if text_precision == "int8" and not (self.path / TEXT_INT8_FILE).is_file():
             raise BundleError(f"{self.path}: no {TEXT_INT8_FILE} for text_precision=int8; make it with "
-                              f"`python -m models.cli quantize-text --bundle {self.path}`")  # fmt: skip
+                              f"`lexvla quantize-text --bundle {self.path}`")  # fmt: skip
         self.vocab = Vocabulary.load(self.path / FILES["vocab"])
         if len(self.vocab) != self.config.vocab_size:
             raise BundleError(f"{self.path}: vocab.json has {len(self.vocab)} words, config says {self.config.vocab_size}")
@@ -208,7 +208,7 @@ class Bundle:
                 made_from = session.get_modelmeta().custom_metadata_map.get("source_sha256")
                 if made_from != file_sha256(self.path / FILES["text_encoder"]):
                     raise BundleError(f"{self.path}: {TEXT_INT8_FILE} was made from another text encoder; "
-                                      "run `python -m models.cli quantize-text` again")  # fmt: skip
+                                      "run `lexvla quantize-text` again")  # fmt: skip
             self._text_session = session
         return self._text_session
 

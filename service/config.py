@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     cache_max_entry_bytes: int = Field(256_000, ge=1, description="larger results are served but not cached")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     text_precision: Literal["fp32", "int8"] = Field(
-        "fp32", description="int8: encode queries with the bundle's int8 text tower (`python -m models.cli quantize-text`)"
+        "fp32", description="int8: encode queries with the bundle's int8 text tower (`lexvla quantize-text`)"
     )
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default)")
     ort_spinning: bool = Field(
