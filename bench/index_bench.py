@@ -69,16 +69,16 @@ def bench_index(words: list[str], n: int, tmp: Path) -> dict:
 def bench_search(index: Path, words: list[str], queries: int = 300) -> tuple[float, float]:
     """p50/p99 ms of the Java search path the service uses (quantised query in, ids + scores out)."""
     from indexer.jvm import call_in_jvm
-    from indexer.searcher import _lucene_search, _open_lucene
+    from indexer.searcher import lucene_top, open_lucene
 
-    reader, searcher = call_in_jvm(_open_lucene, index / layout.LUCENE_DIR)
+    reader, searcher = call_in_jvm(open_lucene, index / layout.LUCENE_DIR)
     qs = [r.impacts for r in synthetic_rows(words, queries, terms=32, seed=1)]
     for q in qs[:20]:
-        call_in_jvm(_lucene_search, searcher, q, 10, [])
+        lucene_top(searcher, q, 10)
     lat = []
     for q in qs:
         t0 = time.perf_counter()
-        call_in_jvm(_lucene_search, searcher, q, 10, [])
+        lucene_top(searcher, q, 10)
         lat.append((time.perf_counter() - t0) * 1000)
     call_in_jvm(reader.close)
     return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))

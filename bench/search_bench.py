@@ -237,6 +237,19 @@ def run_raw(index: Path, queries: list[dict[str, int]], reps: int) -> tuple[list
     return lat, statistics.mean(matched)
 
 
+def run_raw_callers(index: Path, queries: list[dict[str, int]], reps: int, callers: int) -> float:
+    """q/s of the raw Java search with ``callers`` threads searching at once, ``reps`` searches in all."""
+    from indexer.searcher import LexicalSearcher
+
+    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+        for q in queries:
+            snap.top(q, 10)
+        t = time.perf_counter()
+        with ThreadPoolExecutor(callers) as pool:
+            list(pool.map(lambda i: snap.top(queries[i % len(queries)], 10), range(reps)))
+        return reps / (time.perf_counter() - t)
+
+
 def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[float] | str:
     from indexer.layout import LUCENE_DIR, current_generation
 
@@ -289,6 +302,7 @@ def main() -> int:
         scale = s.info.quant_scale
     queries = service_queries(bundle, scale)
     raw, matched = run_raw(index, queries, args.requests)
+    raw_qps = {c: run_raw_callers(index, queries, max(args.requests, 400), c) for c in (1, 2, 8)}
     pys = run_pyserini(index, queries, args.requests)
 
     print(f"\n/search end to end, lexvla-mini on CPU, {docs:,} docs, cache off, k=10, {args.requests} requests per row, "
@@ -311,6 +325,9 @@ def main() -> int:
         print(f"| pyserini LuceneImpactSearcher.search | {pys} | |")
     else:
         print(f"| pyserini LuceneImpactSearcher.search | {pct(pys, 50):.2f} | {pct(pys, 99):.2f} |")
+    print("\nRaw Java search throughput (`Snapshot.top`) with several threads searching at once:")
+    print("| callers | " + " | ".join(str(c) for c in raw_qps) + " |\n|---|" + "---:|" * len(raw_qps))
+    print("| q/s | " + " | ".join(f"{v:.0f}" for v in raw_qps.values()) + " |")
     one = results.get(1)
     if one:
         rows = one["rows"]

@@ -7,12 +7,15 @@ need two things from pyserini: the Anserini fat jar it bundles, located here wit
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import threading
 from pathlib import Path
 
 _LOCK = threading.Lock()
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+SEARCH_JAR = JAVA_DIR / "lexvla-search.jar"  # built from java/src by java/build.sh (committed)
 
 
 class JavaSetupError(RuntimeError):
@@ -48,6 +51,14 @@ def anserini_jar() -> Path:
     raise JavaSetupError(f"no anserini-*-fatjar.jar under {list(spec.submodule_search_locations)}; reinstall pyserini")
 
 
+def java_sources_sha256() -> str:
+    """sha256 over the package's Java sources (names and bytes); ``SEARCH_JAR`` records the one it was built from."""
+    digest = hashlib.sha256()
+    for path in sorted((JAVA_DIR / "src").rglob("*.java")):
+        digest.update(path.relative_to(JAVA_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def start_jvm(max_heap: str | None = None):
     """Start the in-process JVM once and return the ``jnius`` module.
 
@@ -63,8 +74,7 @@ def start_jvm(max_heap: str | None = None):
 
         if not jnius_config.vm_running:
             os.environ["JAVA_HOME"] = str(java_home())
-            jar = str(anserini_jar())
-            jnius_config.set_classpath(jar)
+            jnius_config.set_classpath(str(anserini_jar()), str(SEARCH_JAR))
             if max_heap:
                 jnius_config.add_options(f"-Xmx{max_heap}")
         import jnius
@@ -77,20 +87,27 @@ def start_jvm(max_heap: str | None = None):
 
 
 # pyjnius is not safe when several Python threads drive the JVM at once (observed here: JVM
-# crashes and NullPointerExceptions inside Lucene with two searching threads). Every Java call of
-# this package therefore runs on one dedicated thread; callers block on the result. A Lucene
-# search takes about a millisecond, so this costs little next to the GIL the calls hold anyway.
+# crashes and NullPointerExceptions inside Lucene with two searching threads; pyjnius keeps the
+# target object of a method call on the class-wide method object). Every jnius call of this package
+# therefore runs on one dedicated thread. That thread only crosses into Java: searches reach it in
+# batches (``indexer.searcher``) that Java runs on a pool of its own threads, with the GIL released.
 _EXECUTOR = None
 
 
-def call_in_jvm(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` on the package's single JVM thread and return its result."""
+def jvm_executor():
+    """The one-thread executor every jnius call of this package runs on."""
     global _EXECUTOR
     with _LOCK:
         if _EXECUTOR is None:
             from concurrent.futures import ThreadPoolExecutor
 
             _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jvm")
+        return _EXECUTOR
+
+
+def call_in_jvm(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` on the package's single JVM thread and return its result."""
+    executor = jvm_executor()
     if threading.current_thread().name.startswith("jvm"):
         return fn(*args, **kwargs)
-    return _EXECUTOR.submit(fn, *args, **kwargs).result()
+    return executor.submit(fn, *args, **kwargs).result()

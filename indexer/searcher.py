@@ -8,24 +8,28 @@ and never imports pyserini's Python package (which imports torch).
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import layout
-from indexer.jvm import call_in_jvm, start_jvm
+from indexer.jvm import call_in_jvm, jvm_executor, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
 from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch
+from models.batching import MicroBatcher
 from models.sparse import quantize_weights
 
 __all__ = [
-    "IndexNotFoundError", "IndexInfo", "DocRecord", "WordMatch", "Hit", "Snapshot", "LexicalSearcher", "BundleMismatchError",
+    "IndexNotFoundError", "IndexInfo", "SearchError", "open_lucene", "lucene_top", "DocRecord", "WordMatch", "Hit", "Snapshot", "LexicalSearcher", "BundleMismatchError",
     "score_share",
 ]  # fmt: skip
 
 MAX_CLAUSES = 4096
+SEARCH_THREADS = os.cpu_count() or 1  # Java threads that run the searches of a batch
+MAX_SEARCH_BATCH = 256  # searches sent to Java in one call
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,10 @@ class _Java:
         self.term_query = auto("org.apache.lucene.search.TermQuery")
         self.term = auto("org.apache.lucene.index.Term")
         self.index_searcher.setMaxClauseCount(MAX_CLAUSES)
-        # one parse call builds the whole query: per-clause jnius calls (Term, TermQuery, BoostQuery,
-        # add: 4 crossings a word) cost 2-6 ms for a 32-word query, the parse about 0.1 ms
-        self.parser = auto("org.apache.lucene.queryparser.classic.QueryParser")(
-            CONTENTS_FIELD, auto("org.apache.lucene.analysis.core.WhitespaceAnalyzer")()
-        )
+        # Java parses each query from one string (see query_string): per-clause jnius calls (Term,
+        # TermQuery, BoostQuery, add: 4 crossings a word) cost 2-6 ms for a 32-word query, the parse
+        # about 0.1 ms. It runs a batch of searches on SEARCH_THREADS threads of its own.
+        self.parallel = auto("lexvla.search.ParallelSearch")(CONTENTS_FIELD, ID_FIELD, SEARCH_THREADS)
 
 
 _JAVA: _Java | None = None
@@ -111,13 +114,30 @@ def _java() -> _Java:
         return _JAVA
 
 
+class SearchError(RuntimeError):
+    """Lucene could not run one search (the message is Java's)."""
+
+
+_SEARCHES: MicroBatcher | None = None
+
+
+def _search_batcher() -> MicroBatcher:
+    """Searches from all threads, sent to Java in batches from the JVM thread (no waiting: under
+    load, the searches that arrive while one batch runs form the next)."""
+    global _SEARCHES
+    with _JAVA_LOCK:
+        if _SEARCHES is None:
+            _SEARCHES = MicroBatcher(_run_searches, MAX_SEARCH_BATCH, executor=jvm_executor())
+        return _SEARCHES
+
+
 class _Generation:
     """One opened generation: Lucene reader + searcher + metadata, closed when no search uses it."""
 
     def __init__(self, path: Path):
         self.path = path
         self.meta = MetadataReader(path / META_FILE)
-        self.reader, self.searcher = call_in_jvm(_open_lucene, path / layout.LUCENE_DIR)
+        self.reader, self.searcher = call_in_jvm(open_lucene, path / layout.LUCENE_DIR)
         raw = self.meta.info()
         self.info = IndexInfo(
             index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
@@ -219,7 +239,7 @@ class Snapshot:
         q = _positive(impacts)
         if k <= 0 or not q:
             return []
-        return call_in_jvm(_lucene_search, gen.searcher, q, int(k), list(exclude))
+        return lucene_top(gen.searcher, q, int(k), exclude)
 
     def count(self, impacts: Mapping[str, int]) -> int:
         """How many documents contain at least one word of the quantised query."""
@@ -338,8 +358,9 @@ class LexicalSearcher:
             return s.document(doc_id)
 
 
-def _open_lucene(index_dir: Path):
-    """Runs on the JVM thread: a reader and an impact-scoring searcher over ``index_dir``."""
+def open_lucene(index_dir: Path):
+    """Runs on the JVM thread (``call_in_jvm(open_lucene, dir)``): a reader and an impact-scoring
+    searcher over the Lucene directory ``index_dir``; close the reader the same way when done."""
     java = _java()
     reader = java.directory_reader.open(java.fs_directory.open(java.paths.get(str(index_dir))))
     # explicit signature: jnius would otherwise try the IndexReaderContext overload
@@ -364,22 +385,36 @@ def query_string(q: Mapping[str, int], exclude: Iterable[str] = ()) -> str:
     return " ".join(parts)
 
 
-def _build_query(q: Mapping[str, int], exclude: Iterable[str]):
-    """Runs on the JVM thread: the Lucene query for a quantised ``{word: impact}`` map."""
-    return _java().parser.parse(query_string(q, exclude))
+def lucene_top(searcher, impacts: Mapping[str, int], k: int, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
+    """``[(doc_id, integer score)]`` best first from a searcher of :func:`open_lucene`, any thread.
+
+    The search goes to Java in a batch with the searches other threads asked for meanwhile.
+    """
+    return _search_batcher()((searcher, query_string(impacts, exclude), int(k)))
 
 
 def _lucene_count(searcher, q: dict[str, int]) -> int:
     """Runs on the JVM thread: documents matching any word of ``q``."""
-    return int(searcher.count(_build_query(q, [])))
+    return int(_java().parallel.count(searcher, query_string(q)))
 
 
-def _lucene_search(searcher, q: dict[str, int], k: int, exclude: list[str]) -> list[tuple[str, int]]:
-    """Runs on the JVM thread: ``[(doc_id, integer score)]`` best first."""
-    top = searcher.search(_build_query(q, exclude), k)
-    stored = searcher.storedFields()
-    # float32 scores of integer dot products below 2**24 are exact; round() only strips the type
-    return [(stored.document(sd.doc).get(ID_FIELD), round(sd.score)) for sd in top.scoreDocs]
+def _run_searches(batch: list[tuple[object, str, int]]) -> list[list[tuple[str, int]] | SearchError]:
+    """Runs on the JVM thread: ``(IndexSearcher, query string, k)`` each -> ``[(doc_id, integer score)]``.
+
+    One Java call per generation in the batch (almost always one); Java runs its searches in parallel.
+    """
+    out: list = [None] * len(batch)
+    groups: dict[int, list[int]] = {}
+    for i, (searcher, _, _) in enumerate(batch):
+        groups.setdefault(id(searcher), []).append(i)
+    for members in groups.values():
+        found = _java().parallel.search(batch[members[0]][0], [batch[i][1] for i in members], [batch[i][2] for i in members])
+        ids, scores, offsets, errors = found.ids, found.scores, found.offsets, found.errors
+        for j, i in enumerate(members):
+            lo, hi = offsets[j], offsets[j + 1]
+            # float32 scores of integer dot products below 2**24 are exact; round() only strips the type
+            out[i] = SearchError(errors[j]) if errors[j] else [(ids[t], round(scores[t])) for t in range(lo, hi)]
+    return out
 
 
 def _hit(doc_id: str, int_score: int, q: dict[str, int], record: DocRecord | None, scale: float) -> Hit:

@@ -55,6 +55,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize_text(args: argparse.Namespace) -> int:
+    from models.bundle import Bundle, quantize_text_encoder
+
+    out = quantize_text_encoder(Bundle(args.bundle).path)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); serve it with LEXVLA_TEXT_PRECISION=int8")
+    return 0
+
+
 def cmd_cards(args: argparse.Namespace) -> int:
     from models.registry import list_cards, load_card
 
@@ -99,6 +107,10 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="write the full result JSON here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("quantize-text", help="add an int8 text encoder to a bundle (LEXVLA_TEXT_PRECISION=int8)")
+    p.add_argument("--bundle", required=True)
+    p.set_defaults(func=cmd_quantize_text)
 
     p = sub.add_parser("cards", help="list registered model cards")
     p.set_defaults(func=cmd_cards)

@@ -25,11 +25,21 @@ class Settings(BaseSettings):
     )
     cache_max_entry_bytes: int = Field(256_000, ge=1, description="larger results are served but not cached")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    text_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="int8: encode queries with the bundle's int8 text tower (`lexvla quantize-text`)"
+    )
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default)")
     ort_spinning: bool = Field(
         False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    encode_max_batch: int = Field(
+        32, ge=1, description="queries encoded in one ONNX call: those that arrive while the encoder is busy wait and go together"
+    )
+    encode_max_wait_ms: float = Field(
+        0.0, ge=0, le=1000,
+        description="how long the encoder holds a batch open for more queries (0: it takes what is waiting and goes)",
+    )  # fmt: skip
     # ---- bounded work per request
     max_upload_bytes: int = Field(10_000_000, ge=1, description="image file limit (the image routes' body: base64 and form overhead on top)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="body limit of every other route")

@@ -15,9 +15,10 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from models.batching import MicroBatcher
 from models.bundle import Bundle, BundleError
 from models.preprocess import ImageError, InputError, decode_image
-from models.sparse import sparsify
+from models.sparse import SparseVector, sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
@@ -89,12 +90,17 @@ class Engine:
         check_versions(bundle, searcher.info)
         self._reload_lock = threading.Lock()
         self._thumbs = lru_cache(maxsize=512)(self._make_thumbnail)
+        # concurrent queries are encoded together, in one ONNX call (dynamic micro-batching)
+        self._text_encoder = MicroBatcher(
+            self._encode_batch, settings.encode_max_batch, settings.encode_max_wait_ms / 1000, name="encode"
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
         """Open bundle, index and cache; fail fast with one clear message."""
         try:
-            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning)
+            bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning,
+                            text_precision=settings.text_precision)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
         searcher = open_searcher(settings.index)
@@ -132,14 +138,29 @@ class Engine:
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
         """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
         top_k = self.settings.query_top_k or self.bundle.config.text_top_k
-        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.version,), {"text": text, "top_k": top_k})
+        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": text, "top_k": top_k})
         cached = self.cache.get(key, "encode")
         if cached is not None:
             return dict(cached), "hit"
-        vec = self.bundle.encode_texts([text], top_k=top_k)[0]
-        weights = vec.words(self.bundle.words)
+        weights = self._text_encoder(text).words(self.bundle.words)
         self.cache.set(key, list(weights.items()), "encode")
         return weights, "miss" if self.cache.available else "off"
+
+    def _encode_batch(self, texts: list[str]) -> list[SparseVector | InputError]:
+        """One ONNX call for the captions of a batch; a caption the preprocessor refuses fails alone."""
+        top_k = self.settings.query_top_k or self.bundle.config.text_top_k
+        try:
+            return self.bundle.encode_texts(texts, top_k=top_k)
+        except InputError:
+            if len(texts) == 1:
+                raise
+        out: list[SparseVector | InputError] = []
+        for text in texts:
+            try:
+                out.append(self.bundle.encode_texts([text], top_k=top_k)[0])
+            except InputError as exc:
+                out.append(exc)
+        return out
 
     def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
         """Validate a query and split it into text and word-space edits."""
@@ -167,7 +188,7 @@ class Engine:
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
-                self.settings.cache_prefix, "hits", (versions.bundle, versions.index), {**edits.normalized(), "k": k}
+                self.settings.cache_prefix, "hits", (self.bundle.text_encoder_id, versions.index), {**edits.normalized(), "k": k}
             )
             with timer("cache"):
                 cached = self.cache.get(key, "results")
@@ -362,6 +383,7 @@ class Engine:
         """Release the searcher and the cache connection."""
         self.searcher.close()
         self.cache.close()
+        self._text_encoder.close()
 
 
 class UploadTooLarge(InputError):
