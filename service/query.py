@@ -93,12 +93,12 @@ def merge_edits(inline: QueryEdits, boost: Mapping[str, float] | None, exclude: 
     boosts = dict(inline.boosts)
     for word, factor in (boost or {}).items():
         if not 0 < factor <= MAX_BOOST:
-            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}")
+            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
         boosts[word.strip()] = boosts.get(word.strip(), 1.0) * float(factor)
     excludes = tuple(dict.fromkeys([*inline.excludes, *(w.strip() for w in exclude or ())]))
     for word, factor in boosts.items():
         if not 0 < factor <= MAX_BOOST:
-            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}")
+            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
     return QueryEdits(inline.text, {w: f for w, f in boosts.items() if w}, tuple(w for w in excludes if w))
 
 

@@ -54,3 +54,11 @@ def encode_response(res: r.EncodeResult) -> s.EncodeResponse:
 
 def readiness(res: r.ReadinessResult) -> s.Readiness:
     return s.Readiness(**asdict(res))
+
+
+def embed_response(vectors: list[dict[str, float]], fmt: str, dimension) -> list[list[s.SparseValue]] | list[dict[str, float]]:
+    """``/embed_sparse``'s answer: ``{word: weight}`` maps as they are (``words``) or TEI's
+    ``[{index, value}]`` lists, ``dimension(word)`` giving the index."""
+    if fmt == "words":
+        return vectors
+    return [[s.SparseValue(index=dimension(w), value=v) for w, v in vec.items()] for vec in vectors]

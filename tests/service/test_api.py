@@ -192,6 +192,7 @@ def test_bad_searches_are_clear_4xx(http, body, status, message):
     r = http.post("/search", json=body)
     assert r.status_code == status, r.text
     assert message in str(r.json()["detail"])
+    assert r.json()["errors"]  # hand-raised or FastAPI's: every 422 lists its errors
 
 
 def test_bad_uploads_are_clear_4xx(http):
