@@ -30,7 +30,7 @@ def register(subparsers) -> None:
         "search", help="search an index from the command line (no server): one query, or a topics file into a run"
     )
     _add_common(search)
-    search.add_argument("query", nargs="?", help="text; +word, word^2 and -word edit the word space")
+    search.add_argument("query", nargs="?", help="text in Lucene's syntax: +word required, -word excluded, word^2 boosted")
     search.add_argument("--topics", type=Path, help="topics file: 'qid<TAB>text' lines, or JSONL with qid and query")
     search.add_argument("--output", type=Path, help="write the results here (default: standard output)")
     search.add_argument("--format", choices=["text", "trec", "json"],

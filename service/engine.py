@@ -199,11 +199,14 @@ class Engine:
         """The vocabulary dimension of a word the encoder produced."""
         return self.bundle.vocab.index(word)
 
-    def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
+    def parse(
+        self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = (),
+        require: list[str] | tuple[str, ...] = (),
+    ) -> QueryEdits:  # fmt: skip
         """Validate a query and split it into text and word-space edits."""
         if len(query) > self.settings.max_query_chars:
             raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}", "query")
-        edits = merge_edits(parse_inline(query), boost, exclude)
+        edits = merge_edits(parse_inline(query), boost, exclude, require)
         if not edits.text and not edits.boosts:
             raise InputError("empty query: give at least one word (or a +word to search for)", "query")
         self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
@@ -216,12 +219,13 @@ class Engine:
             raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)", "query")
 
     def search_text(
-        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()
-    ) -> TextSearchResult:
-        """Encode ``query`` (inline ``+word``/``word^2``/``-word`` edits apply), edit, search, explain."""
+        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = (),
+        require: list[str] | tuple[str, ...] = (),
+    ) -> TextSearchResult:  # fmt: skip
+        """Encode ``query`` (inline ``+word``/``-word``/``word^2`` edits apply), edit, search, explain."""
         timer = StageTimer()
         k = self.check_k(k)
-        edits = self.parse(query, boost, exclude)
+        edits = self.parse(query, boost, exclude, require)
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
@@ -238,16 +242,18 @@ class Engine:
             if not edited.weights:
                 raise InputError("the query has no words left after the edits" + _ignored_note(edited), "query")
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
-            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer)
+            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
         result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited), versions)
         self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
         return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
 
-    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[ImageHit]:
-        """Search ``snap``, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
+    def _search(
+        self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer, require_words=()
+    ) -> list[ImageHit]:
+        """Search ``snap`` (hits carry every required word and no excluded one), explain; stages ``search`` and ``explain``."""
         with timer("search"):
-            hits = snap.search(query, k=k, exclude=tuple(exclude_words))
+            hits = snap.search(query, k=k, exclude=tuple(exclude_words), require=tuple(require_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
             # the snapshot already read each hit's metadata row to explain it; no second lookup

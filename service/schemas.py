@@ -60,10 +60,11 @@ class QueryReport(BaseModel):
     text: str = Field(description="the text that was encoded, inline operators removed")
     words: list[WordWeight] = Field(description="the query map sent to the index, after edits")
     encoded: list[WordWeight] = Field(description="the encoder's words before edits")
-    excluded: list[str]
+    excluded: list[str] = Field(description="words no hit carries (`-word`, exclude)")
     boosted: dict[str, float]
     added: list[str]
     ignored: list[str] = Field(description="edited words that are not in the vocabulary")
+    required: list[str] = Field(description="words every hit carries (`+word`, require)")
 
 
 class Versions(BaseModel):
@@ -80,14 +81,18 @@ class SearchResponse(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: Text = Field(description="free text; inline `+word`, `word^2`, `-word` edit the word space")
+    query: Text = Field(
+        description="free text in Lucene's syntax: `+word` a hit must have, `-word` none may have, `word^2` weighs double"
+    )
     k: int | None = Field(None, description="number of hits (the service's k range applies)")
     boost: dict[Text, float] = Field(
         default_factory=dict, description="word -> factor, added when absent (the service's word limit applies)"
     )
     exclude: list[Text] = Field(default_factory=list, description="words removed from the query and the hits")
+    require: list[Text] = Field(default_factory=list, description="words every hit must carry (as `+word`)")
 
-    model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}}]}}
+    model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}},
+                                                       {"query": "+red circle^2 -star"}]}}  # fmt: skip
 
 
 class SparseValue(BaseModel):

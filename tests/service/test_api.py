@@ -76,6 +76,21 @@ def test_exclusion_removes_every_hit_with_the_word(http, engine):
     assert [h["id"] for h in via_list["hits"]] == [h["id"] for h in edited["hits"]]
 
 
+def test_required_words_are_in_every_hit(http, engine):
+    """Lucene's ``+word``: without it some hits lack the word; with it none does, and it still scores."""
+    docs = [engine.searcher.document(h["id"]).impacts for h in search(http, "a circle", k=20).json()["hits"]]
+    word = next(w for w in sorted(docs[0], key=docs[0].get, reverse=True) if any(w not in d for d in docs))
+    soft = search(http, f"circle {word}", k=20).json()
+    assert any(word not in engine.searcher.document(h["id"]).impacts for h in soft["hits"])  # the test can tell
+    must = search(http, f"circle +{word}", k=20).json()
+    assert must["query"]["required"] == [word] and must["hits"]
+    for hit in must["hits"]:
+        assert word in {m["word"] for m in hit["matches"]}
+    via_list = search(http, "circle", k=20, require=[word]).json()
+    assert [(h["id"], h["score"]) for h in via_list["hits"]] == [(h["id"], h["score"]) for h in must["hits"]]
+    assert search(http, f"circle +{word} -{word}", k=20).json()["query"]["required"] == []  # the exclusion wins
+
+
 def test_boost_changes_weights_and_ranking(http):
     base = search(http, "a red circle", k=20).json()
     weights = {w["word"]: w["weight"] for w in base["query"]["words"]}
