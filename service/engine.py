@@ -382,13 +382,24 @@ class Engine:
         return buf.getvalue()
 
     def heatmap_png(self, doc_id: str, word: str) -> bytes:
-        """PNG of an indexed image with ``word``'s activation drawn over it."""
+        """PNG of an indexed image with ``word``'s activation drawn over it.
+
+        The word's patch grid is cached (keyed by bundle, index version, id and word), so a page
+        that toggles heatmaps on a result list encodes each image once; only the drawing is redone.
+        """
         canonical = self.canonical(word)
         if canonical is None:
             raise InputError(f"{word!r} is not a word of the vocabulary", "word")
         image = self.indexed_image(doc_id)
-        _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
-        grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
+        key = cache_key(self.settings.cache_prefix, "heat", (self.bundle.version, self.searcher.info.index_version),
+                        {"id": doc_id, "word": canonical})  # fmt: skip
+        cached = self.cache.get(key, "heatmap")
+        if cached is not None:
+            grid = np.asarray(cached, dtype=np.float32)  # [gh, gw]
+        else:
+            _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
+            grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
+            self.cache.set(key, grid.astype(float).tolist(), "heatmap")
         _, box = self.bundle.image_spec.letterbox(image)
         return heatmap.to_png(heatmap.overlay(heatmap.fit(image, 512), grid, box, self.bundle.config.image_size))
 

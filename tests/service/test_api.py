@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import uuid
 from urllib.parse import quote
@@ -183,6 +184,24 @@ def test_indexed_image_heatmap(http):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(r.content)).size == (184, 152)
     assert http.get("/images/red_circle_1.png/heatmap", params={"word": "qqzxv"}).status_code == 422
+
+
+def test_heatmaps_are_encoded_once_then_drawn_from_the_cache(http, engine, run_id):
+    """The page's heatmap toggle asks for every hit's map: the patch grid is cached in Redis, so a
+    second request skips the encoder and draws the same PNG; browsers may keep it an hour."""
+    from service import metrics
+    from service.cache import cache_key
+
+    key = cache_key(run_id, "heat", (engine.bundle.version, engine.searcher.info.index_version),
+                    {"id": "more/black_circle_0.png", "word": "circle"})  # fmt: skip
+    engine.cache._client.delete(key)
+    hits_before = metrics.CACHE.labels("heatmap", "hit")._value.get()
+    first = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
+    assert first.status_code == 200 and first.headers["cache-control"] == "max-age=3600"
+    assert engine.cache._client.exists(key) == 1 and len(json.loads(engine.cache._client.get(key))) == 7  # the 7x7 grid
+    second = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
+    assert second.content == first.content
+    assert metrics.CACHE.labels("heatmap", "hit")._value.get() == hits_before + 1
 
 
 def _truncated_png() -> bytes:
