@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from models.preprocess import DEFAULT_MAX_PIXELS
@@ -29,6 +30,25 @@ def register(subparsers) -> None:
     r.add_argument("--index", type=Path, required=True)
     r.add_argument("ids", nargs="+", metavar="ID")
     r.set_defaults(func=_remove)
+
+    e = subparsers.add_parser(
+        "encode", help="export an index's (or a folder's) sparse vectors for other engines: JsonVectorCollection, _bulk NDJSON"
+    )
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--index", type=Path, help="index root: export the published generation's stored vectors")
+    src.add_argument("--input", type=Path, help="image folder (recursive) or .jsonl/.csv manifest to encode (needs --bundle)")
+    e.add_argument("--bundle", type=Path, help="model bundle that encodes --input")
+    e.add_argument("--output", type=Path, required=True, help="a new or empty folder")
+    e.add_argument("--weights", choices=["impact", "float"], default="impact",
+                   help="integer impacts as the index stores them (Anserini -impact), or impact / quant_scale")  # fmt: skip
+    e.add_argument("--bulk-index", metavar="NAME", help="also write bulk.ndjson for Elasticsearch/OpenSearch index NAME")
+    e.add_argument("--bulk-field", default="vector", help="the document field of the vectors in bulk.ndjson")
+    e.add_argument("--field-type", choices=["rank_features", "sparse_vector"], default="rank_features",
+                   help="the field's type in mapping.json: rank_features (OpenSearch, Elasticsearch), sparse_vector (Elasticsearch 8.11+)")  # fmt: skip
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--workers", type=int, default=2, help="image decoding threads")
+    e.add_argument("--device", default="auto", help="onnxruntime device: auto, cpu or cuda")
+    e.set_defaults(func=_encode)
 
     i = subparsers.add_parser("index-info", help="print the published generation's facts as JSON")
     i.add_argument("--index", type=Path, required=True)
@@ -59,6 +79,34 @@ def _remove(args: argparse.Namespace) -> int:
 
     rep = remove_documents(args.index, args.ids)
     print(f"removed {rep.removed}, published {rep.generation or 'nothing'}, documents {rep.doc_count}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from indexer.export import BulkTarget, bundle_facts, export_vectors, folder_rows, index_rows
+
+    bulk = BulkTarget(args.bulk_index, args.bulk_field, args.field_type) if args.bulk_index else None
+    rejected: list = []
+    if args.index is not None:
+        if args.bundle is not None:
+            raise ValueError("--bundle is for --input; an index's vectors are exported as they are stored")
+        rows, facts, close = index_rows(args.index)
+    else:
+        if args.bundle is None:
+            raise ValueError("--input needs --bundle (the model that encodes the images)")
+        from models.bundle import Bundle
+
+        bundle = Bundle(args.bundle, device=args.device)
+        rows = folder_rows(bundle, args.input, args.batch_size, args.workers, rejected)
+        facts, close = {"source": f"folder {args.input}", **bundle_facts(bundle)}, (lambda: None)
+    try:
+        rep = export_vectors(rows, args.output, facts, args.weights, bulk, rejected)
+    finally:
+        close()
+    for r in rep.rejected:
+        print(f"rejected {r.doc_id}: {r.reason}", file=sys.stderr)
+    print(f"exported {rep.documents} vectors ({args.weights}) in {len(rep.shards)} shards to {args.output}"
+          + (f", bulk.ndjson for index {bulk.index}" if bulk else "") + f"; rejected {len(rep.rejected)}")  # fmt: skip
     return 0
 
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from indexer.jvm import anserini_jar, call_in_jvm, java_binary, start_jvm
@@ -27,11 +27,14 @@ class IndexBuildError(RuntimeError):
     """Anserini failed; the message carries the tail of its output."""
 
 
-def write_shards(rows: Iterable[DocRow], out_dir: Path, shard_docs: int = SHARD_DOCS) -> list[Path]:
+def write_shards(
+    rows: Iterable[DocRow], out_dir: Path, shard_docs: int = SHARD_DOCS, vector: Callable[[DocRow], Mapping] | None = None
+) -> list[Path]:
     """Write Pyserini ``JsonVectorCollection`` shards ``{"id", "contents": "", "vector": {word: int}}``.
 
     Shards are sorted by id within the stream given; each is written to a temporary name and
-    renamed, so a shard on disk is always complete.
+    renamed, so a shard on disk is always complete. ``vector`` gives another vector of a row
+    than its impacts (an export's float weights).
     """
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -44,7 +47,8 @@ def write_shards(rows: Iterable[DocRow], out_dir: Path, shard_docs: int = SHARD_
                 _close_shard(fh, paths[-1])
             paths.append(out_dir / f"shard-{len(paths):05d}.jsonl")
             fh, count = open(paths[-1].with_suffix(".tmp"), "w"), 0
-        fh.write(json.dumps({"id": row.doc_id, "contents": "", "vector": row.impacts}, ensure_ascii=False) + "\n")
+        vec = row.impacts if vector is None else vector(row)
+        fh.write(json.dumps({"id": row.doc_id, "contents": "", "vector": vec}, ensure_ascii=False) + "\n")
         count += 1
     if fh is not None:
         _close_shard(fh, paths[-1])

@@ -215,31 +215,37 @@ class Snapshot:
         """The generation's ``index_version`` (what caches key their entries on)."""
         return self._live().info.index_version
 
-    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+    def search(
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
         """Top-``k`` documents for a ``{word: weight}`` query, each with its word matches.
 
         The query is quantised with the index's ``quant_scale`` (``models.sparse.quantize_weights``);
         words the index does not contain match nothing; documents containing any word of
-        ``exclude`` are not returned.
+        ``exclude`` are not returned, nor those missing a word of ``require``.
         """
-        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude)
+        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require)
 
-    def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+    def search_vector(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
         """Like :meth:`search` with an already quantised query (e.g. a document's impacts)."""
         gen = self._live()
         q = _positive(impacts)
-        scored = self.top(q, k, exclude)
+        scored = self.top(q, k, exclude, require)
         docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
         scale = gen.info.quant_scale
         return [_hit(doc_id, score, q, docs.get(doc_id), scale) for doc_id, score in scored]
 
-    def top(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
+    def top(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[tuple[str, int]]:
         """The bare Lucene search: ``[(doc_id, integer score)]`` best first, no metadata read."""
         gen = self._live()
         q = _positive(impacts)
         if k <= 0 or not q:
             return []
-        return lucene_top(gen.searcher, q, int(k), exclude)
+        return lucene_top(gen.searcher, q, int(k), exclude, require)
 
     def count(self, impacts: Mapping[str, int]) -> int:
         """How many documents contain at least one word of the quantised query."""
@@ -342,15 +348,19 @@ class LexicalSearcher:
         self.close()
 
     # ---- one-shot reads (each on its own snapshot) -----------------------------------------
-    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+    def search(
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
         """:meth:`Snapshot.search` on the current generation."""
         with self.snapshot() as s:
-            return s.search(query, k, exclude)
+            return s.search(query, k, exclude, require)
 
-    def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+    def search_vector(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
         """:meth:`Snapshot.search_vector` on the current generation."""
         with self.snapshot() as s:
-            return s.search_vector(impacts, k, exclude)
+            return s.search_vector(impacts, k, exclude, require)
 
     def document(self, doc_id: str) -> DocRecord | None:
         """:meth:`Snapshot.document` on the current generation."""
@@ -374,23 +384,28 @@ def _quoted(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def query_string(q: Mapping[str, int], exclude: Iterable[str] = ()) -> str:
-    """The classic QueryParser text of a quantised query: ``"w"^impact`` SHOULD clauses, ``-"w"`` exclusions.
+def query_string(q: Mapping[str, int], exclude: Iterable[str] = (), require: Iterable[str] = ()) -> str:
+    """The classic QueryParser text of a quantised query: ``"w"^impact`` SHOULD clauses,
+    ``+"w"^impact`` MUST clauses for the words of ``require``, ``-"w"`` exclusions.
 
     With a whitespace analyzer each quoted word parses to ``BoostQuery(TermQuery(contents:w), impact)``
-    -- the same query a ``BooleanQuery.Builder`` would make clause by clause, in one Java call.
+    -- the same query a ``BooleanQuery.Builder`` would make clause by clause, in one Java call. A
+    required word scores like any other; one the query map lacks only filters (boost 0).
     """
-    parts = [f"{_quoted(w)}^{int(v)}" for w, v in q.items()]
+    required = set(require)
+    parts = [f"{'+' if w in required else ''}{_quoted(w)}^{int(v)}" for w, v in q.items()]
+    parts += [f"+{_quoted(w)}^0" for w in required if w not in q]
     parts += [f"-{_quoted(w)}" for w in exclude]
     return " ".join(parts)
 
 
-def lucene_top(searcher, impacts: Mapping[str, int], k: int, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
+def lucene_top(searcher, impacts: Mapping[str, int], k: int, exclude: Iterable[str] = (),
+               require: Iterable[str] = ()) -> list[tuple[str, int]]:
     """``[(doc_id, integer score)]`` best first from a searcher of :func:`open_lucene`, any thread.
 
     The search goes to Java in a batch with the searches other threads asked for meanwhile.
     """
-    return _search_batcher()((searcher, query_string(impacts, exclude), int(k)))
+    return _search_batcher()((searcher, query_string(impacts, exclude, require), int(k)))
 
 
 def _lucene_count(searcher, q: dict[str, int]) -> int:

@@ -25,7 +25,14 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 
 class InputError(ValueError):
-    """A bad input (image or text) with a message that names what was wrong."""
+    """A bad input (image or text) with a message that names what was wrong.
+
+    ``field`` names the request field the error is about (``"k"``, ``"file"``), when there is one.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class ImageError(InputError):

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import errors
-from service.api import admin, encode, health, images, search
+from service.api import admin, embed, encode, health, images, search
 from service.config import Settings, get_settings
 from service.engine import Engine
 from service.limits import RateLimiter, WorkQueue
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.image_work = WorkQueue("image", settings.image_workers, settings.image_queue, settings.retry_after_s)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
-    for module in (search, encode, images, health, admin):
+    for module in (search, encode, embed, images, health, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -116,7 +116,8 @@ def add_middlewares(app: FastAPI, settings: Settings) -> None:
     """From the outside in: request id, metrics, CORS, rate limit, body limit (the last one added
     is the outermost). Limits sit inside CORS so a browser can read their answers."""
     upload_limit = settings.upload_body_bytes
-    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits={"/encode": upload_limit, "/search/image": upload_limit})
+    limits = {"/encode": upload_limit, "/search/image": upload_limit, "/embed_sparse/images": upload_limit * settings.max_embed_images}
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits=limits)
     if settings.rate_limit_per_s > 0:
         app.add_middleware(RateLimit, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst))
     if settings.cors_origins:  # none configured: no CORS headers, browsers keep other sites' pages out

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from pathlib import Path
+
+from models.preprocess import InputError
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -22,10 +26,18 @@ def register(subparsers) -> None:
     serve.add_argument("--redis-url", help="LEXVLA_REDIS_URL; an empty string disables the cache")
     serve.set_defaults(func=run_serve)
 
-    search = subparsers.add_parser("search", help="search an index from the command line (no server)")
+    search = subparsers.add_parser(
+        "search", help="search an index from the command line (no server): one query, or a topics file into a run"
+    )
     _add_common(search)
-    search.add_argument("query", help="text; +word, word^2 and -word edit the word space")
-    search.add_argument("-k", type=int, default=10)
+    search.add_argument("query", nargs="?", help="text in Lucene's syntax: +word required, -word excluded, word^2 boosted")
+    search.add_argument("--topics", type=Path, help="topics file: 'qid<TAB>text' lines, or JSONL with qid and query")
+    search.add_argument("--output", type=Path, help="write the results here (default: standard output)")
+    search.add_argument("--format", choices=["text", "trec", "json"],
+                        help="text (one query's default), trec (a topics file's default: qid Q0 docid rank score tag), "
+                             "json (one object; JSON lines for topics)")  # fmt: skip
+    search.add_argument("--hits", "-k", dest="hits", type=int, default=10, help="hits per query")
+    search.add_argument("--run-tag", default="lexvla", help="the TREC run's tag column")
     search.set_defaults(func=run_search)
 
 
@@ -63,20 +75,59 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """Print the top hits of one query with the words each one matched."""
+    """One query (printed with the words each hit matched, or as JSON / TREC lines), or every topic
+    of ``--topics`` into a run. Topics the engine refuses are named on standard error and left out
+    of the run; the exit code is then 1."""
+    if (args.query is None) == (args.topics is None):
+        raise ValueError("give a query or --topics FILE (not both)")
+    if args.hits < 1:
+        raise ValueError(f"--hits must be at least 1, got {args.hits}")
+    from lexvla.runs import Topic, read_topics
     from service.engine import Engine
 
-    settings = _settings(args).model_copy(update={"redis_url": "", "k_max": max(args.k, 1)})
+    topics = read_topics(args.topics) if args.topics else [Topic("1", args.query)]
+    fmt = args.format or ("trec" if args.topics else "text")
+    settings = _settings(args).model_copy(update={"redis_url": "", "k_max": max(args.hits, 1)})
     engine = Engine.load(settings)
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    failed = 0
     try:
-        result = engine.search_text(args.query, args.k)
+        for topic in topics:
+            try:
+                result = engine.search_text(topic.text, args.hits)
+            except InputError as exc:
+                failed += 1
+                print(f"topic {topic.qid}: {exc}", file=sys.stderr)
+                continue
+            _write_result(out, fmt, topic.qid if args.topics else None, result, args.run_tag)
     finally:
         engine.close()
+        if args.output:
+            out.close()
+    if failed:
+        print(f"{failed} of {len(topics)} topics failed and are not in the output", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _write_result(out, fmt: str, qid: str | None, result, tag: str) -> None:
+    from lexvla.runs import json_record, trec_lines, write_json_line
+
+    if fmt == "trec":
+        out.writelines(line + "\n" for line in trec_lines(qid or "1", result.hits, tag))
+    elif fmt == "json":
+        if qid is None:
+            out.write(json.dumps(json_record(None, result), ensure_ascii=False, indent=2) + "\n")
+        else:
+            write_json_line(out, json_record(qid, result))
+    else:
+        _print_text(out, result)
+
+
+def _print_text(out, result) -> None:
     edited = result.query.edited
-    print("query:", ", ".join(f"{w} {v:.3f}" for w, v in list(edited.weights.items())[:16]))
+    print("query:", ", ".join(f"{w} {v:.3f}" for w, v in list(edited.weights.items())[:16]), file=out)
     if edited.ignored:
-        print("ignored (not in the vocabulary):", ", ".join(edited.ignored))
+        print("ignored (not in the vocabulary):", ", ".join(edited.ignored), file=out)
     for rank, hit in enumerate(result.hits, 1):
         words = ", ".join(f"{m.word} {hit.share(m):.0%}" for m in hit.matches[:8])
-        print(f"{rank:3d}. {hit.score:.4f}  {hit.doc_id}  [{words}]")
-    return 0
+        print(f"{rank:3d}. {hit.score:.4f}  {hit.doc_id}  [{words}]", file=out)

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     max_query_words: int = Field(
         256, ge=1, le=4000, description="words a query may have after edits, excluded words included (one Lucene clause each)"
     )
+    max_embed_texts: int = Field(32, ge=1, description="texts one /embed_sparse request may hold (more: 413)")
+    max_embed_images: int = Field(8, ge=1, description="images one /embed_sparse/images request may hold (more: 413)")
     max_heatmaps: int = Field(16, ge=0, description="heatmaps one /encode may draw (listed words plus heatmap_top_n)")
     k_min: int = Field(1, ge=1)
     k_max: int = Field(100, ge=1)

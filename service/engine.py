@@ -18,7 +18,7 @@ from PIL import Image
 from models.batching import MicroBatcher
 from models.bundle import Bundle, BundleError
 from models.preprocess import ImageError, InputError, decode_image
-from models.sparse import SparseVector, sparsify
+from models.sparse import SparseVector, quantize_weights, sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
@@ -131,20 +131,36 @@ class Engine:
         s = self.settings
         k = s.k_default if k is None else k
         if not s.k_min <= k <= s.k_max:
-            raise InputError(f"k must be between {s.k_min} and {s.k_max}, got {k}")
+            raise InputError(f"k must be between {s.k_min} and {s.k_max}, got {k}", "k")
         return k
 
     # ---- text search ------------------------------------------------------------------------
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
         """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
+        return self.encode_texts([text])[0]
+
+    def encode_texts(self, texts: list[str]) -> list[tuple[dict[str, float], str]]:
+        """``({word: weight}, cache outcome)`` of each caption, through the encoding cache; the
+        captions not in the cache are encoded in one batch. The query top-k applies: these are the
+        vectors text search sends to the index."""
         top_k = self.settings.query_top_k or self.bundle.config.text_top_k
-        key = cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": text, "top_k": top_k})
-        cached = self.cache.get(key, "encode")
-        if cached is not None:
-            return dict(cached), "hit"
-        weights = self._text_encoder(text).words(self.bundle.words)
-        self.cache.set(key, list(weights.items()), "encode")
-        return weights, "miss" if self.cache.available else "off"
+        keys = [cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": t, "top_k": top_k}) for t in texts]
+        out: list[tuple[dict[str, float], str] | None] = []
+        for key in keys:
+            cached = self.cache.get(key, "encode")
+            out.append(None if cached is None else (dict(cached), "hit"))
+        missing = [i for i, found in enumerate(out) if found is None]
+        if missing:
+            # one query: through the micro-batcher, with the queries of other requests; a batch
+            # request is one ONNX call already
+            vectors = ([self._text_encoder(texts[missing[0]])] if len(missing) == 1
+                       else self.bundle.encode_texts([texts[i] for i in missing], top_k=top_k))
+            outcome = "miss" if self.cache.available else "off"
+            for i, vec in zip(missing, vectors, strict=True):
+                weights = vec.words(self.bundle.words)
+                self.cache.set(keys[i], list(weights.items()), "encode")
+                out[i] = (weights, outcome)
+        return out
 
     def _encode_batch(self, texts: list[str]) -> list[SparseVector | InputError]:
         """One ONNX call for the captions of a batch; a caption the preprocessor refuses fails alone."""
@@ -162,13 +178,62 @@ class Engine:
                 out.append(exc)
         return out
 
-    def parse(self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> QueryEdits:
+    # ---- sparse vectors as they are (/embed_sparse) ----------------------------------------
+    def check_batch(self, n: int, limit: int, what: str, setting: str) -> None:
+        """Refuse an empty batch (422) or one over ``limit`` (413, the message names the setting)."""
+        if n == 0:
+            raise InputError(f"no {what} given: send 1 to {limit}", "inputs" if what == "texts" else "file")
+        if n > limit:
+            raise BatchTooLarge(f"{n} {what} in one request; the limit is {limit} ({setting})")
+
+    def embed_texts(self, texts: list[str], quantized: bool = False) -> list[dict[str, float]]:
+        """Each text's ``{word: weight}`` exactly as text search queries the index (the text as it
+        is: no query operators), or its integer impacts with ``quantized``."""
+        self.check_batch(len(texts), self.settings.max_embed_texts, "texts", "LEXVLA_MAX_EMBED_TEXTS")
+        for i, text in enumerate(texts):
+            if len(text) > self.settings.max_query_chars:
+                raise InputError(f"inputs[{i}] is {len(text)} characters; the limit is {self.settings.max_query_chars}", "inputs")
+            if not text.strip():
+                raise InputError(f"inputs[{i}] is empty: each text needs at least one word", "inputs")
+        return [self._embedding(weights, quantized) for weights, _ in self.encode_texts(texts)]
+
+    def embed_images(self, sources: list[tuple[str, bytes | BinaryIO]], quantized: bool = False) -> list[dict[str, float]]:
+        """Each uploaded image's ``{word: weight}`` as the indexer computes it (the image top-k), or
+        its integer impacts -- what the index stores -- with ``quantized``.
+
+        ``sources`` are ``(name, file)`` pairs; an image that cannot be used fails the request
+        with its position and name.
+        """
+        self.check_batch(len(sources), self.settings.max_embed_images, "images", "LEXVLA_MAX_EMBED_IMAGES")
+        pixels = []
+        for i, (name, source) in enumerate(sources):
+            try:
+                image, _ = self.decode_upload(source)
+            except InputError as exc:
+                exc.args = (f"file {i} ({name!r}): {exc}",)
+                raise
+            pixels.append(self.bundle.image_spec.to_array(image))  # [3, S, S]; the decoded image is let go
+        dense, _ = self.bundle.encode_pixels(np.stack(pixels))  # [B, V]
+        vectors = sparsify(dense, self.bundle.config.image_top_k)
+        return [self._embedding(vec.words(self.bundle.words), quantized) for vec in vectors]
+
+    def _embedding(self, weights: dict[str, float], quantized: bool) -> dict[str, float]:
+        return quantize_weights(weights, self.bundle.config.quant_scale) if quantized else weights
+
+    def dimension(self, word: str) -> int:
+        """The vocabulary dimension of a word the encoder produced."""
+        return self.bundle.vocab.index(word)
+
+    def parse(
+        self, query: str, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = (),
+        require: list[str] | tuple[str, ...] = (),
+    ) -> QueryEdits:  # fmt: skip
         """Validate a query and split it into text and word-space edits."""
         if len(query) > self.settings.max_query_chars:
-            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}")
-        edits = merge_edits(parse_inline(query), boost, exclude)
+            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}", "query")
+        edits = merge_edits(parse_inline(query), boost, exclude, require)
         if not edits.text and not edits.boosts:
-            raise InputError("empty query: give at least one word (or a +word to search for)")
+            raise InputError("empty query: give at least one word (or a +word to search for)", "query")
         self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
         return edits
 
@@ -176,15 +241,16 @@ class Engine:
         """Refuse a query of more than ``max_query_words`` words (each one is a Lucene clause)."""
         limit = self.settings.max_query_words
         if n > limit:
-            raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)")
+            raise InputError(f"the query has {n} {what}; the limit is {limit} words (LEXVLA_MAX_QUERY_WORDS)", "query")
 
     def search_text(
-        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = ()
-    ) -> TextSearchResult:
-        """Encode ``query`` (inline ``+word``/``word^2``/``-word`` edits apply), edit, search, explain."""
+        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = (),
+        require: list[str] | tuple[str, ...] = (),
+    ) -> TextSearchResult:  # fmt: skip
+        """Encode ``query`` (inline ``+word``/``-word``/``word^2`` edits apply), edit, search, explain."""
         timer = StageTimer()
         k = self.check_k(k)
-        edits = self.parse(query, boost, exclude)
+        edits = self.parse(query, boost, exclude, require)
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
@@ -199,18 +265,20 @@ class Engine:
             with timer("edit"):
                 edited = apply_edits(encoded, edits, self.canonical)
             if not edited.weights:
-                raise InputError("the query has no words left after the edits" + _ignored_note(edited))
+                raise InputError("the query has no words left after the edits" + _ignored_note(edited), "query")
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
-            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer)
+            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
         result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited), versions)
         self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
         return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
 
-    def _search(self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer) -> list[ImageHit]:
-        """Search ``snap``, drop hits carrying an excluded word, explain; stages ``search`` and ``explain``."""
+    def _search(
+        self, snap, query: dict[str, float], k: int, exclude_words, exclude_ids, timer: StageTimer, require_words=()
+    ) -> list[ImageHit]:
+        """Search ``snap`` (hits carry every required word and no excluded one), explain; stages ``search`` and ``explain``."""
         with timer("search"):
-            hits = snap.search(query, k=k, exclude=tuple(exclude_words))
+            hits = snap.search(query, k=k, exclude=tuple(exclude_words), require=tuple(require_words))
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
             # the snapshot already read each hit's metadata row to explain it; no second lookup
@@ -228,14 +296,18 @@ class Engine:
         if len(data) > s.max_upload_bytes:
             raise UploadTooLarge(f"upload is over {s.max_upload_bytes} bytes, the limit")
         if not data:
-            raise InputError("empty upload: no image bytes")
-        return decode_image(data, s.max_pixels, max_side=s.decode_side, max_bytes=s.decode_bytes, name="upload")
+            raise InputError("empty upload: no image bytes", "file")
+        try:
+            return decode_image(data, s.max_pixels, max_side=s.decode_side, max_bytes=s.decode_bytes, name="upload")
+        except ImageError as exc:
+            exc.field = "file"
+            raise
 
     def check_heatmaps(self, words: list[str], top_n_maps: int) -> None:
         """Refuse more than ``max_heatmaps`` heatmaps in one request."""
         n, limit = len(dict.fromkeys(words)) + top_n_maps, self.settings.max_heatmaps
         if n > limit:
-            raise InputError(f"{n} heatmaps asked for (heatmaps + heatmap_top_n); the limit is {limit} (LEXVLA_MAX_HEATMAPS)")
+            raise InputError(f"{n} heatmaps asked for (heatmaps + heatmap_top_n); the limit is {limit} (LEXVLA_MAX_HEATMAPS)", "heatmaps")
 
     def encode_image(
         self, image: Image.Image, size: tuple[int, int], words: list[str], top_n_maps: int, fmt: str, top_n: int
@@ -286,7 +358,7 @@ class Engine:
         with timer("edit"):
             edited = apply_edits(weights, QueryEdits("", {}, tuple(exclude)), self.canonical)
         if not edited.weights:
-            raise InputError("the image has no active words to search with")
+            raise InputError("the image has no active words to search with", "file")
         self.check_words(len(edited.weights) + len(edited.excluded), "words (excluded words included)")
         exclude_ids = (exclude_id,) if exclude_id else ()
         with self.searcher.snapshot() as snap:
@@ -335,13 +407,24 @@ class Engine:
         return buf.getvalue()
 
     def heatmap_png(self, doc_id: str, word: str) -> bytes:
-        """PNG of an indexed image with ``word``'s activation drawn over it."""
+        """PNG of an indexed image with ``word``'s activation drawn over it.
+
+        The word's patch grid is cached (keyed by bundle, index version, id and word), so a page
+        that toggles heatmaps on a result list encodes each image once; only the drawing is redone.
+        """
         canonical = self.canonical(word)
         if canonical is None:
-            raise InputError(f"{word!r} is not a word of the vocabulary")
+            raise InputError(f"{word!r} is not a word of the vocabulary", "word")
         image = self.indexed_image(doc_id)
-        _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
-        grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
+        key = cache_key(self.settings.cache_prefix, "heat", (self.bundle.version, self.searcher.info.index_version),
+                        {"id": doc_id, "word": canonical})  # fmt: skip
+        cached = self.cache.get(key, "heatmap")
+        if cached is not None:
+            grid = np.asarray(cached, dtype=np.float32)  # [gh, gw]
+        else:
+            _, patches = self.bundle.encode_images_dense([image], patches=True)  # [1, P, V]
+            grid = self.bundle.word_heatmaps(patches[0], [self.bundle.vocab.index(canonical)])[0]
+            self.cache.set(key, grid.astype(float).tolist(), "heatmap")
         _, box = self.bundle.image_spec.letterbox(image)
         return heatmap.to_png(heatmap.overlay(heatmap.fit(image, 512), grid, box, self.bundle.config.image_size))
 
@@ -386,8 +469,16 @@ class Engine:
         self._text_encoder.close()
 
 
-class UploadTooLarge(InputError):
-    """An upload over the byte limit (HTTP 413)."""
+class TooLarge(InputError):
+    """A request over a size limit (HTTP 413): the message names the limit."""
+
+
+class UploadTooLarge(TooLarge):
+    """An upload over the byte limit."""
+
+
+class BatchTooLarge(TooLarge):
+    """More inputs in one request than the configured batch limit."""
 
 
 def _ignored_note(edited: EditedQuery) -> str:

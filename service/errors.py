@@ -1,6 +1,10 @@
 """Every error answer in one shape (``ErrorResponse``): client errors are 4xx with a message that
 names what was wrong; a 500 carries only the request id (the log has the rest).
 
+Every 422 lists its errors as ``[{loc, msg, type}]``, whoever found them: FastAPI's request
+validation, a body a route parses itself (:class:`InvalidFields`), or a rule the engine checks
+(an ``InputError``, whose ``field`` gives the ``loc``).
+
 Bodies are ASCII JSON, so text a client sent (an unpaired surrogate, say) is escaped rather than
 failing to encode.
 """
@@ -16,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.preprocess import ImageError, InputError
 from service import metrics
-from service.engine import NotFound, UploadTooLarge
+from service.engine import NotFound, TooLarge
 from service.limits import Busy
 
 log = logging.getLogger(__name__)
@@ -27,9 +31,23 @@ class UnsupportedMediaType(InputError):
     """A request body of a content type the route does not take (HTTP 415)."""
 
 
+class InvalidFields(InputError):
+    """Fields of a body the route parses itself that fail validation (HTTP 422), all of them listed.
+
+    Parameters
+    ----------
+    errors : pydantic's ``ValidationError.errors()`` of the body's model.
+    where : what the locations are relative to (``"body"``).
+    """
+
+    def __init__(self, errors: list[dict], where: str = "body"):
+        self.errors = field_errors(errors, (where,))
+        super().__init__(_summary(self.errors))
+
+
 def status_of(exc: InputError) -> int:
     """HTTP status of an input error: 413 for size limits, 415 for content types, else 422."""
-    if isinstance(exc, UploadTooLarge) or (isinstance(exc, ImageError) and exc.reason.startswith("too large")):
+    if isinstance(exc, TooLarge) or (isinstance(exc, ImageError) and exc.reason.startswith("too large")):
         return 413
     if isinstance(exc, UnsupportedMediaType):
         return 415
@@ -53,10 +71,26 @@ def error_response(request: Request, status: int, detail: str, errors: list[dict
     return Response(error_body(request.scope, detail, errors), status_code=status, headers=headers, media_type="application/json")
 
 
+def field_errors(errors, prefix: tuple = ()) -> list[dict]:
+    """``[{loc, msg, type}]`` of pydantic or FastAPI errors, each ``loc`` after ``prefix``: never
+    the input itself (it may be huge or binary)."""
+    return [{"loc": [str(p) if not isinstance(p, int) else p for p in (*prefix, *e.get("loc", ()))],
+             "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
+
+
 def validation_errors(exc: RequestValidationError) -> list[dict]:
-    """``[{loc, msg, type}]`` of a validation error: never the input itself (it may be huge or binary)."""
-    return [{"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))} for e in exc.errors()]  # fmt: skip
+    """:func:`field_errors` of FastAPI's request validation (its locations start at body/query/path)."""
+    return field_errors(exc.errors())
+
+
+def input_errors(request: Request, exc: InputError) -> list[dict]:
+    """The ``errors`` list of a 422 for an input error: its own list, or one entry located at its
+    field (in the body of a request that has one, else in the query string)."""
+    if isinstance(exc, InvalidFields):
+        return exc.errors
+    field = getattr(exc, "field", None)
+    where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
+    return [{"loc": [where, field] if field else [], "msg": str(exc), "type": "value_error"}]
 
 
 def _summary(errors: list[dict]) -> str:
@@ -73,7 +107,7 @@ def install(app: FastAPI) -> None:
     async def input_error(request: Request, exc: InputError) -> Response:
         status = status_of(exc)
         metrics.ERRORS.labels(f"input_{status}").inc()
-        return error_response(request, status, str(exc))
+        return error_response(request, status, str(exc), input_errors(request, exc) if status == 422 else None)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:

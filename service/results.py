@@ -54,13 +54,14 @@ class TextSearchResult:
             "query": [self.query.text, list(self.query.encoded.items()),
                       [list(e.weights.items()), e.excluded, list(e.boosted.items()), e.added, e.ignored]],
             "versions": [self.versions.bundle, self.versions.index],
+            "required": e.required,
         }  # fmt: skip
 
     @classmethod
     def from_cache(cls, data: dict, timings_ms: dict[str, float], cache: dict[str, str]) -> TextSearchResult:
         text, encoded, (weights, excluded, boosted, added, ignored) = data["query"]
         hits = [ImageHit(d, s, w, h, tuple(WordMatch(*m) for m in matches)) for d, s, w, h, matches in data["hits"]]
-        edited = EditedQuery(dict(weights), list(excluded), dict(boosted), list(added), list(ignored))
+        edited = EditedQuery(dict(weights), list(excluded), dict(boosted), list(added), list(ignored), list(data["required"]))
         return cls(hits, TextQuery(text, dict(encoded), edited), Versions(*data["versions"]), timings_ms, cache)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StrictBool
 
 
 def _unicode_text(value: str) -> str:
@@ -28,7 +28,9 @@ class ErrorResponse(BaseModel):
 
     detail: str = Field(description="what was wrong, for a person to read")
     request_id: str = Field(description="the request's id (also the X-Request-ID header); the server log has it too")
-    errors: list[FieldError] | None = Field(None, description="one entry per invalid field (422 validation errors only)")
+    errors: list[FieldError] | None = Field(
+        None, description="every 422 lists what was invalid, one entry per field (loc [] when no single field is to blame)"
+    )
 
 
 class WordWeight(BaseModel):
@@ -58,10 +60,11 @@ class QueryReport(BaseModel):
     text: str = Field(description="the text that was encoded, inline operators removed")
     words: list[WordWeight] = Field(description="the query map sent to the index, after edits")
     encoded: list[WordWeight] = Field(description="the encoder's words before edits")
-    excluded: list[str]
+    excluded: list[str] = Field(description="words no hit carries (`-word`, exclude)")
     boosted: dict[str, float]
     added: list[str]
     ignored: list[str] = Field(description="edited words that are not in the vocabulary")
+    required: list[str] = Field(description="words every hit carries (`+word`, require)")
 
 
 class Versions(BaseModel):
@@ -78,14 +81,55 @@ class SearchResponse(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: Text = Field(description="free text; inline `+word`, `word^2`, `-word` edit the word space")
+    query: Text = Field(
+        description="free text in Lucene's syntax: `+word` a hit must have, `-word` none may have, `word^2` weighs double"
+    )
     k: int | None = Field(None, description="number of hits (the service's k range applies)")
     boost: dict[Text, float] = Field(
         default_factory=dict, description="word -> factor, added when absent (the service's word limit applies)"
     )
     exclude: list[Text] = Field(default_factory=list, description="words removed from the query and the hits")
+    require: list[Text] = Field(default_factory=list, description="words every hit must carry (as `+word`)")
 
-    model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}}]}}
+    model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}},
+                                                       {"query": "+red circle^2 -star"}]}}  # fmt: skip
+
+
+class SparseValue(BaseModel):
+    """One non-zero dimension of a sparse vector, as TEI's ``/embed_sparse`` answers it."""
+
+    index: int = Field(description="the word's dimension: its position in the bundle's vocab.json `words`")
+    value: int | float = Field(description="the weight (an integer impact when `quantized`)")
+
+
+EmbedFormat = Literal["tei", "words"]
+EMBED_FORMAT_HELP = "`tei`: a list of `{index, value}` per input (TEI's shape); `words`: a `{word: weight}` map per input"
+QUANTIZED_HELP = "integer impacts as the index stores them (weight x the bundle's quant_scale, rounded; zeros dropped)"
+
+
+class EmbedSparseRequest(BaseModel):
+    """Texts to turn into sparse vectors. Other TEI fields (``truncate``, ...) are accepted and ignored."""
+
+    inputs: Text | list[Text] = Field(description="one text or a list (the service's batch limit applies); no query operators")
+    format: EmbedFormat = Field("tei", description=EMBED_FORMAT_HELP)
+    quantized: StrictBool = Field(False, description=QUANTIZED_HELP)
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"inputs": ["a red circle", "a blue star"]},
+        {"inputs": "a red circle", "format": "words", "quantized": True},
+    ]}}  # fmt: skip
+
+
+class EmbedImageOptions(BaseModel):
+    """The form fields of ``/embed_sparse/images`` next to the ``file`` parts."""
+
+    format: EmbedFormat = Field("tei", description=EMBED_FORMAT_HELP)
+    quantized: bool = Field(False, description=QUANTIZED_HELP)
+
+
+TEI_EXAMPLE = [[{"index": 2210, "value": 0.71}, {"index": 3716, "value": 0.52}], [{"index": 1221, "value": 0.66}]]
+WORDS_EXAMPLE = [{"red": 0.71, "circle": 0.52}, {"star": 0.66}]
+EmbedSparseResponse = list[list[SparseValue]] | list[dict[str, int | float]]
 
 
 class ImageOptions(BaseModel):

@@ -31,7 +31,8 @@ def versions(v: r.Versions) -> s.Versions:
 def search_response(res: r.TextSearchResult) -> s.SearchResponse:
     e = res.query.edited
     query = s.QueryReport(text=res.query.text, words=_words(e.weights), encoded=_words(res.query.encoded),
-                          excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=e.ignored)  # fmt: skip
+                          excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=e.ignored,
+                          required=e.required)  # fmt: skip
     return s.SearchResponse(hits=[hit(h) for h in res.hits], query=query, timings_ms=res.timings_ms, cache=res.cache,
                             versions=versions(res.versions))  # fmt: skip
 
@@ -54,3 +55,11 @@ def encode_response(res: r.EncodeResult) -> s.EncodeResponse:
 
 def readiness(res: r.ReadinessResult) -> s.Readiness:
     return s.Readiness(**asdict(res))
+
+
+def embed_response(vectors: list[dict[str, float]], fmt: str, dimension) -> list[list[s.SparseValue]] | list[dict[str, float]]:
+    """``/embed_sparse``'s answer: ``{word: weight}`` maps as they are (``words``) or TEI's
+    ``[{index, value}]`` lists, ``dimension(word)`` giving the index."""
+    if fmt == "words":
+        return vectors
+    return [[s.SparseValue(index=dimension(w), value=v) for w, v in vec.items()] for vec in vectors]

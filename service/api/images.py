@@ -32,10 +32,10 @@ async def thumbnail(doc_id: str, engine: EngineDep, work: ImageWorkDep) -> Respo
 async def word_heatmap(
     doc_id: str, word: Annotated[str, Query(min_length=1, max_length=64)], engine: EngineDep, work: ImageWorkDep
 ) -> Response:
-    """The image with ``word``'s patch activation drawn over it (re-encodes the image with patches)."""
+    """The image with ``word``'s patch activation drawn over it (the patch grid is cached; browsers may keep the PNG)."""
     async with work.admit():
         png = await work.run(engine.heatmap_png, doc_id, word)
-    return Response(png, media_type="image/png")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/{doc_id:path}", response_class=FileResponse,

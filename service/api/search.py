@@ -18,13 +18,17 @@ router = APIRouter(prefix="/search", tags=["search"])
 
 @router.post("", response_model=SearchResponse, responses=errors(400, 413, 422, 503))
 async def search(req: SearchRequest, engine: EngineDep) -> SearchResponse:
-    """Encode the text, apply boosts/exclusions, search the index and explain every hit."""
+    """Encode the text, apply the word-space edits, search the index and explain every hit.
+
+    The query takes Lucene's syntax: `+word` a hit must have, `-word` none may have, `word^2`
+    weighs double; plain words count softly.
+    """
     # one hop to the thread pool for the engine's work and the conversion to the response model
     return await run_in_threadpool(_search, engine, req)
 
 
 def _search(engine: Engine, req: SearchRequest) -> SearchResponse:
-    return convert.search_response(engine.search_text(req.query, req.k, req.boost, req.exclude))
+    return convert.search_response(engine.search_text(req.query, req.k, req.boost, req.exclude, req.require))
 
 
 @router.post(

@@ -148,3 +148,25 @@ def test_training_manifest_indexes_as_it_is(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"id": "t1", "image": "a.png", "captions": ["a cat"], "split": "test"}\n')
     (item,) = scan_inputs(tmp_path / "train.jsonl")
     assert item == InputItem("t1", str((tmp_path / "a.png").resolve()), {"captions": ["a cat"], "split": "test"})
+
+
+def test_required_words_filter_like_the_brute_force(tiny_index):
+    """``require`` is Lucene's MUST: the scores are the same dot products, over the documents that
+    carry every required word (one in the query map, one only filtering)."""
+    from indexer.layout import require_generation
+    from indexer.searcher import LexicalSearcher
+
+    reader = MetadataReader(require_generation(tiny_index) / META_FILE)
+    rows = {r.doc_id: r.impacts for r in reader}
+    reader.close()
+    with LexicalSearcher(tiny_index) as searcher:
+        doc = searcher.document("img0001.jpg")
+        words = sorted(doc.impacts, key=doc.impacts.get, reverse=True)
+        query = {w: 0.3 for w in words[:12]}
+        must_scored, must_only = words[3], words[20]  # the second is not in the query map
+        q = quantize_weights(query, searcher.info.quant_scale)
+        truth = {d: sum(v * imp.get(w, 0) for w, v in q.items()) for d, imp in rows.items()
+                 if must_scored in imp and must_only in imp}  # fmt: skip
+        hits = searcher.search(query, k=100, require=[must_scored, must_only])
+        assert hits and len(hits) == len(truth) < len(rows)
+        assert {h.doc_id: round(h.score * searcher.info.quant_scale**2) for h in hits} == truth

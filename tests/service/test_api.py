@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import uuid
 from urllib.parse import quote
@@ -74,6 +75,21 @@ def test_exclusion_removes_every_hit_with_the_word(http, engine):
         assert word not in engine.searcher.document(hit["id"]).impacts
     via_list = search(http, "a red circle", k=20, exclude=[word]).json()
     assert [h["id"] for h in via_list["hits"]] == [h["id"] for h in edited["hits"]]
+
+
+def test_required_words_are_in_every_hit(http, engine):
+    """Lucene's ``+word``: without it some hits lack the word; with it none does, and it still scores."""
+    docs = [engine.searcher.document(h["id"]).impacts for h in search(http, "a circle", k=20).json()["hits"]]
+    word = next(w for w in sorted(docs[0], key=docs[0].get, reverse=True) if any(w not in d for d in docs))
+    soft = search(http, f"circle {word}", k=20).json()
+    assert any(word not in engine.searcher.document(h["id"]).impacts for h in soft["hits"])  # the test can tell
+    must = search(http, f"circle +{word}", k=20).json()
+    assert must["query"]["required"] == [word] and must["hits"]
+    for hit in must["hits"]:
+        assert word in {m["word"] for m in hit["matches"]}
+    via_list = search(http, "circle", k=20, require=[word]).json()
+    assert [(h["id"], h["score"]) for h in via_list["hits"]] == [(h["id"], h["score"]) for h in must["hits"]]
+    assert search(http, f"circle +{word} -{word}", k=20).json()["query"]["required"] == []  # the exclusion wins
 
 
 def test_boost_changes_weights_and_ranking(http):
@@ -170,6 +186,24 @@ def test_indexed_image_heatmap(http):
     assert http.get("/images/red_circle_1.png/heatmap", params={"word": "qqzxv"}).status_code == 422
 
 
+def test_heatmaps_are_encoded_once_then_drawn_from_the_cache(http, engine, run_id):
+    """The page's heatmap toggle asks for every hit's map: the patch grid is cached in Redis, so a
+    second request skips the encoder and draws the same PNG; browsers may keep it an hour."""
+    from service import metrics
+    from service.cache import cache_key
+
+    key = cache_key(run_id, "heat", (engine.bundle.version, engine.searcher.info.index_version),
+                    {"id": "more/black_circle_0.png", "word": "circle"})  # fmt: skip
+    engine.cache._client.delete(key)
+    hits_before = metrics.CACHE.labels("heatmap", "hit")._value.get()
+    first = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
+    assert first.status_code == 200 and first.headers["cache-control"] == "max-age=3600"
+    assert engine.cache._client.exists(key) == 1 and len(json.loads(engine.cache._client.get(key))) == 7  # the 7x7 grid
+    second = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
+    assert second.content == first.content
+    assert metrics.CACHE.labels("heatmap", "hit")._value.get() == hits_before + 1
+
+
 def _truncated_png() -> bytes:
     return _png(Image.new("RGB", (64, 64), "red"))[:60]
 
@@ -192,6 +226,7 @@ def test_bad_searches_are_clear_4xx(http, body, status, message):
     r = http.post("/search", json=body)
     assert r.status_code == status, r.text
     assert message in str(r.json()["detail"])
+    assert r.json()["errors"]  # hand-raised or FastAPI's: every 422 lists its errors
 
 
 def test_bad_uploads_are_clear_4xx(http):

@@ -42,6 +42,24 @@ def test_validation_errors_have_the_one_shape(http):
     assert err.errors[0].loc == ["query", "word"]
 
 
+def test_every_422_lists_its_errors_whoever_found_them(http):
+    """FastAPI's validation, a body the route parses itself, and a rule the engine checks all
+    answer the same shape: a detail and ``errors`` located at the field."""
+    err = _error(http.post("/search", json={"query": "red", "k": 0}), 422)  # the engine's k range
+    assert [(e.loc, e.type) for e in err.errors] == [(["body", "k"], "value_error")] and err.errors[0].msg == err.detail
+    err = _error(http.post("/search", json={"query": "red", "boost": {"red": -1}}), 422)
+    assert err.errors[0].loc == ["body", "boost"]
+    png = {"file": ("a.png", b"", "image/png")}
+    for data in ({"top_n": "0", "heatmap_format": "gif"}, None):  # form fields pydantic refuses; then an empty file
+        err = _error(http.post("/encode", files=png, data=data), 422)
+        locs = sorted(e.loc for e in err.errors)
+        assert locs == ([["body", "heatmap_format"], ["body", "top_n"]] if data else [["body", "file"]])
+    err = _error(http.post("/search/image", json={"image_base64": "", "k": "x", "top_n": 0}), 422)
+    assert sorted(e.loc[-1] for e in err.errors) == ["k", "top_n"] and "(and 1 more)" in err.detail
+    err = _error(http.get("/images/red_circle_1.png/heatmap", params={"word": "qqzxv"}), 422)
+    assert err.errors[0].loc == ["query", "word"]
+
+
 def test_unparsable_bodies_are_a_400(http):
     latin1 = '{"query": "caf\xe9"}'.encode("latin-1")  # not UTF-8
     err = _error(http.post("/search", content=latin1, headers={"content-type": "application/json"}), 400)

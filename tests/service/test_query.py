@@ -16,8 +16,9 @@ def canonical(word: str) -> str | None:
 def test_parse_inline_splits_operators_from_text():
     edits = parse_inline("a red  car +horse circle^2.5 -dog")
     assert edits.text == "a red car"
-    assert edits.boosts == {"horse": 1.0, "circle": 2.5}
+    assert edits.boosts == {"horse": 1.0, "circle": 2.5}  # a required word is scored too
     assert edits.excludes == ("dog",)
+    assert edits.requires == ("horse",)  # Lucene's +: a hit must have it; circle^2.5 is only weighed
 
 
 def test_parse_inline_keeps_plain_hyphens_and_carets():
@@ -26,8 +27,19 @@ def test_parse_inline_keeps_plain_hyphens_and_carets():
     assert edits.boosts == {} and edits.excludes == ()
 
 
-def test_plus_with_boost():
-    assert parse_inline("+horse^3").boosts == {"horse": 3.0}
+def test_plus_with_boost_requires_and_boosts():
+    edits = parse_inline("+horse^3 dog^2")
+    assert edits.boosts == {"horse": 3.0, "dog": 2.0} and edits.requires == ("horse",)
+
+
+def test_merge_adds_required_words_and_apply_reports_them():
+    edits = merge_edits(parse_inline("red +car"), None, ["dog"], ["horse", "car", "dog", "zebra"])
+    assert edits.requires == ("car", "horse", "dog", "zebra")
+    assert edits.boosts == {"car": 1.0, "horse": 1.0, "dog": 1.0, "zebra": 1.0}
+    out = apply_edits({"red": 0.8, "car": 0.5}, edits, canonical)
+    assert out.required == ["car", "horse"]  # dog: the exclusion wins; zebra: not in the vocabulary
+    assert out.weights == {"red": 0.8, "horse": 0.8, "car": 0.5} and out.ignored == ["zebra"]
+    assert edits.normalized()["requires"] == ["car", "dog", "horse", "zebra"]
 
 
 def test_merge_combines_inline_and_explicit():
