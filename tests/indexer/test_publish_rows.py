@@ -6,6 +6,7 @@ import random
 import pytest
 
 from indexer import layout
+from indexer.info import INDEX_FORMAT, read_info
 from indexer.job import publish_rows
 from indexer.metadata import META_FILE, DocRow, MetadataReader
 
@@ -36,11 +37,11 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
     reader = MetadataReader(layout.current_generation(root) / META_FILE)
     try:
         assert list(reader) == sorted(rows, key=lambda r: r.doc_id)
-        info = reader.info()
-        assert info["bundle_version"] == bundle.version and info["doc_count"] == 200
-        assert info["quant_scale"] == bundle.config.quant_scale
     finally:
         reader.close()
+    info = read_info(layout.current_generation(root))
+    assert info.bundle_version == bundle.version and info.doc_count == 200 and info.shards == 1
+    assert info.quant_scale == bundle.config.quant_scale and info.index_format == INDEX_FORMAT
 
     with LexicalSearcher(root) as searcher:
         assert searcher.info.doc_count == 200
