@@ -52,14 +52,16 @@ def image_urls(doc_id: str) -> tuple[str, str]:
 
 
 def open_searcher(index_root: Path):
-    """A :class:`indexer.searcher.LexicalSearcher` on ``index_root`` (StartupError when absent)."""
+    """A :class:`indexer.sharded.ShardedSearcher` on ``index_root``, one shard or many (StartupError when absent)."""
     try:
-        from indexer.searcher import IndexNotFoundError, LexicalSearcher
+        from indexer.info import IndexFormatError
+        from indexer.searcher import IndexNotFoundError
+        from indexer.sharded import ShardedSearcher
     except ImportError as exc:
-        raise StartupError(f"the index reader (indexer.searcher) cannot be imported: {exc}") from exc
+        raise StartupError(f"the index reader (indexer.sharded) cannot be imported: {exc}") from exc
     try:
-        return LexicalSearcher(index_root)
-    except IndexNotFoundError as exc:
+        return ShardedSearcher(index_root)
+    except (IndexNotFoundError, IndexFormatError) as exc:
         raise StartupError(str(exc)) from exc
 
 
