@@ -14,6 +14,7 @@ are unchanged too.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ from indexer.info import IndexInfo, read_info
 from indexer.searcher import DocRecord, Hit, LexicalSearcher, Snapshot, _Generation, rank_order
 from models.sparse import quantize_weights
 
-__all__ = ["ShardedSearcher", "ShardedSnapshot", "merge_top"]
+__all__ = ["ShardedSearcher", "ShardedSnapshot", "ShardSearcher", "merge_top"]
 
 
 def merge_top(per_shard: Iterable[list], k: int, key) -> list:
@@ -80,6 +81,11 @@ class ShardedSnapshot:
     @property
     def generation_closed(self) -> bool:
         return self._set.closed
+
+    @property
+    def shards(self) -> tuple[Snapshot, ...]:
+        """The per-shard snapshots, in shard order (for measuring one shard alone)."""
+        return tuple(self._snaps)
 
     @property
     def info(self) -> IndexInfo:
@@ -147,3 +153,23 @@ class ShardedSearcher(LexicalSearcher):
 
     _open_generation = _ShardSet
     _pin = ShardedSnapshot
+
+
+def _open_shard(path: Path, shard: int) -> _Generation:
+    info = read_info(path)
+    if not 0 <= shard < info.shards:
+        raise ValueError(f"{path} has {info.shards} shards; there is no shard {shard}")
+    return _Generation(shard_folders(path, info)[shard], info)
+
+
+class ShardSearcher(LexicalSearcher):
+    """Follows one shard of the published generation: what a search replica of that shard serves.
+
+    A :class:`LexicalSearcher` whose generations are that one shard (with the whole generation's
+    :attr:`info`); ``refresh`` moves it to the same shard of a newer generation.
+    """
+
+    def __init__(self, index_root: str | Path, shard: int):
+        self.shard = shard
+        self._open_generation = functools.partial(_open_shard, shard=shard)
+        super().__init__(index_root)

@@ -51,8 +51,10 @@ def image_urls(doc_id: str) -> tuple[str, str]:
     return f"/images/{quoted}", f"/images/{quoted}/thumb"
 
 
-def open_searcher(index_root: Path):
-    """A :class:`indexer.sharded.ShardedSearcher` on ``index_root``, one shard or many (StartupError when absent)."""
+def open_searcher(index_root: Path, replicas: int = 0):
+    """The searcher of ``index_root``, one shard or many (StartupError when absent): in-process
+    (:class:`indexer.sharded.ShardedSearcher`), or with ``replicas`` Ray actors per shard
+    (:class:`indexer.ray_search.RaySearcher`, on the cluster ``ray.init`` finds). Both have one interface."""
     try:
         from indexer.info import IndexFormatError
         from indexer.searcher import IndexNotFoundError
@@ -60,6 +62,10 @@ def open_searcher(index_root: Path):
     except ImportError as exc:
         raise StartupError(f"the index reader (indexer.sharded) cannot be imported: {exc}") from exc
     try:
+        if replicas:
+            from indexer.ray_search import RaySearcher
+
+            return RaySearcher(index_root, replicas=replicas)
         return ShardedSearcher(index_root)
     except (IndexNotFoundError, IndexFormatError) as exc:
         raise StartupError(str(exc)) from exc
@@ -99,7 +105,7 @@ class Engine:
             bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning)
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
-        searcher = open_searcher(settings.index)
+        searcher = open_searcher(settings.index, settings.search_replicas)
         cache = ResilientCache(
             settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
             settings.cache_max_entry_bytes,
