@@ -21,7 +21,10 @@ def register(subparsers) -> None:
     p.add_argument("--java-heap", default="1g")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--rebuild", action="store_true", help="re-index every input into a fresh generation")
-    p.add_argument("--engine", choices=["local", "ray"], default="local", help="where the encode stage runs")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where encoding and the shard builds run: local threads or the Ray cluster")
+    p.add_argument("--shards", type=int, default=None,
+                   help="split the index into N shards by a hash of the id (default: the published index's count, 1 for a new one)")
     p.add_argument("--device", default="auto", help="onnxruntime device: auto, cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_index)
@@ -62,7 +65,7 @@ def _index(args: argparse.Namespace) -> int:
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
         max_pixels=args.max_pixels, rebuild=args.rebuild, engine=args.engine, device=args.device,
-        progress=not args.no_progress,
+        progress=not args.no_progress, shards=args.shards,
     )  # fmt: skip
     rep = run_index_job(cfg)
     print(
@@ -70,6 +73,7 @@ def _index(args: argparse.Namespace) -> int:
         f"({rep.replaced} of them changed files), rejected {len(rep.rejected)} "
         f"({sum(r.known for r in rep.rejected)} known, not decoded again), "
         f"published {rep.generation or 'nothing new'}, documents {rep.doc_count}"
+        + (f" in {rep.shards} shards ({len(rep.reused_shards)} already built)" if rep.shards > 1 else "")
     )
     return 0
 
@@ -112,12 +116,8 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from indexer import layout
-    from indexer.metadata import META_FILE, MetadataReader
+    from indexer.info import read_info
 
     gen = layout.require_generation(args.index)
-    reader = MetadataReader(gen / META_FILE)
-    try:
-        print(json.dumps(reader.info() | {"generation": gen.name}, indent=2, sort_keys=True))
-    finally:
-        reader.close()
+    print(json.dumps(read_info(gen).to_json() | {"generation": gen.name}, indent=2, sort_keys=True))
     return 0

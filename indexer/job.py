@@ -1,9 +1,15 @@
-"""The batch indexing job: list -> encode (checkpointed) -> shards -> Lucene -> metadata -> publish.
+"""The batch indexing job: list -> encode (checkpointed) -> parts per shard -> Lucene -> publish.
 
 Crash safety: every encoded batch is committed to ``ROOT/staging/staging.sqlite`` before the next
 one starts, and ``CURRENT`` is replaced only after the new generation is complete. A job killed at
 any point and run again re-encodes only what was not committed, drops staged documents that a
-publish already made visible, and therefore indexes every image exactly once.
+publish already made visible, and therefore indexes every image exactly once. A job killed while
+the shards' Lucene indexes are built keeps the shards already built (``indexer.shard_build``).
+
+Sharding: ``shards`` > 1 splits the documents by a stable hash of their id
+(``indexer.generation.shard_of``); each shard's index is built by its own worker (threads running
+Anserini, or Ray tasks with ``engine="ray"``), and appends or deletes touch only the shards that
+hold the documents concerned. Every generation is made by ``indexer.generation.GenerationWriter``.
 
 Changes: each document keeps the fingerprint of the file content it was encoded from
 (``indexer.sources``). A run encodes new ids and ids whose file content changed; a changed
@@ -16,18 +22,19 @@ import contextlib
 import json
 import logging
 import shutil
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer import layout, lucene
 from indexer.encode import InputItem, Reject, encode_local, scan_inputs
+from indexer.generation import GenerationWriter, published_sources, shard_of
+from indexer.info import IndexInfo, bundle_facts, carried_facts, read_info
 from indexer.metadata import (
     META_FILE,
     DocRow,
@@ -38,11 +45,11 @@ from indexer.metadata import (
     insert_docs,
     write_info,
 )
+from indexer.shard_build import assemble, build_parts, clear_parts, fill_parts, present_ids
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
 from models.preprocess import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger(__name__)
-INDEX_FORMAT = 1
 
 
 @dataclass
@@ -58,7 +65,8 @@ class IndexJobConfig:
     java_heap: str = "1g"
     max_pixels: int = DEFAULT_MAX_PIXELS
     rebuild: bool = False  # ignore the published generation and index every input afresh
-    engine: str = "local"  # "local" (threads) or "ray"
+    engine: str = "local"  # "local" (threads) or "ray": where encoding and the shard builds run
+    shards: int | None = None  # None: the published generation's count (1 for a new index)
     device: str = "auto"
     progress: bool = True
     keep_generations: int = 2
@@ -77,6 +85,8 @@ class JobReport:
     removed: int = 0
     doc_count: int = 0
     generation: str | None = None
+    shards: int = 1
+    reused_shards: list[int] = field(default_factory=list)  # built by a killed run, not built again
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,27 +131,19 @@ class Staging:
     def clear(self) -> None:
         with self.conn:
             self.conn.execute("DELETE FROM docs")
-        shutil.rmtree(self.dir / "shards", ignore_errors=True)
-        shutil.rmtree(self.dir / "lucene", ignore_errors=True)
+        clear_parts(self.dir)
 
     def close(self) -> None:
         self.conn.close()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _published_info(root: Path) -> tuple[Path | None, dict, dict[str, Fingerprint | None]]:
-    """The published generation, its info and ``{doc_id: source fingerprint}``."""
+def _published_info(root: Path) -> tuple[Path | None, IndexInfo | None, dict[str, Fingerprint | None]]:
+    """The published generation, its info and ``{doc_id: source fingerprint}`` (all shards)."""
     gen = layout.current_generation(root)
     if gen is None:
-        return None, {}, {}
-    reader = MetadataReader(gen / META_FILE)
-    try:
-        return gen, reader.info(), reader.sources()
-    finally:
-        reader.close()
+        return None, None, {}
+    info = read_info(gen)
+    return gen, info, published_sources(gen, info)
 
 
 def _same_content(a: Fingerprint | None, b: Fingerprint | None) -> bool:
@@ -184,6 +186,9 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
                 f"{root} was {problem}; "
                 "run with --rebuild to re-index everything with the new bundle"
             )
+        if current is not None and not cfg.rebuild and cfg.shards and cfg.shards != info.shards:
+            raise ValueError(f"{root} has {info.shards} shards, not {cfg.shards}; run with --rebuild to re-shard it")
+        shards = cfg.shards or (info.shards if current is not None and not cfg.rebuild else 1)
         if cfg.rebuild:
             published = {}
         ledger = RejectsLedger(root / layout.REJECTS, cfg.max_pixels)
@@ -202,7 +207,7 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
                 layout.collect_garbage(root, cfg.keep_generations)
                 return report
             report.replaced = len(staging.ids() & published.keys())
-            _build_generation(root, bundle, staging, None if cfg.rebuild else current, cfg, report)
+            _build_generation(root, bundle, staging, None if cfg.rebuild else current, shards, cfg, report)
         finally:
             staging.close()
     return report
@@ -242,12 +247,14 @@ def _encode_into(
     ledger.record([r for r in report.rejected if r.reason == "duplicate id in input"])
 
 
-def _build_generation(root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport):
+def _build_generation(
+    root: Path, bundle, staging: Staging, current: Path | None, shards: int, cfg: IndexJobConfig, report: JobReport
+):
     rows = staging.rows()
     if not rows and current is None:
         raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
     _publish_generation(
-        root, bundle, rows, current, staging.dir, report,
+        root, bundle, rows, current, staging.dir, report, shards=shards, engine=cfg.engine,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
         replace=[r.doc_id for r in rows],
     )  # fmt: skip
@@ -262,6 +269,8 @@ def _publish_generation(
     work: Path,
     report: JobReport,
     *,
+    shards: int = 1,
+    engine: str = "local",
     index_threads: int = 2,
     java_heap: str = "1g",
     keep_generations: int = 2,
@@ -271,85 +280,28 @@ def _publish_generation(
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
     The one place a generation is made from document vectors (the indexing job and
-    :func:`publish_rows` both end here). ``rows`` is consumed once: each row is written to a JSON
-    shard under ``work/shards`` and to the new generation's metadata in the same pass, so a large
-    iterable is never held in memory. ``check_row`` (optional) is called on every row first and may
-    raise ``ValueError``. ``replace`` names ids whose documents in ``current`` are deleted first
-    (their new rows are in ``rows``). Must run under :func:`layout.writer_lock`. Returns the
-    published generation.
+    :func:`publish_rows` both end here). ``rows`` is consumed once, streamed into one part per
+    shard under ``work`` (``indexer.shard_build``), so a large iterable is never held in memory.
+    ``check_row`` (optional) is called on every row first and may raise ``ValueError``.
+    ``replace`` names ids whose documents in ``current`` are deleted first (their new rows are in
+    ``rows``). Must run under :func:`layout.writer_lock`. Returns the published generation.
     """
-    _discard_unpublished(root)
-    gen = layout.new_generation(root)
     t0 = time.perf_counter()
-    try:
-        if current is not None:
-            layout.copy_generation(current, gen)
-            _delete_replaced(gen, set(replace))
-        with contextlib.closing(connect(gen / META_FILE)) as conn:
-            counted = _CountingRows(rows, conn, check_row)
-            shards = lucene.write_shards(counted, work / "shards")
-            counted.flush()
-            conn.commit()
-        report.seconds["shards"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        if shards:
-            # new documents always go into a fresh index; appending merges its segments in
-            target = work / "lucene" if current is not None else gen / layout.LUCENE_DIR
-            shutil.rmtree(target, ignore_errors=True)
-            lucene.build_impact_index(work / "shards", target, threads=index_threads, heap=java_heap)
-            if current is not None:
-                lucene.add_index(gen / layout.LUCENE_DIR, target)
-                shutil.rmtree(target, ignore_errors=True)
-        elif current is None:
-            raise ValueError("no documents to index")
-        report.seconds["lucene"] = time.perf_counter() - t1
-        with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
-            report.doc_count = _finish_metadata(conn, bundle, gen)
-        _check_counts(gen, report.doc_count)
-    except BaseException:
-        shutil.rmtree(gen, ignore_errors=True)  # never leave a half-built generation behind
-        raise
-    finally:
-        shutil.rmtree(work / "shards", ignore_errors=True)
-    layout.publish(root, gen)
-    report.indexed, report.generation = counted.count, gen.name
-    layout.collect_garbage(root, keep_generations)
-    return gen
-
-
-def _delete_replaced(gen: Path, doc_ids: set[str]) -> None:
-    """Delete the documents of ``doc_ids`` that a copied generation has (Lucene and metadata)."""
-    with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
-        present = sorted(doc_ids & {r[0] for r in conn.execute("SELECT doc_id FROM docs")})
-        if present:
-            delete_docs(conn, present)
-    if present:
-        lucene.delete_documents(gen / layout.LUCENE_DIR, present)
-
-
-class _CountingRows:
-    """Iterates ``rows`` for the shard writer while inserting them into ``conn`` in batches."""
-
-    BATCH = 5000
-
-    def __init__(self, rows: Iterable[DocRow], conn: sqlite3.Connection, check_row=None):
-        self.rows, self.conn, self.check_row = rows, conn, check_row
-        self.pending: list[DocRow] = []
-        self.count = 0
-
-    def __iter__(self) -> Iterator[DocRow]:
-        for row in self.rows:
-            if self.check_row is not None:
-                self.check_row(row)
-            self.pending.append(row)
-            self.count += 1
-            if len(self.pending) >= self.BATCH:
-                self.flush()
-            yield row
-
-    def flush(self) -> None:
-        insert_docs(self.conn, self.pending)
-        self.pending = []
+    docs = fill_parts(rows, work, shards, check_row)
+    if not sum(docs) and current is None:
+        raise ValueError("no documents to index")
+    report.seconds["shards"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    built = build_parts(work, docs, engine, index_threads, java_heap)
+    report.seconds["lucene"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    with GenerationWriter(root, current, shards, keep_generations) as gw:
+        assemble(gw, work, docs, replace)
+        info = gw.publish(bundle_facts(bundle))
+    report.seconds["assemble"] = time.perf_counter() - t2
+    report.indexed, report.doc_count, report.generation = sum(docs), info.doc_count, gw.gen.name
+    report.shards, report.reused_shards = shards, built.reused
+    return gw.gen
 
 
 def publish_rows(
@@ -362,6 +314,8 @@ def publish_rows(
     java_heap: str = "1g",
     keep_generations: int = 2,
     check_vocabulary: bool = True,
+    shards: int | None = None,
+    engine: str = "local",
 ) -> JobReport:
     """Publish a generation from precomputed document vectors, without encoding any image.
 
@@ -382,6 +336,8 @@ def publish_rows(
     append : add to the published generation instead of replacing it; ids already published
         raise ``ValueError`` (remove them first with :func:`remove_documents`).
     check_vocabulary : refuse words that are not in the bundle's vocabulary.
+    shards : shard count of the new generation (``None``: the published one's when appending, else 1).
+    engine : where the shards' Lucene indexes are built: ``local`` (threads) or ``ray`` (tasks).
 
     Raises
     ------
@@ -400,7 +356,8 @@ def publish_rows(
     report = JobReport()
     vocab = frozenset(bundle.words) if check_vocabulary else None
     with layout.writer_lock(root):
-        current, info, published = _published_info(root) if append else (None, {}, set())
+        current, info, published = _published_info(root) if append else (None, None, {})
+        shards = shards or (info.shards if info is not None else 1)
         problem = bundle_mismatch(info, bundle) if current is not None else None
         if problem is not None:
             raise ValueError(
@@ -426,7 +383,8 @@ def publish_rows(
         try:
             _publish_generation(
                 root, bundle, rows, current, work, report,
-                index_threads=index_threads, java_heap=java_heap, keep_generations=keep_generations, check_row=check,
+                shards=shards, engine=engine, index_threads=index_threads, java_heap=java_heap,
+                keep_generations=keep_generations, check_row=check,
             )  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -434,70 +392,31 @@ def publish_rows(
     return report
 
 
-def _finish_metadata(conn: sqlite3.Connection, bundle, gen: Path) -> int:
-    """Write the index-level facts of a generation; returns its document count."""
-    count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
-    write_info(conn, {
-        "index_format": INDEX_FORMAT,
-        "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}",
-        "bundle_version": bundle.version,
-        "bundle_name": bundle.config.name,
-        "quant_scale": float(bundle.config.quant_scale),
-        "vocab_size": int(bundle.config.vocab_size),
-        "patch_grid": list(bundle.config.patch_grid),
-        "image_size": int(bundle.config.image_size),
-        "doc_count": count,
-        "created_at": _now(),
-    })  # fmt: skip
-    return count
-
-
-def _check_counts(gen: Path, expected: int) -> None:
-    """Refuse to publish a generation whose Lucene index and metadata disagree."""
-    found = lucene.lucene_doc_count(gen / layout.LUCENE_DIR)
-    if found != expected:
-        raise RuntimeError(f"{gen}: Lucene has {found} documents, metadata {expected}; not publishing")
-
-
-def _discard_unpublished(root: Path) -> None:
-    """Remove generations newer than ``CURRENT``: leftovers of a job killed before publishing."""
-    current = layout.current_generation(root)
-    cur_no = int(current.name.split("-")[1]) if current else 0
-    for n in layout.generation_numbers(root):
-        if n > cur_no:
-            shutil.rmtree(root / layout.GENERATIONS / f"gen-{n:06d}", ignore_errors=True)
-
-
 def remove_documents(root: str | Path, doc_ids: list[str], keep_generations: int = 2) -> JobReport:
     """Delete documents from the published index into a new generation and publish it.
 
-    Unknown ids are ignored (reported through ``JobReport.removed``).
+    Only the shards holding one of the documents are copied and changed. Unknown ids are ignored
+    (reported through ``JobReport.removed``).
     """
     root = Path(root)
     report = JobReport()
     with layout.writer_lock(root):
         current = layout.require_generation(root)
-        _discard_unpublished(root)
-        reader = MetadataReader(current / META_FILE)
-        try:
-            info, present = reader.info(), reader.ids()
-        finally:
-            reader.close()
-        targets = sorted(set(doc_ids) & present)
-        report.doc_count = len(present)
+        info = read_info(current)
+        wanted: dict[int, list[str]] = defaultdict(list)
+        for doc_id in set(doc_ids):
+            wanted[shard_of(doc_id, info.shards)].append(doc_id)
+        targets = {i: found for i, ids in wanted.items() if (found := present_ids(layout.shard_dir(current, i, info.shards) / META_FILE, ids))}
+        report.doc_count, report.shards = info.doc_count, info.shards
         if not targets:
             return report
-        gen = layout.new_generation(root)
-        layout.copy_generation(current, gen)
-        lucene.delete_documents(gen / layout.LUCENE_DIR, targets)
-        with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
-            delete_docs(conn, targets)
-            count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
-            write_info(conn, info | {
-                "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}", "doc_count": count, "created_at": _now(),
-            })  # fmt: skip
-        _check_counts(gen, count)
-        layout.publish(root, gen)
-        layout.collect_garbage(root, keep_generations)
-        report.removed, report.doc_count, report.generation = len(targets), count, gen.name
+        with GenerationWriter(root, current, info.shards, keep_generations) as gw:
+            for i, ids in targets.items():
+                folder = gw.change(i)
+                lucene.delete_documents(folder / layout.LUCENE_DIR, ids)
+                with contextlib.closing(connect(folder / META_FILE)) as conn, conn:
+                    delete_docs(conn, ids)
+            new = gw.publish(carried_facts(info))
+        report.removed = sum(len(ids) for ids in targets.values())
+        report.doc_count, report.generation = new.doc_count, gw.gen.name
     return report

@@ -3,8 +3,10 @@
 ::
 
     ROOT/CURRENT              name of the published generation (replaced with os.replace)
-    ROOT/generations/gen-N/   lucene/ (Anserini impact index) + meta.sqlite; immutable once published
-    ROOT/staging/             the running job's checkpoint (encoded vectors) and JSON shards
+    ROOT/generations/gen-N/   index.json (``indexer.info``) and, with one shard, lucene/ (Anserini
+                              impact index) + meta.sqlite; with N shards, shard-000/ .. shard-N-1/
+                              each holding its own lucene/ + meta.sqlite; immutable once published
+    ROOT/staging/             the running job's checkpoint (encoded vectors) and per-shard parts
     ROOT/rejects.jsonl        images that could not be indexed, with the reason
     ROOT/.lock                held (flock) by the one job writing to ROOT
 
@@ -28,6 +30,7 @@ LUCENE_DIR = "lucene"
 STAGING = "staging"
 REJECTS = "rejects.jsonl"
 _GEN = re.compile(r"^gen-(\d{6})$")
+_SHARD = re.compile(r"^shard-\d{3}$")
 
 
 class IndexNotFoundError(RuntimeError):
@@ -85,7 +88,9 @@ def _fsync_dir(path: Path) -> None:
 def publish(root: str | Path, gen: Path) -> None:
     """Point ``CURRENT`` at ``gen`` atomically (write a temp file, fsync, ``os.replace``)."""
     root = Path(root)
-    _fsync_dir(gen / LUCENE_DIR)
+    for shard in shard_dirs(gen):
+        _fsync_dir(shard / LUCENE_DIR)
+        _fsync_dir(shard)
     _fsync_dir(gen)
     tmp = root / f".{CURRENT}.tmp"
     with open(tmp, "w") as fh:
@@ -118,12 +123,25 @@ def collect_garbage(root: str | Path, keep: int = 2) -> list[Path]:
     return removed
 
 
-def copy_generation(src: Path, dst: Path) -> None:
-    """Copy a published generation into ``dst`` without rebuilding it.
+def shard_dirs(gen: Path) -> list[Path]:
+    """The folders holding a generation's ``lucene/`` + ``meta.sqlite``: the generation itself
+    when it has one shard, else its ``shard-NNN`` folders in shard order."""
+    shards = sorted(p for p in gen.iterdir() if _SHARD.match(p.name)) if gen.is_dir() else []
+    return shards or [gen]
+
+
+def shard_dir(gen: Path, index: int, shards: int) -> Path:
+    """Where shard ``index`` of a generation with ``shards`` shards lives."""
+    return gen if shards == 1 else gen / f"shard-{index:03d}"
+
+
+def copy_generation(src: Path, dst: Path, link_metadata: bool = False) -> None:
+    """Copy a published generation (or one shard of it) into ``dst`` without rebuilding it.
 
     Lucene never rewrites a file once written (updates add segments, ``.liv`` files and a new
     ``segments_N``), so its files are hard-linked -- O(number of files), not O(index size). The
-    SQLite file is mutable and is copied with SQLite's online backup.
+    SQLite file is mutable and is copied with SQLite's online backup, unless ``link_metadata``
+    (a shard the new generation leaves unchanged: its file is never written again).
     """
     (dst / LUCENE_DIR).mkdir(parents=True, exist_ok=True)
     for f in (src / LUCENE_DIR).iterdir():
@@ -135,6 +153,12 @@ def copy_generation(src: Path, dst: Path) -> None:
             shutil.copy2(f, dst / LUCENE_DIR / f.name)
     from indexer.metadata import META_FILE
 
+    if link_metadata:
+        try:
+            os.link(src / META_FILE, dst / META_FILE)
+            return
+        except OSError:
+            pass
     with contextlib.closing(sqlite3.connect(f"file:{src / META_FILE}?mode=ro", uri=True)) as s:
         with contextlib.closing(sqlite3.connect(str(dst / META_FILE))) as d:
             s.backup(d)

@@ -7,6 +7,7 @@ counts use the in-process JVM through jnius (a few Lucene calls, not worth a pro
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -27,37 +28,59 @@ class IndexBuildError(RuntimeError):
     """Anserini failed; the message carries the tail of its output."""
 
 
+class JsonShardWriter:
+    """Writes rows as Pyserini ``JsonVectorCollection`` files ``{"id", "contents": "", "vector": {word: int}}``.
+
+    Each file holds at most ``shard_docs`` documents and is written to a temporary name and
+    renamed, so a file on disk is always complete. ``digest`` is the SHA-256 of every line written,
+    in order: what the Lucene index built from the files depends on. ``vector`` gives another
+    vector of a row than its impacts (an export's float weights).
+    """
+
+    def __init__(self, out_dir: Path, shard_docs: int = SHARD_DOCS, vector: Callable[[DocRow], Mapping] | None = None):
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        self.out_dir, self.shard_docs, self.vector = out_dir, shard_docs, vector
+        self.paths: list[Path] = []
+        self.count = 0
+        self._fh, self._in_file = None, 0
+        self._digest = hashlib.sha256()
+
+    def add(self, row: DocRow) -> None:
+        if self._fh is None or self._in_file == self.shard_docs:
+            self._close_file()
+            self.paths.append(self.out_dir / f"shard-{len(self.paths):05d}.jsonl")
+            self._fh, self._in_file = open(self.paths[-1].with_suffix(".tmp"), "w"), 0
+        line = json.dumps({"id": row.doc_id, "contents": "", "vector": row.impacts if self.vector is None else self.vector(row)}, ensure_ascii=False) + "\n"
+        self._fh.write(line)
+        self._digest.update(line.encode())
+        self._in_file += 1
+        self.count += 1
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            Path(self._fh.name).replace(self.paths[-1])
+            self._fh = None
+
+    def close(self) -> list[Path]:
+        self._close_file()
+        return self.paths
+
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def write_shards(
     rows: Iterable[DocRow], out_dir: Path, shard_docs: int = SHARD_DOCS, vector: Callable[[DocRow], Mapping] | None = None
 ) -> list[Path]:
-    """Write Pyserini ``JsonVectorCollection`` shards ``{"id", "contents": "", "vector": {word: int}}``.
-
-    Shards are sorted by id within the stream given; each is written to a temporary name and
-    renamed, so a shard on disk is always complete. ``vector`` gives another vector of a row
-    than its impacts (an export's float weights).
-    """
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    paths: list[Path] = []
-    fh, count = None, 0
+    """Write ``rows`` as ``JsonVectorCollection`` files under ``out_dir`` (see :class:`JsonShardWriter`)."""
+    writer = JsonShardWriter(out_dir, shard_docs, vector)
     for row in rows:
-        if fh is None or count == shard_docs:
-            if fh is not None:
-                _close_shard(fh, paths[-1])
-            paths.append(out_dir / f"shard-{len(paths):05d}.jsonl")
-            fh, count = open(paths[-1].with_suffix(".tmp"), "w"), 0
-        vec = row.impacts if vector is None else vector(row)
-        fh.write(json.dumps({"id": row.doc_id, "contents": "", "vector": vec}, ensure_ascii=False) + "\n")
-        count += 1
-    if fh is not None:
-        _close_shard(fh, paths[-1])
-    return paths
-
-
-def _close_shard(fh, final: Path) -> None:
-    fh.close()
-    Path(fh.name).replace(final)
+        writer.add(row)
+    return writer.close()
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -117,11 +140,11 @@ def _lucene_doc_count(index_dir: Path) -> int:
         reader.close()
 
 
-def _open_writer(jnius, index_dir: Path):
+def _open_writer(jnius, index_dir: Path, mode: str = "APPEND"):
     config_cls = jnius.autoclass("org.apache.lucene.index.IndexWriterConfig")
     open_mode = jnius.autoclass("org.apache.lucene.index.IndexWriterConfig$OpenMode")
     config = config_cls(jnius.autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")())
-    config.setOpenMode(open_mode.APPEND)
+    config.setOpenMode(getattr(open_mode, mode))
     return jnius.autoclass("org.apache.lucene.index.IndexWriter")(_open_directory(jnius, index_dir), config)
 
 
@@ -154,6 +177,21 @@ def _add_index(index_dir: Path, other_dir: Path) -> None:
         writer.commit()
     finally:
         writer.close()
+
+
+def _create_empty_index(index_dir: Path) -> None:
+    jnius = start_jvm()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    writer = _open_writer(jnius, index_dir, "CREATE")
+    try:
+        writer.commit()
+    finally:
+        writer.close()
+
+
+def create_empty_index(index_dir: Path) -> None:
+    """An index with no documents (a shard that no document hashed to)."""
+    call_in_jvm(_create_empty_index, index_dir)
 
 
 def lucene_doc_count(index_dir: Path) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import layout
+from indexer.info import IndexFormatError, IndexInfo, read_info
 from indexer.jvm import call_in_jvm, jvm_executor, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
@@ -30,18 +31,6 @@ __all__ = [
 MAX_CLAUSES = 4096
 SEARCH_THREADS = os.cpu_count() or 1  # Java threads that run the searches of a batch
 MAX_SEARCH_BATCH = 256  # searches sent to Java in one call
-
-
-@dataclass(frozen=True)
-class IndexInfo:
-    index_version: str
-    bundle_version: str
-    bundle_name: str
-    quant_scale: float
-    doc_count: int
-    patch_grid: tuple[int, int]
-    vocab_size: int
-    created_at: str
 
 
 DocRecord = DocRow  # one indexed image, as the metadata stores it
@@ -132,19 +121,16 @@ def _search_batcher() -> MicroBatcher:
 
 
 class _Generation:
-    """One opened generation: Lucene reader + searcher + metadata, closed when no search uses it."""
+    """One opened generation (or one shard of one, with its generation's ``info``): Lucene reader +
+    searcher + metadata, closed when no search uses it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, info: IndexInfo | None = None):
         self.path = path
+        self.info = info if info is not None else read_info(path)
+        if info is None and self.info.shards > 1:
+            raise IndexFormatError(f"{path} has {self.info.shards} shards: open it with indexer.sharded.ShardedSearcher")
         self.meta = MetadataReader(path / META_FILE)
         self.reader, self.searcher = call_in_jvm(open_lucene, path / layout.LUCENE_DIR)
-        raw = self.meta.info()
-        self.info = IndexInfo(
-            index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
-            bundle_name=str(raw["bundle_name"]), quant_scale=float(raw["quant_scale"]),
-            doc_count=int(raw["doc_count"]), patch_grid=tuple(raw["patch_grid"]),
-            vocab_size=int(raw["vocab_size"]), created_at=str(raw["created_at"]),
-        )  # fmt: skip
         self._users = 0
         self._retired = False
         self.closed = False
@@ -245,7 +231,7 @@ class Snapshot:
         q = _positive(impacts)
         if k <= 0 or not q:
             return []
-        return lucene_top(gen.searcher, q, int(k), exclude, require)
+        return ranked_top(lambda n: lucene_top(gen.searcher, q, n, exclude, require), int(k))
 
     def count(self, impacts: Mapping[str, int]) -> int:
         """How many documents contain at least one word of the quantised query."""
@@ -290,10 +276,13 @@ class LexicalSearcher:
     index_root : the folder given to ``lexvla index --index``.
     """
 
+    _open_generation = _Generation  # what a generation is opened as, and how a snapshot pins it:
+    _pin = Snapshot  # indexer.sharded.ShardedSearcher opens every shard of a generation instead
+
     def __init__(self, index_root: str | Path):
         self.root = Path(index_root)
         self._lock = threading.Lock()
-        self._gen: _Generation | None = _Generation(layout.require_generation(self.root))
+        self._gen = self._open_generation(layout.require_generation(self.root))
 
     # ---- generation handling ------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -303,7 +292,7 @@ class LexicalSearcher:
                 raise RuntimeError("searcher is closed")
             gen = self._gen
             gen.acquire()
-            return Snapshot(gen)
+            return self._pin(gen)
 
     @property
     def info(self) -> IndexInfo:
@@ -322,7 +311,7 @@ class LexicalSearcher:
         with self._lock:
             if self._gen is None or latest is None or latest == self._gen.path:
                 return False
-        fresh = _Generation(latest)  # opened outside the lock: searches go on meanwhile
+        fresh = self._open_generation(latest)  # opened outside the lock: searches go on meanwhile
         problem = None if require_bundle is None else bundle_mismatch(fresh.info, require_bundle)
         if problem is not None:
             fresh.retire()
@@ -430,6 +419,27 @@ def _run_searches(batch: list[tuple[object, str, int]]) -> list[list[tuple[str, 
             # float32 scores of integer dot products below 2**24 are exact; round() only strips the type
             out[i] = SearchError(errors[j]) if errors[j] else [(ids[t], round(scores[t])) for t in range(lo, hi)]
     return out
+
+
+def rank_order(doc_id: str, score: float) -> tuple[float, str]:
+    """The one order of results: score descending, then document id ascending."""
+    return (-score, doc_id)
+
+
+def ranked_top(fetch, k: int) -> list[tuple[str, int]]:
+    """The top ``k`` of ``fetch(n)`` (Lucene's best ``n``, score descending) in :func:`rank_order`.
+
+    Lucene breaks ties by its internal document number, which depends on how the index was built
+    (indexing threads, segments, appends, shards), and ``TopDocs.merge`` across shards by shard
+    then document number. Ordering ties by id instead makes the result independent of all that;
+    for it to be exact, the documents tied with the ``k``-th score are fetched to their end.
+    """
+    n = k + 1
+    while True:
+        got = fetch(n)
+        if len(got) < n or got[-1][1] != got[k - 1][1]:
+            return sorted(got, key=lambda t: rank_order(t[0], t[1]))[:k]
+        n *= 2
 
 
 def _hit(doc_id: str, int_score: int, q: dict[str, int], record: DocRecord | None, scale: float) -> Hit:

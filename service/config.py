@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     heatmap_top_n: int = Field(3, ge=1, le=32)
     thumb_size: int = Field(256, ge=16)
     reload_interval_s: float = Field(10.0, ge=0, description="poll for a new index generation (0: never)")
+    search_replicas: int = Field(
+        0, ge=0, description="serve every shard from this many Ray actors, with fail-over (0: shards in-process)"
+    )
     # ---- who may call what
     admin_token: SecretStr | None = Field(
         None, description="/admin/* is disabled without it, and then needs `Authorization: Bearer <token>`"

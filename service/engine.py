@@ -52,15 +52,23 @@ def image_urls(doc_id: str) -> tuple[str, str]:
     return f"/images/{quoted}", f"/images/{quoted}/thumb"
 
 
-def open_searcher(index_root: Path):
-    """A :class:`indexer.searcher.LexicalSearcher` on ``index_root`` (StartupError when absent)."""
+def open_searcher(index_root: Path, replicas: int = 0):
+    """The searcher of ``index_root``, one shard or many (StartupError when absent): in-process
+    (:class:`indexer.sharded.ShardedSearcher`), or with ``replicas`` Ray actors per shard
+    (:class:`indexer.ray_search.RaySearcher`, on the cluster ``ray.init`` finds). Both have one interface."""
     try:
-        from indexer.searcher import IndexNotFoundError, LexicalSearcher
+        from indexer.info import IndexFormatError
+        from indexer.searcher import IndexNotFoundError
+        from indexer.sharded import ShardedSearcher
     except ImportError as exc:
-        raise StartupError(f"the index reader (indexer.searcher) cannot be imported: {exc}") from exc
+        raise StartupError(f"the index reader (indexer.sharded) cannot be imported: {exc}") from exc
     try:
-        return LexicalSearcher(index_root)
-    except IndexNotFoundError as exc:
+        if replicas:
+            from indexer.ray_search import RaySearcher
+
+            return RaySearcher(index_root, replicas=replicas)
+        return ShardedSearcher(index_root)
+    except (IndexNotFoundError, IndexFormatError) as exc:
         raise StartupError(str(exc)) from exc
 
 
@@ -103,7 +111,7 @@ class Engine:
                             text_precision=settings.text_precision)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
-        searcher = open_searcher(settings.index)
+        searcher = open_searcher(settings.index, settings.search_replicas)
         cache = ResilientCache(
             settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
             settings.cache_max_entry_bytes,

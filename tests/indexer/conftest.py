@@ -32,6 +32,18 @@ def make_images(folder: Path, n: int, seed: int = 0, prefix: str = "img", size: 
     return paths
 
 
+def vector_rows(words: list[str], n: int, start: int = 0, seed: int = 0, terms: int = 12, top: int = 300) -> list:
+    """``n`` documents with precomputed vectors: ``terms`` words of ``words``, impacts 1..``top``."""
+    from indexer.metadata import DocRow
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(start, start + n):
+        impacts = {w: rng.randint(1, top) for w in rng.sample(words, terms)}
+        rows.append(DocRow(f"vec/{i:04d}", f"/data/img{i:04d}.jpg", 100 + i, 50 + i, impacts, {"source": "elsewhere", "i": i}))
+    return rows
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -1,24 +1,15 @@
 """Publishing a generation from precomputed vectors (no image encoding): search, metadata, checks."""
 from __future__ import annotations
 
-import random
-
 import pytest
+from conftest import vector_rows
 
 from indexer import layout
+from indexer.info import INDEX_FORMAT, read_info
 from indexer.job import publish_rows
 from indexer.metadata import META_FILE, DocRow, MetadataReader
 
 pytestmark = pytest.mark.integration
-
-
-def _rows(words: list[str], n: int, start: int = 0, seed: int = 0) -> list[DocRow]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(start, start + n):
-        impacts = {w: rng.randint(1, 300) for w in rng.sample(words, 12)}
-        rows.append(DocRow(f"vec/{i:04d}", f"/data/img{i:04d}.jpg", 100 + i, 50 + i, impacts, {"source": "elsewhere", "i": i}))
-    return rows
 
 
 def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
@@ -27,7 +18,7 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
 
     bundle = Bundle(bundle_dir)
     words = bundle.words[1000:1400]  # a small slice so documents share words
-    rows = _rows(words, 200)
+    rows = vector_rows(words, 200)
     root = tmp_path / "index"
     report = publish_rows(root, bundle, iter(rows))  # any iterable, consumed once
     assert report.indexed == report.doc_count == 200 and report.generation == "gen-000001"
@@ -36,11 +27,11 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
     reader = MetadataReader(layout.current_generation(root) / META_FILE)
     try:
         assert list(reader) == sorted(rows, key=lambda r: r.doc_id)
-        info = reader.info()
-        assert info["bundle_version"] == bundle.version and info["doc_count"] == 200
-        assert info["quant_scale"] == bundle.config.quant_scale
     finally:
         reader.close()
+    info = read_info(layout.current_generation(root))
+    assert info.bundle_version == bundle.version and info.doc_count == 200 and info.shards == 1
+    assert info.quant_scale == bundle.config.quant_scale and info.index_format == INDEX_FORMAT
 
     with LexicalSearcher(root) as searcher:
         assert searcher.info.doc_count == 200
@@ -53,10 +44,10 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
         assert (record.path, record.width, record.height, record.meta) == ("/data/img0007.jpg", 107, 57, {"source": "elsewhere", "i": 7})
 
     # append: a second generation holds both sets; a repeated id or foreign word publishes nothing
-    report = publish_rows(root, bundle_dir, _rows(words, 50, start=200, seed=1), append=True)
+    report = publish_rows(root, bundle_dir, vector_rows(words, 50, start=200, seed=1), append=True)
     assert (report.indexed, report.doc_count, report.generation) == (50, 250, "gen-000002")
     with pytest.raises(ValueError, match="already published"):
-        publish_rows(root, bundle, _rows(words, 3, start=10), append=True)
+        publish_rows(root, bundle, vector_rows(words, 3, start=10), append=True)
     bad = DocRow("x", "", 1, 1, {"not-a-word-of-the-vocab": 3}, {})
     with pytest.raises(ValueError, match="not in the vocabulary"):
         publish_rows(root, bundle, [bad], append=True)
@@ -69,5 +60,5 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
         assert searcher.search_vector(rows[5].impacts, k=1)[0].doc_id == rows[5].doc_id
 
     # replace (the default): exactly the given rows
-    report = publish_rows(root, bundle, _rows(words, 10, start=500))
+    report = publish_rows(root, bundle, vector_rows(words, 10, start=500))
     assert report.doc_count == 10 and report.generation == "gen-000003"

@@ -1,0 +1,156 @@
+"""The generation life cycle, written once: new -> fill -> check counts -> publish -> collect.
+
+Every writer of an index root -- the indexing job, :func:`indexer.job.publish_rows`, appends,
+:func:`indexer.job.remove_documents` and the sharded build -- makes its generation with a
+:class:`GenerationWriter`::
+
+    with layout.writer_lock(root), GenerationWriter(root, base, shards) as gw:
+        folder = gw.change(i)      # shard i: a copy of the base's shard, to modify (or a new one)
+        ...                        # write Lucene + metadata there
+        gw.publish(facts)          # link untouched shards, check counts, index.json, CURRENT, collect
+
+A failure anywhere before :meth:`GenerationWriter.publish` returns removes the new generation, so
+readers never see it and the next run starts clean.
+
+Documents go to shards by :func:`shard_of`, a stable hash of the id: the same id lands in the same
+shard on every machine and in every run, so appends and deletes know which shards they touch and
+leave the others as they are (hard links, nothing copied).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+from pathlib import Path
+
+from indexer import layout, lucene
+from indexer.info import IndexFormatError, IndexInfo, read_info, write_info
+from indexer.metadata import META_FILE, MetadataReader, connect
+from indexer.sources import Fingerprint
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard of ``doc_id`` among ``shards``: 64 bits of BLAKE2b of the UTF-8 id, modulo ``shards``."""
+    if shards == 1:
+        return 0
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def shard_folders(gen: Path, info: IndexInfo) -> list[Path]:
+    """The ``lucene/`` + ``meta.sqlite`` folders of a generation, in shard order."""
+    folders = [layout.shard_dir(gen, i, info.shards) for i in range(info.shards)]
+    missing = [f for f in folders if not (f / META_FILE).is_file()]
+    if missing:
+        raise IndexFormatError(f"{gen} records {info.shards} shards but {missing[0].name} has no {META_FILE}")
+    return folders
+
+
+def published_sources(gen: Path, info: IndexInfo) -> dict[str, Fingerprint | None]:
+    """``{doc_id: source fingerprint}`` of every document of a generation, all shards together."""
+    out: dict[str, Fingerprint | None] = {}
+    for folder in shard_folders(gen, info):
+        reader = MetadataReader(folder / META_FILE)
+        try:
+            out |= reader.sources()
+        finally:
+            reader.close()
+    return out
+
+
+def discard_unpublished(root: Path) -> None:
+    """Remove generations newer than ``CURRENT``: leftovers of a job killed before publishing."""
+    current = layout.current_generation(root)
+    cur_no = int(current.name.split("-")[1]) if current else 0
+    for n in layout.generation_numbers(root):
+        if n > cur_no:
+            shutil.rmtree(root / layout.GENERATIONS / f"gen-{n:06d}", ignore_errors=True)
+
+
+class GenerationWriter:
+    """Makes one new generation of ``root`` from ``base`` (the published one, or ``None``).
+
+    Must be used under :func:`layout.writer_lock`. Shards not passed to :meth:`change` or
+    :meth:`create` are carried over from ``base`` by hard links; with no base, every shard must
+    be created.
+
+    Parameters
+    ----------
+    root : the index root.
+    base : the generation the new one starts from, or ``None`` for a fresh build.
+    shards : the new generation's shard count; with a base it must be the base's.
+    keep_generations : published generations kept by the collection after publishing.
+    """
+
+    def __init__(self, root: Path, base: Path | None, shards: int, keep_generations: int = 2):
+        self.root, self.base, self.shards, self.keep = Path(root), base, int(shards), keep_generations
+        self.base_info = read_info(base) if base is not None else None
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, got {shards}")
+        if self.base_info is not None and self.base_info.shards != self.shards:
+            raise ValueError(
+                f"{root} has {self.base_info.shards} shards, not {shards}; re-shard with --rebuild (a full build)"
+            )
+        self.gen: Path | None = None
+        self._made: set[int] = set()
+
+    def __enter__(self) -> GenerationWriter:
+        discard_unpublished(self.root)
+        self.gen = layout.new_generation(self.root)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.gen is not None:
+            shutil.rmtree(self.gen, ignore_errors=True)  # never leave a half-built generation behind
+
+    def folder(self, i: int) -> Path:
+        """Shard ``i``'s folder in the new generation."""
+        return layout.shard_dir(self.gen, i, self.shards)
+
+    def base_folder(self, i: int) -> Path:
+        return layout.shard_dir(self.base, i, self.shards)
+
+    def change(self, i: int) -> Path:
+        """Shard ``i`` to modify: a copy of the base's (Lucene files linked, metadata copied)."""
+        if self.base is None:
+            raise ValueError("no base generation to change; use create()")
+        dst = self.folder(i)
+        if i not in self._made:
+            layout.copy_generation(self.base_folder(i), dst)
+            self._made.add(i)
+        return dst
+
+    def create(self, i: int) -> Path:
+        """Shard ``i`` as an empty folder, for a Lucene index and metadata built from scratch."""
+        dst = self.folder(i)
+        dst.mkdir(parents=True, exist_ok=True)
+        self._made.add(i)
+        return dst
+
+    def changed(self) -> set[int]:
+        return set(self._made)
+
+    def publish(self, facts: dict) -> IndexInfo:
+        """Carry untouched shards over, check every shard's counts, write ``index.json``, point
+        ``CURRENT`` at the generation and collect old ones. ``facts``: ``indexer.info.bundle_facts``."""
+        counts = []
+        for i in range(self.shards):
+            if i not in self._made:
+                if self.base is None:
+                    raise RuntimeError(f"shard {i} of {self.gen} was never built")
+                layout.copy_generation(self.base_folder(i), self.folder(i), link_metadata=True)
+            counts.append(check_counts(self.folder(i)))
+        info = write_info(self.gen, facts, counts)
+        layout.publish(self.root, self.gen)
+        layout.collect_garbage(self.root, self.keep)
+        return info
+
+
+def check_counts(folder: Path) -> int:
+    """Refuse a shard whose Lucene index and metadata disagree; returns its document count."""
+    with contextlib.closing(connect(folder / META_FILE, readonly=True)) as conn:
+        expected = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+    found = lucene.lucene_doc_count(folder / layout.LUCENE_DIR)
+    if found != expected:
+        raise RuntimeError(f"{folder}: Lucene has {found} documents, metadata {expected}; not publishing")
+    return expected
