@@ -229,6 +229,18 @@ def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
             "dropped_examples": dropped_examples}
 
 
+def record_words(record, known: set[str]) -> set[str]:
+    """The lower-case words of a record's captions and ``meta["keywords"]``, each as its singular
+    when that singular is one of the ``known`` vocabulary words (singular and plural count as one)."""
+    from models.vocab import singular
+
+    texts = list(record.captions)
+    keywords = record.meta.get("keywords") if record.meta else None
+    if keywords:
+        texts += [keywords] if isinstance(keywords, str) else [str(x) for x in keywords]
+    return {singular(w, known) or w for t in texts for w in _WORD.findall(t.lower())}
+
+
 def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
                          vectors: Sequence[SparseVector] | None = None) -> dict:
     """Precision@k of each image's top-k indexed words against the words of its captions.
@@ -245,20 +257,12 @@ def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
         vectors = [v for start in range(0, len(records), batch_size)
                    for v in bundle.encode_images([load_image(r.image) for r in records[start : start + batch_size]])]
     known = set(bundle.words)
-
-    def norm(w: str) -> str:
-        return singular(w, known) or w
-
     precisions: list[float] = []
     examples: list[tuple[str, list[str], list[str]]] = []
     for rec, vec in zip(records, vectors, strict=True):
         top = [bundle.words[int(i)] for i in vec.ids[:k]]  # a SparseVector is sorted by weight
-        texts = list(rec.captions)
-        keywords = rec.meta.get("keywords") if rec.meta else None
-        if keywords:
-            texts += [keywords] if isinstance(keywords, str) else [str(x) for x in keywords]
-        relevant = {norm(w) for t in texts for w in _WORD.findall(t.lower())}
-        hits = [w for w in top if norm(w.lower()) in relevant]
+        relevant = record_words(rec, known)
+        hits = [w for w in top if (singular(w.lower(), known) or w.lower()) in relevant]
         precisions.append(len(hits) / len(top) if top else 0.0)
         if len(examples) < 5:
             examples.append((rec.id, top, hits))

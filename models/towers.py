@@ -11,6 +11,9 @@ Image: frozen backbone -> patch features ``[B,P,d]``.
     probabilities, and a fixed class -> word matrix turns them into word weights (e.g. golden
     retriever -> retriever, dog). The image vector uses the whole image's class probabilities; the
     per-patch maps use each patch's, so heatmaps show where a class word is.
+  - word-rate calibration: the sum is multiplied by a fixed per-word factor ``word_scale`` (1 until
+    ``models.train.fit_word_scale`` sets it after training), so that no word is among the strongest
+    words of most images -- the overuse penalty's aim, enforced on the training images' statistics.
 Text: LM -> hidden states ``[B,L,d]``.
   - prior (``ExactWords``): the caption's own whole words (and their singular forms) with a
     per-token importance that starts at 1 and is learned;
@@ -108,6 +111,8 @@ class ImageTower(nn.Module):
         self.prior = prior
         self.prior_scale = nn.Parameter(torch.ones(())) if prior is not None else None
         self.register_buffer("head_dims", head_dims.clone(), persistent=True)
+        # Per-word factors [D], fitted on the training images after training (models.train.fit_word_scale).
+        self.register_buffer("word_scale", torch.ones(len(head_dims)), persistent=True)
         self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def train(self, mode: bool = True):
@@ -133,6 +138,8 @@ class ImageTower(nn.Module):
             vec = vec + scale * self.prior(feats.mean(dim=1))  # the classifier's own view: pooled features
             if per_patch is not None:
                 per_patch = per_patch + scale * self.prior(feats)
+        vec = vec * self.word_scale
+        per_patch = per_patch * self.word_scale if per_patch is not None else None
         return self.to_vocab(vec), (self.to_vocab(per_patch) if per_patch is not None else None)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,6 +47,9 @@ class TrainConfig:
     reg_weight_text: float = 1e-3
     reg_warmup_steps: int = 100
     word_loss_weight: float = 0.0  # image -> caption words cross-entropy (``losses.caption_word_loss``)
+    # After training: no image word may be among the 10 strongest words of more than this share of
+    # the training images (``fit_word_scale``); 0 leaves the weights as trained.
+    max_word_rate: float = 0.05
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
@@ -80,18 +83,22 @@ def seed_everything(seed: int) -> None:
 
 
 HEAD_DIMS = "image.head_dims"  # saved beside the trainable tensors: which words the heads write
+WORD_SCALE = "image.word_scale"  # and the word-rate calibration fitted after training
+TOP_WORDS = 10  # the words a person sees first: an image's strongest ten
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     state = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
-    return state | {HEAD_DIMS: model.image.head_dims.detach().cpu()}
+    return state | {HEAD_DIMS: model.image.head_dims.detach().cpu(), WORD_SCALE: model.image.word_scale.detach().cpu()}
 
 
 def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     params = dict(model.named_parameters())
     if HEAD_DIMS in state and not torch.equal(state[HEAD_DIMS], model.image.head_dims.cpu()):
         raise KeyError("weights do not fit this model: they were trained for other head words")
-    state = {k: v for k, v in state.items() if k != HEAD_DIMS}
+    if WORD_SCALE in state:  # weights from before the calibration existed keep a scale of 1
+        model.image.word_scale.copy_(state[WORD_SCALE])
+    state = {k: v for k, v in state.items() if k not in (HEAD_DIMS, WORD_SCALE)}
     unknown = sorted(set(state) - set(params))
     if unknown:
         raise KeyError(f"weights do not fit this card: unknown tensors {unknown[:5]}")
@@ -119,6 +126,29 @@ def load_trained(card: str, weights: str | Path | None, vision_path=None, text_p
     if state:
         load_trainable(model, state)
     return model.eval()
+
+
+@torch.no_grad()
+def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS, rounds: int = 20) -> torch.Tensor:
+    """Per-word factors ``[D]`` (each <= 1) under which no word is among the ``top`` strongest words
+    of more than ``max_rate`` of the rows of ``weights [N, D]`` (image vectors of the training set).
+
+    The overuse penalty discourages a word that is strong in many images; this enforces a ceiling
+    on the rate a person sees. Each round divides every word over the ceiling by how far over it
+    is (iterative proportional fitting); the words it displaces then move up, so a few rounds
+    are needed. A word keeps its weight in every image, only lowered: retrieval still uses it.
+    """
+    n, dims = weights.shape
+    scale = torch.ones(dims, dtype=weights.dtype)
+    k = min(top, dims)
+    for _ in range(rounds):
+        values, idx = (weights * scale).topk(k, dim=1)
+        rate = torch.bincount(idx[values > 0], minlength=dims).to(weights.dtype) / n
+        over = rate > max_rate
+        if not over.any():
+            break
+        scale[over] *= max_rate / rate[over]
+    return scale
 
 
 class PairSampler:
@@ -235,6 +265,30 @@ class Trainer:
         stats |= {"active_image": float((img > 0).sum(1).float().mean()), "active_text": float((txt > 0).sum(1).float().mean())}
         return total, stats
 
+    @torch.no_grad()
+    def calibrate_word_rates(self) -> None:
+        """Fit the image tower's ``word_scale`` on the training images (``fit_word_scale``)."""
+        image = self.model.image
+        image.word_scale.fill_(1.0)
+        if not self.cfg.max_word_rate:
+            return
+        if len(self.image_feats) * self.cfg.max_word_rate < 1:
+            log.warning("word-rate calibration skipped: %d training images are too few for a ceiling of %.0f%%",
+                        len(self.image_feats), 100 * self.cfg.max_word_rate)
+            return
+        was_training = image.training
+        image.eval()
+        rows = []
+        for start in range(0, len(self.image_feats), 256):
+            feats = torch.from_numpy(np.asarray(self.image_feats[start : start + 256], dtype=np.float32)).to(self.device)
+            rows.append(image.from_features(feats, patches=False)[0][:, image.head_dims].float().cpu())
+        weights = torch.cat(rows)
+        scale = fit_word_scale(weights, self.cfg.max_word_rate)
+        image.word_scale.copy_(scale.to(image.word_scale.device))
+        image.train(was_training)
+        log.info("word-rate calibration: %d of %d words lowered (at most %.0f%% of %d training images each)",
+                 int((scale < 1).sum()), len(scale), 100 * self.cfg.max_word_rate, len(weights))
+
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         tmp = self.out / (CHECKPOINT + ".tmp")
@@ -296,6 +350,7 @@ class Trainer:
                     log.warning("stopping at step %d: max_minutes=%s reached", self.step, self.cfg.max_minutes)
                     break
         bar.close()
+        self.calibrate_word_rates()
         self.save_checkpoint()
         weights = self.out / WEIGHTS
         torch.save(trainable_state(self.model), weights)

@@ -9,6 +9,7 @@ from models.bundle import Bundle, BundleError
 from models.data.manifest import read_manifest
 from models.evaluate import evaluate_retrieval
 from models.export import PARITY_TOLERANCE, export_bundle
+from models.preprocess import load_image
 from models.sparse import sparsify
 from models.train import TrainConfig, Trainer, load_trained
 
@@ -124,3 +125,48 @@ def test_caption_word_loss_needs_the_exact_match_path(tiny_manifest, tmp_path):
     model = LexVLA(replace(card, text=replace(card.text, exact_match=False)))
     with pytest.raises(ValueError, match="needs a card with text.exact_match"):
         Trainer(_config("tiny-random", tiny_manifest, tmp_path / "run", word_loss_weight=1.0), model=model)
+
+
+def test_word_scale_caps_how_often_a_word_is_among_the_strongest():
+    from models.train import fit_word_scale
+
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.rand(300, 60, generator=gen)
+    weights[:, 0] += 5.0  # a word strong in every image
+    weights[:150, 1] += 2.0  # and one in half of them
+    weights[:, 59] = 0.0  # a word no image has
+    scale = fit_word_scale(weights, max_rate=0.25, top=10)
+    _, idx = (weights * scale).topk(10, dim=1)
+    rate = torch.bincount(idx.flatten(), minlength=60).float() / 300
+    assert float(rate.max()) <= 0.25 + 1 / 300
+    assert scale[0] < scale[1] < 1.0  # the more a word was overused, the more it is lowered
+    assert scale[59] == 1.0 and bool((scale <= 1.0).all())
+    before = weights.topk(10, dim=1).indices
+    assert bool((weights * scale).gt(0).eq(weights.gt(0)).all())  # no word leaves any image: only lowered
+    assert not torch.equal(before, idx)
+
+
+def test_training_fits_the_word_scale_and_the_bundle_applies_it(tiny_manifest, tmp_path):
+    cfg = _config("lexvla-mini", tiny_manifest, tmp_path / "run", max_steps=10, max_word_rate=0.25)
+    trainer = Trainer(cfg)
+    weights = trainer.fit()
+    scale = trainer.model.image.word_scale
+    assert bool((scale < 1).any()) and bool((scale <= 1).all())
+    model = load_trained("lexvla-mini", weights)
+    assert torch.equal(model.image.word_scale, scale.cpu())
+    feats = torch.from_numpy(np.asarray(trainer.image_feats, dtype=np.float32))
+    vec = model.image.from_features(feats, patches=False)[0]
+    values, idx = vec.topk(10, dim=1)
+    rate = torch.bincount(idx[values > 0], minlength=vec.shape[1]).float() / len(vec)
+    assert float(rate.max()) <= 0.25  # at most 2 of the 8 training images share a top-10 word
+    bundle = export_bundle(model, tmp_path / "bundle")
+    assert max(json.loads((tmp_path / "bundle" / "parity.json").read_text()).values()) <= PARITY_TOLERANCE
+    dense, _ = bundle.encode_images_dense([load_image(r.image) for r in read_manifest(tiny_manifest, split="train")])
+    assert np.allclose(dense, vec.detach().numpy(), atol=1e-3)  # the bundle's graph holds the same scale
+
+
+def test_no_calibration_when_the_ceiling_is_off_or_too_low_for_the_data(tiny_manifest, tmp_path):
+    for rate in (0.0, 0.05):  # 8 images x 5% is less than one image
+        trainer = Trainer(_config("lexvla-mini", tiny_manifest, tmp_path / f"run{rate}", max_steps=2, max_word_rate=rate))
+        trainer.fit()
+        assert bool((trainer.model.image.word_scale == 1).all())
