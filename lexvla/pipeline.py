@@ -97,10 +97,15 @@ def ensure_data(ws: Workspace, scenes: int = 2000) -> list[Path]:
 
 
 def training_key(config: dict, manifests: list[Path]) -> str:
-    """Content hash of what the default bundle depends on."""
-    from models.registry import CARDS_DIR
+    """Content hash of what the default bundle depends on: the whole training config, defaults
+    included (a changed default retrains), the card and the data."""
+    from dataclasses import asdict
 
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    from models.registry import CARDS_DIR
+    from models.train import TrainConfig
+
+    resolved = asdict(TrainConfig(**({"out_dir": ""} | config))) | {"out_dir": None, "cache_dir": None}
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
     digest.update((CARDS_DIR / f"{config['card']}.json").read_bytes())
     for manifest in manifests:
         digest.update(manifest.read_bytes())
