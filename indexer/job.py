@@ -249,7 +249,7 @@ def _build_generation(root: Path, bundle, staging: Staging, current: Path | None
     _publish_generation(
         root, bundle, rows, current, staging.dir, report,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
-        replace=[r.doc_id for r in rows],
+        replace=[r.doc_id for r in rows], progress=cfg.progress,
     )  # fmt: skip
     staging.clear()
 
@@ -267,6 +267,7 @@ def _publish_generation(
     keep_generations: int = 2,
     check_row=None,
     replace: Iterable[str] = (),
+    progress: bool = False,
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
@@ -275,8 +276,9 @@ def _publish_generation(
     shard under ``work/shards`` and to the new generation's metadata in the same pass, so a large
     iterable is never held in memory. ``check_row`` (optional) is called on every row first and may
     raise ``ValueError``. ``replace`` names ids whose documents in ``current`` are deleted first
-    (their new rows are in ``rows``). Must run under :func:`layout.writer_lock`. Returns the
-    published generation.
+    (their new rows are in ``rows``). ``progress`` shows Anserini's build as a bar (its progress
+    lines are logged either way). Must run under :func:`layout.writer_lock`. Returns the published
+    generation.
     """
     _discard_unpublished(root)
     gen = layout.new_generation(root)
@@ -296,7 +298,9 @@ def _publish_generation(
             # new documents always go into a fresh index; appending merges its segments in
             target = work / "lucene" if current is not None else gen / layout.LUCENE_DIR
             shutil.rmtree(target, ignore_errors=True)
-            lucene.build_impact_index(work / "shards", target, threads=index_threads, heap=java_heap)
+            with tqdm(total=counted.count, unit="doc", desc="lucene", disable=not progress) as bar:
+                lucene.build_impact_index(work / "shards", target, threads=index_threads, heap=java_heap,
+                                          on_progress=lambda done: bar.update(done - bar.n))  # fmt: skip
             if current is not None:
                 lucene.add_index(gen / layout.LUCENE_DIR, target)
                 shutil.rmtree(target, ignore_errors=True)

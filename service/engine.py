@@ -87,6 +87,8 @@ class Engine:
     def __init__(self, settings: Settings, bundle: Bundle, searcher, cache: ResilientCache):
         self.settings, self.bundle, self.searcher, self.cache = settings, bundle, searcher, cache
         check_versions(bundle, searcher.info)
+        metrics.BUILD_INFO.labels(metrics.package_version(), bundle.config.name, bundle.version).set(1)
+        metrics.INDEX_DOCUMENTS.set(searcher.info.doc_count)
         self._reload_lock = threading.Lock()
         self._thumbs = lru_cache(maxsize=512)(self._make_thumbnail)
 
@@ -343,6 +345,7 @@ class Engine:
             after = self.searcher.info.index_version
             if switched:
                 metrics.RELOADS.labels("switched").inc()
+                metrics.INDEX_DOCUMENTS.set(self.searcher.info.doc_count)
                 self._thumbs.cache_clear()
                 log.info("switched index %s -> %s", before, after)
                 return True, f"switched from {before} to {after}"
