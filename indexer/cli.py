@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--rebuild", action="store_true", help="re-index every input into a fresh generation")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="where the encode stage runs")
     p.add_argument("--device", default="auto", help="onnxruntime device: auto, cpu or cuda")
+    p.add_argument("--image-root", type=Path,
+                   help="store image paths relative to this folder (default: the index's recorded root, else the "
+                        "deepest folder holding every input); the service resolves them against LEXVLA_IMAGE_ROOT")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_index)
 
@@ -42,7 +45,7 @@ def _index(args: argparse.Namespace) -> int:
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
         max_pixels=args.max_pixels, rebuild=args.rebuild, engine=args.engine, device=args.device,
-        progress=not args.no_progress,
+        progress=not args.no_progress, image_root=args.image_root,
     )  # fmt: skip
     rep = run_index_job(cfg)
     print(

@@ -33,9 +33,11 @@ from indexer.metadata import (
     DocRow,
     MetadataReader,
     bundle_mismatch,
+    common_folder,
     connect,
     delete_docs,
     insert_docs,
+    stored_path,
     write_info,
 )
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
@@ -62,6 +64,9 @@ class IndexJobConfig:
     device: str = "auto"
     progress: bool = True
     keep_generations: int = 2
+    # Image paths under this folder are stored relative to it. Default: the root the published
+    # index recorded, else the deepest folder holding every input of the first build.
+    image_root: Path | None = None
 
 
 @dataclass
@@ -185,7 +190,8 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
                 "run with --rebuild to re-index everything with the new bundle"
             )
         if cfg.rebuild:
-            published = {}
+            published, info = {}, {}
+        image_root = _image_root(cfg, info, items)
         ledger = RejectsLedger(root / layout.REJECTS, cfg.max_pixels)
         staging = Staging(root, bundle.version)
         try:
@@ -195,17 +201,33 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
             staging.drop(stale)
             report.skipped_existing = len(items) - len(todo)
             t0 = time.perf_counter()
-            _encode_into(staging, bundle, todo, cfg, report, ledger)
+            _encode_into(staging, bundle, todo, cfg, report, ledger, image_root)
             report.seconds["encode"] = time.perf_counter() - t0
             if not staging.ids() and not cfg.rebuild:
                 report.doc_count = len(published)
                 layout.collect_garbage(root, cfg.keep_generations)
                 return report
             report.replaced = len(staging.ids() & published.keys())
-            _build_generation(root, bundle, staging, None if cfg.rebuild else current, cfg, report)
+            _build_generation(root, bundle, staging, None if cfg.rebuild else current, cfg, report, image_root)
         finally:
             staging.close()
     return report
+
+
+def _image_root(cfg: IndexJobConfig, info: dict, items: list[InputItem]) -> Path | None:
+    """The image root of this run: the one the published index recorded, which an explicit
+    ``cfg.image_root`` must match (the stored relative paths depend on it), else ``cfg``'s, else
+    the deepest folder holding every input."""
+    recorded = info.get("image_root")
+    if cfg.image_root is not None:
+        wanted = Path(cfg.image_root).resolve()
+        if recorded is not None and Path(recorded) != wanted:
+            raise ValueError(f"{cfg.root} stores image paths relative to {recorded}, not {wanted}; "
+                             "run with --rebuild to re-index with the new image root")  # fmt: skip
+        return wanted
+    if recorded is not None:
+        return Path(recorded)
+    return common_folder(it.path for it in items)
 
 
 def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
@@ -222,7 +244,8 @@ def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
 
 
 def _encode_into(
-    staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger
+    staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger,
+    image_root: Path | None,
 ) -> None:
     known_bad = {} if cfg.rebuild else dict(ledger.reasons)  # a rebuild decodes everything again
     if cfg.engine == "ray":
@@ -234,7 +257,7 @@ def _encode_into(
     bar = tqdm(total=len(todo), unit="img", desc="encode", disable=not cfg.progress or not todo, smoothing=0.1)
     with bar:
         for rows, rejects in batches:
-            staging.add(rows)
+            staging.add([replace(r, path=stored_path(r.path, image_root)) for r in rows])
             ledger.record(rejects)
             report.encoded += len(rows)
             report.rejected.extend(rejects)
@@ -242,14 +265,16 @@ def _encode_into(
     ledger.record([r for r in report.rejected if r.reason == "duplicate id in input"])
 
 
-def _build_generation(root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport):
+def _build_generation(
+    root: Path, bundle, staging: Staging, current: Path | None, cfg: IndexJobConfig, report: JobReport, image_root: Path | None
+):
     rows = staging.rows()
     if not rows and current is None:
         raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
     _publish_generation(
         root, bundle, rows, current, staging.dir, report,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
-        replace=[r.doc_id for r in rows], progress=cfg.progress,
+        replace=[r.doc_id for r in rows], progress=cfg.progress, image_root=image_root,
     )  # fmt: skip
     staging.clear()
 
@@ -268,6 +293,7 @@ def _publish_generation(
     check_row=None,
     replace: Iterable[str] = (),
     progress: bool = False,
+    image_root: Path | None = None,
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
@@ -276,7 +302,8 @@ def _publish_generation(
     shard under ``work/shards`` and to the new generation's metadata in the same pass, so a large
     iterable is never held in memory. ``check_row`` (optional) is called on every row first and may
     raise ``ValueError``. ``replace`` names ids whose documents in ``current`` are deleted first
-    (their new rows are in ``rows``). ``progress`` shows Anserini's build as a bar (its progress
+    (their new rows are in ``rows``). ``image_root`` is recorded when given (rows' relative paths
+    lie under it); otherwise ``current``'s stays. ``progress`` shows Anserini's build as a bar (its progress
     lines are logged either way). Must run under :func:`layout.writer_lock`. Returns the published
     generation.
     """
@@ -308,7 +335,7 @@ def _publish_generation(
             raise ValueError("no documents to index")
         report.seconds["lucene"] = time.perf_counter() - t1
         with contextlib.closing(connect(gen / META_FILE)) as conn, conn:
-            report.doc_count = _finish_metadata(conn, bundle, gen)
+            report.doc_count = _finish_metadata(conn, bundle, gen, image_root)
         _check_counts(gen, report.doc_count)
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)  # never leave a half-built generation behind
@@ -438,9 +465,11 @@ def publish_rows(
     return report
 
 
-def _finish_metadata(conn: sqlite3.Connection, bundle, gen: Path) -> int:
+def _finish_metadata(conn: sqlite3.Connection, bundle, gen: Path, image_root: Path | None = None) -> int:
     """Write the index-level facts of a generation; returns its document count."""
     count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+    if image_root is not None:
+        write_info(conn, {"image_root": str(image_root)})
     write_info(conn, {
         "index_format": INDEX_FORMAT,
         "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}",

@@ -17,7 +17,7 @@ from indexer import layout
 from indexer.jvm import call_in_jvm, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
-from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch
+from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch, resolve_path
 from models.sparse import quantize_weights
 
 __all__ = [
@@ -38,6 +38,7 @@ class IndexInfo:
     patch_grid: tuple[int, int]
     vocab_size: int
     created_at: str
+    image_root: str | None = None  # relative image paths lie under it (indexer.metadata.resolve_path)
 
 
 DocRecord = DocRow  # one indexed image, as the metadata stores it
@@ -123,7 +124,7 @@ class _Generation:
             index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
             bundle_name=str(raw["bundle_name"]), quant_scale=float(raw["quant_scale"]),
             doc_count=int(raw["doc_count"]), patch_grid=tuple(raw["patch_grid"]),
-            vocab_size=int(raw["vocab_size"]), created_at=str(raw["created_at"]),
+            vocab_size=int(raw["vocab_size"]), created_at=str(raw["created_at"]), image_root=raw.get("image_root"),
         )  # fmt: skip
         self._users = 0
         self._retired = False
@@ -336,6 +337,11 @@ class LexicalSearcher:
         """:meth:`Snapshot.document` on the current generation."""
         with self.snapshot() as s:
             return s.document(doc_id)
+
+    def image_file(self, record: DocRecord, image_root: str | Path | None = None) -> Path:
+        """The image file of ``record``: its relative path under ``image_root`` (by default the
+        root recorded at indexing), its absolute path as it is."""
+        return resolve_path(record.path, image_root or self.info.image_root)
 
 
 def _open_lucene(index_dir: Path):

@@ -14,8 +14,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEXVLA_", env_file=".env", extra="ignore")
 
-    bundle: Path = Field(Path("bundles/lexvla-mini"), description="model bundle directory")
-    index: Path = Field(Path("index"), description="index root the indexer publishes into")
+    # The defaults are what `lexvla demo` builds (run from the repository root).
+    bundle: Path = Field(Path("var/bundles/lexvla-mini"), description="model bundle directory")
+    index: Path = Field(Path("var/index"), description="index root the indexer publishes into")
+    image_root: Path | None = Field(
+        None, description="folder where the indexed images are mounted; the index's relative paths resolve against it "
+        "(default: the folder recorded when the index was built)",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_prefix: str = "lexvla"
     cache_ttl_s: int = Field(3600, ge=1)

@@ -283,8 +283,9 @@ class Engine:
         return record
 
     def image_file(self, doc_id: str, record=None) -> Path:
-        """The file of an indexed image (only ever a path the index recorded)."""
-        path = Path((record or self.document(doc_id)).path)
+        """The file of an indexed image (only ever a path the index recorded, resolved against
+        ``settings.image_root`` where the images are mounted, or the root recorded at indexing)."""
+        path = self.searcher.image_file(record or self.document(doc_id), self.settings.image_root)
         if not path.is_file():
             raise NotFound(f"the file of indexed image {doc_id!r} is gone")
         return path
