@@ -93,3 +93,12 @@ def test_demo_built_index_serves_images_under_the_compose_paths(tmp_path, bundle
                     assert http.get("/images/art-1").content == (container / images[1].relative_to(host)).read_bytes()
         finally:
             engine.close()
+
+
+def test_readme_settings_table_is_generated_from_the_settings():
+    from service.config import Settings, settings_table
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert table == settings_table(), "run `python -m service.config` and paste its table into README.md"
+    assert all(f"`LEXVLA_{name.upper()}`" in table for name in Settings.model_fields)
