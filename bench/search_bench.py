@@ -79,13 +79,13 @@ BENCH_DIR = ROOT / "var" / "bench"
 
 def prepare(work: Path, n_images: int) -> tuple[Path, Path]:
     """Export the bundle and build the index once; returns (bundle, index root)."""
-    from tests.service.conftest import build_index, make_images
+    from lexvla.testing import build_index, shape_images
 
     bundle, images, index = work / "bundle", work / "images", work / "index"
     if not (bundle / "bundle.json").exists():
         export_mini(bundle)
     if not images.exists():
-        make_images(images, n_per=max(1, n_images // 20))
+        shape_images(images, n_per=max(1, n_images // 20))
     if not (index / "CURRENT").exists():
         build_index(bundle, images, index)
     return bundle, index
@@ -129,8 +129,8 @@ def synthetic_rows(words: list[str], n: int, images: list[tuple[str, int, int]],
 def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) -> Path:
     """A published generation of ``n_docs`` synthetic documents, built once under ``var/bench/``."""
     from indexer.layout import current_generation
+    from lexvla.testing import shape_images
     from models.bundle import Bundle
-    from tests.service.conftest import make_images
 
     bundle = Bundle(bundle_dir, verify=False)
     root = BENCH_DIR / f"synthetic-{bundle.version}-{n_docs}-t{terms}-z{zipf:g}"
@@ -138,7 +138,7 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
         return root
     img_dir = BENCH_DIR / "images"
     if not img_dir.exists():
-        make_images(img_dir, n_per=1)  # 20 real PNGs every synthetic document points to
+        shape_images(img_dir, n_per=1)  # 20 real PNGs every synthetic document points to
     from PIL import Image
 
     images = []

@@ -80,14 +80,14 @@ def pick_images(source: Path, n: int, skip: int = 0) -> list[Path]:
     return files[skip : skip + n]
 
 
-def build_index(bundle: Path, files: list[Path], folder: Path, root: Path) -> None:
-    from indexer.job import IndexJobConfig, run_index_job
+def copy_and_index(bundle: Path, files: list[Path], folder: Path, root: Path) -> None:
+    from lexvla.testing import build_index
 
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:  # flat names: the source tree repeats file names across folders
         shutil.copy(f, folder / f"{f.parent.name}-{f.name}")
     t0 = time.perf_counter()
-    rep = run_index_job(IndexJobConfig(bundle=bundle, input=folder, root=root, progress=False, device="cpu"))
+    rep = build_index(bundle, folder, root)
     print(f"index: {rep.doc_count} documents, {rep.encoded} encoded now, {len(rep.rejected)} rejected "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
 
@@ -378,7 +378,7 @@ def phase_publish(server: Server, bundle: Path, new_files: list[Path], folder: P
     with SearchLoad(server) as load, httpx.Client(base_url=server.url, timeout=30) as c:
         before = c.get("/readyz").json()["index_version"]
         time.sleep(1)
-        build_index(bundle, new_files, folder, root)
+        copy_and_index(bundle, new_files, folder, root)
         t0 = time.perf_counter()
         while c.get("/readyz").json()["index_version"] == before and time.perf_counter() - t0 < 60:
             time.sleep(0.05)
@@ -402,7 +402,7 @@ def main() -> int:
     for old in (folder, root):  # a fresh index every run
         shutil.rmtree(old, ignore_errors=True)
     files = pick_images(args.images, args.count + args.publish)
-    build_index(args.bundle, files[: args.count], folder, root)
+    copy_and_index(args.bundle, files[: args.count], folder, root)
 
     redis = Redis(work)
     redis.start()

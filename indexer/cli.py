@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--shards", type=int, default=None,
                    help="split the index into N shards by a hash of the id (default: the published index's count, 1 for a new one)")
     p.add_argument("--device", default="auto", help="onnxruntime device: auto, cpu or cuda")
+    p.add_argument("--image-root", type=Path,
+                   help="store image paths relative to this folder (default: the index's recorded root, else the "
+                        "deepest folder holding every input); the service resolves them against LEXVLA_IMAGE_ROOT")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_index)
 
@@ -65,7 +68,7 @@ def _index(args: argparse.Namespace) -> int:
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
         max_pixels=args.max_pixels, rebuild=args.rebuild, engine=args.engine, device=args.device,
-        progress=not args.no_progress, shards=args.shards,
+        progress=not args.no_progress, shards=args.shards, image_root=args.image_root,
     )  # fmt: skip
     rep = run_index_job(cfg)
     print(
@@ -87,7 +90,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from indexer.export import BulkTarget, bundle_facts, export_vectors, folder_rows, index_rows
+    from indexer.export import BulkTarget, export_vectors, folder_rows, index_rows
+    from indexer.info import bundle_facts
 
     bulk = BulkTarget(args.bulk_index, args.bulk_field, args.field_type) if args.bulk_index else None
     rejected: list = []

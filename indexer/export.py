@@ -16,6 +16,7 @@ vectors either way.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -104,15 +105,21 @@ def _counted(rows: Iterable[DocRow], report: ExportReport, bulk_fh, bulk: BulkTa
 
 
 def index_rows(index_root: Path) -> tuple[Iterator[DocRow], dict, Callable[[], None]]:
-    """The published generation's documents (as stored), its facts, and a closer."""
+    """The published generation's documents (as stored, shard after shard), its facts, and a closer."""
     from indexer import layout
+    from indexer.info import carried_facts, read_info
     from indexer.metadata import META_FILE, MetadataReader
 
     gen = layout.require_generation(index_root)
-    reader = MetadataReader(gen / META_FILE)
-    info = reader.info()
-    facts = {"source": f"index {info.get('index_version')} ({gen.name})", **_bundle_facts(info)}
-    return iter(reader), facts, reader.close
+    info = read_info(gen)
+    readers = [MetadataReader(folder / META_FILE) for folder in layout.shard_dirs(gen)]
+    facts = {"source": f"index {info.index_version} ({gen.name})", **carried_facts(info)}
+
+    def close() -> None:
+        for reader in readers:
+            reader.close()
+
+    return itertools.chain.from_iterable(readers), facts, close
 
 
 def folder_rows(bundle, source: Path, batch_size: int = 32, workers: int = 2, rejected: list | None = None) -> Iterator[DocRow]:
@@ -124,12 +131,3 @@ def folder_rows(bundle, source: Path, batch_size: int = 32, workers: int = 2, re
         if rejected is not None:
             rejected.extend(rejects)
         yield from rows
-
-
-def bundle_facts(bundle) -> dict:
-    cfg = bundle.config
-    return {"bundle_name": cfg.name, "bundle_version": bundle.version, "quant_scale": cfg.quant_scale, "vocab_size": cfg.vocab_size}
-
-
-def _bundle_facts(info: dict) -> dict:
-    return {k: info.get(k) for k in ("bundle_name", "bundle_version", "quant_scale", "vocab_size")}

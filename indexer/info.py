@@ -40,6 +40,7 @@ class IndexInfo:
     shards: int = 1
     shard_docs: tuple[int, ...] = ()  # documents per shard, in shard order
     index_format: int = INDEX_FORMAT
+    image_root: str | None = None  # relative image paths lie under it (indexer.metadata.resolve_path)
 
     def to_json(self) -> dict:
         return asdict(self) | {"patch_grid": list(self.patch_grid), "shard_docs": list(self.shard_docs), "sharding": SHARDING}
@@ -58,8 +59,8 @@ def bundle_facts(bundle) -> dict:
 
 
 def carried_facts(info: IndexInfo) -> dict:
-    """The bundle facts of a published generation, for a new generation made from it without a bundle."""
-    return {k: getattr(info, k) for k in BUNDLE_KEYS} | {"patch_grid": list(info.patch_grid)}
+    """The bundle facts (and image root) of a published generation, for a new generation made from it without a bundle."""
+    return {k: getattr(info, k) for k in BUNDLE_KEYS} | {"patch_grid": list(info.patch_grid), "image_root": info.image_root}
 
 
 def write_info(gen: Path, facts: dict, shard_docs: list[int]) -> IndexInfo:
@@ -118,4 +119,5 @@ def _from_dict(raw: dict) -> IndexInfo:
         patch_grid=tuple(int(x) for x in raw["patch_grid"]), vocab_size=int(raw["vocab_size"]),
         created_at=str(raw["created_at"]), image_size=int(raw.get("image_size", 0)), shards=int(raw.get("shards", 1)),
         shard_docs=tuple(int(x) for x in raw.get("shard_docs", ())), index_format=int(raw.get("index_format", 1)),
+        image_root=raw.get("image_root"),
     )  # fmt: skip

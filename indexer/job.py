@@ -40,9 +40,11 @@ from indexer.metadata import (
     DocRow,
     MetadataReader,
     bundle_mismatch,
+    common_folder,
     connect,
     delete_docs,
     insert_docs,
+    stored_path,
     write_info,
 )
 from indexer.shard_build import assemble, build_parts, clear_parts, fill_parts, present_ids
@@ -70,6 +72,9 @@ class IndexJobConfig:
     device: str = "auto"
     progress: bool = True
     keep_generations: int = 2
+    # Image paths under this folder are stored relative to it. Default: the root the published
+    # index recorded, else the deepest folder holding every input of the first build.
+    image_root: Path | None = None
 
 
 @dataclass
@@ -191,6 +196,8 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
         shards = cfg.shards or (info.shards if current is not None and not cfg.rebuild else 1)
         if cfg.rebuild:
             published = {}
+        recorded = info.image_root if current is not None and not cfg.rebuild else None
+        image_root = _image_root(cfg, recorded, items)
         ledger = RejectsLedger(root / layout.REJECTS, cfg.max_pixels)
         staging = Staging(root, bundle.version)
         try:
@@ -200,17 +207,32 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
             staging.drop(stale)
             report.skipped_existing = len(items) - len(todo)
             t0 = time.perf_counter()
-            _encode_into(staging, bundle, todo, cfg, report, ledger)
+            _encode_into(staging, bundle, todo, cfg, report, ledger, image_root)
             report.seconds["encode"] = time.perf_counter() - t0
             if not staging.ids() and not cfg.rebuild:
                 report.doc_count = len(published)
                 layout.collect_garbage(root, cfg.keep_generations)
                 return report
             report.replaced = len(staging.ids() & published.keys())
-            _build_generation(root, bundle, staging, None if cfg.rebuild else current, shards, cfg, report)
+            _build_generation(root, bundle, staging, None if cfg.rebuild else current, shards, cfg, report, image_root)
         finally:
             staging.close()
     return report
+
+
+def _image_root(cfg: IndexJobConfig, recorded: str | None, items: list[InputItem]) -> Path | None:
+    """The image root of this run: the one the published index ``recorded``, which an explicit
+    ``cfg.image_root`` must match (the stored relative paths depend on it), else ``cfg``'s, else
+    the deepest folder holding every input."""
+    if cfg.image_root is not None:
+        wanted = Path(cfg.image_root).resolve()
+        if recorded is not None and Path(recorded) != wanted:
+            raise ValueError(f"{cfg.root} stores image paths relative to {recorded}, not {wanted}; "
+                             "run with --rebuild to re-index with the new image root")  # fmt: skip
+        return wanted
+    if recorded is not None:
+        return Path(recorded)
+    return common_folder(it.path for it in items)
 
 
 def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
@@ -227,7 +249,8 @@ def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
 
 
 def _encode_into(
-    staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger
+    staging: Staging, bundle, todo: list[InputItem], cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger,
+    image_root: Path | None,
 ) -> None:
     known_bad = {} if cfg.rebuild else dict(ledger.reasons)  # a rebuild decodes everything again
     if cfg.engine == "ray":
@@ -239,7 +262,7 @@ def _encode_into(
     bar = tqdm(total=len(todo), unit="img", desc="encode", disable=not cfg.progress or not todo, smoothing=0.1)
     with bar:
         for rows, rejects in batches:
-            staging.add(rows)
+            staging.add([replace(r, path=stored_path(r.path, image_root)) for r in rows])
             ledger.record(rejects)
             report.encoded += len(rows)
             report.rejected.extend(rejects)
@@ -248,7 +271,8 @@ def _encode_into(
 
 
 def _build_generation(
-    root: Path, bundle, staging: Staging, current: Path | None, shards: int, cfg: IndexJobConfig, report: JobReport
+    root: Path, bundle, staging: Staging, current: Path | None, shards: int, cfg: IndexJobConfig, report: JobReport,
+    image_root: Path | None,
 ):
     rows = staging.rows()
     if not rows and current is None:
@@ -256,7 +280,7 @@ def _build_generation(
     _publish_generation(
         root, bundle, rows, current, staging.dir, report, shards=shards, engine=cfg.engine,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
-        replace=[r.doc_id for r in rows],
+        replace=[r.doc_id for r in rows], image_root=image_root,
     )  # fmt: skip
     staging.clear()
 
@@ -276,6 +300,7 @@ def _publish_generation(
     keep_generations: int = 2,
     check_row=None,
     replace: Iterable[str] = (),
+    image_root: Path | None = None,
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
@@ -284,7 +309,8 @@ def _publish_generation(
     shard under ``work`` (``indexer.shard_build``), so a large iterable is never held in memory.
     ``check_row`` (optional) is called on every row first and may raise ``ValueError``.
     ``replace`` names ids whose documents in ``current`` are deleted first (their new rows are in
-    ``rows``). Must run under :func:`layout.writer_lock`. Returns the published generation.
+    ``rows``). ``image_root`` is recorded when given (rows' relative paths lie under it);
+    otherwise ``current``'s stays. Must run under :func:`layout.writer_lock`. Returns the published generation.
     """
     t0 = time.perf_counter()
     docs = fill_parts(rows, work, shards, check_row)
@@ -297,7 +323,8 @@ def _publish_generation(
     t2 = time.perf_counter()
     with GenerationWriter(root, current, shards, keep_generations) as gw:
         assemble(gw, work, docs, replace)
-        info = gw.publish(bundle_facts(bundle))
+        kept_root = read_info(current).image_root if current is not None else None
+        info = gw.publish(bundle_facts(bundle) | {"image_root": str(image_root) if image_root is not None else kept_root})
     report.seconds["assemble"] = time.perf_counter() - t2
     report.indexed, report.doc_count, report.generation = sum(docs), info.doc_count, gw.gen.name
     report.shards, report.reused_shards = shards, built.reused

@@ -9,17 +9,24 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from indexer.jvm import anserini_jar, call_in_jvm, java_binary, start_jvm
 from indexer.metadata import DocRow
 
+log = logging.getLogger(__name__)
 SHARD_DOCS = 50_000
+# Anserini 1.7's progress lines: "45.00% of files completed, 12,345 documents indexed" (periodic)
+# and "Indexing Complete! 60,000 documents indexed" (at the end).
+_PROGRESS = re.compile(r"([\d,]+) documents indexed$")
 ID_FIELD = "id"  # Anserini's DefaultLuceneDocumentGenerator stores the document id here
 CONTENTS_FIELD = "contents"  # ... and the pretokenized impacts here (term frequency = impact)
 
@@ -106,11 +113,19 @@ def _die_with_parent(parent_pid: int):
 
 
 def build_impact_index(
-    shards_dir: Path, index_dir: Path, threads: int = 2, heap: str = "1g", memory_buffer_mb: int = 256
+    shards_dir: Path,
+    index_dir: Path,
+    threads: int = 2,
+    heap: str = "1g",
+    memory_buffer_mb: int = 256,
+    on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Index every shard in ``shards_dir`` into ``index_dir`` with Anserini (``-impact -pretokenized``).
 
     ``index_dir`` must not exist yet; append by building a separate index and :func:`add_index`.
+    Anserini's output is read as it comes: each of its progress lines (about one a minute in a
+    long build, and the final count) is logged and passed to ``on_progress`` as the number of
+    documents indexed so far.
     """
     cmd = [
         str(java_binary()), f"-Xmx{heap}", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
@@ -118,10 +133,18 @@ def build_impact_index(
         "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
         "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_die_with_parent(os.getpid()))
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=_die_with_parent(os.getpid())) as proc:  # fmt: skip
+        for line in proc.stdout:
+            tail.append(line)
+            found = _PROGRESS.search(line)
+            if found:
+                log.info("anserini: %s", line.split(" - ", 1)[-1].strip())
+                if on_progress is not None:
+                    on_progress(int(found.group(1).replace(",", "")))
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        raise IndexBuildError(f"Anserini IndexCollection exited with {proc.returncode}:\n{tail}")
+        raise IndexBuildError(f"Anserini IndexCollection exited with {proc.returncode}:\n{''.join(tail)[-3000:]}")
 
 
 def _open_directory(jnius, index_dir: Path):

@@ -11,10 +11,16 @@ Schema (``meta.sqlite`` in each generation directory)::
 ``impacts`` is the document's quantised vector ``{word: int}`` exactly as Lucene stores it, so
 explanations need no second lookup; ``path`` plus the index's ``patch_grid`` is what the service
 needs to re-encode an image with patches and draw per-word heatmaps.
+
+``path`` is relative (POSIX) to the index's image root (``info.image_root``, recorded when the
+index is first built) for images under that folder, and absolute otherwise. A reader resolves it
+with :func:`resolve_path`, against the recorded root or another folder where the same images are
+mounted (a container's ``/data/images``), so an index built on one machine serves on another.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -50,6 +56,31 @@ class DocRow:
 
     def top_words(self, n: int = TOP_WORDS) -> list[str]:
         return [w for w, _ in sorted(self.impacts.items(), key=lambda t: (-t[1], t[0]))[:n]]
+
+
+def stored_path(path: str, image_root: str | Path | None) -> str:
+    """How an image path is stored: relative to ``image_root`` (POSIX) when the file lies under
+    it, the absolute path otherwise."""
+    if image_root is not None:
+        try:
+            return Path(path).relative_to(image_root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def resolve_path(stored: str, image_root: str | Path | None) -> Path:
+    """The file of a stored image path: a relative one lies under ``image_root``."""
+    path = Path(stored)
+    if path.is_absolute() or image_root is None:
+        return path
+    return Path(image_root) / path
+
+
+def common_folder(paths: Iterable[str]) -> Path | None:
+    """The deepest folder holding every path (``None`` for none): the default image root."""
+    parents = [str(Path(p).parent) for p in paths]
+    return Path(os.path.commonpath(parents)) if parents else None
 
 
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:

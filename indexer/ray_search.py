@@ -22,6 +22,7 @@ from pathlib import Path
 from indexer import layout
 from indexer.generation import shard_of
 from indexer.info import IndexInfo, read_info
+from indexer.metadata import resolve_path
 from indexer.searcher import DocRecord, Hit, rank_order
 from indexer.sharded import merge_top
 from models.sparse import quantize_weights
@@ -179,6 +180,10 @@ class RaySearcher:
     def document(self, doc_id: str) -> DocRecord | None:
         with self.snapshot() as s:
             return s.document(doc_id)
+
+    def image_file(self, record: DocRecord, image_root: str | Path | None = None) -> Path:
+        """:meth:`LexicalSearcher.image_file <indexer.searcher.LexicalSearcher.image_file>`."""
+        return resolve_path(record.path, image_root or self.info.image_root)
 
     def close(self) -> None:
         import ray

@@ -19,7 +19,7 @@ from indexer.info import IndexFormatError, IndexInfo, read_info
 from indexer.jvm import call_in_jvm, jvm_executor, start_jvm
 from indexer.layout import IndexNotFoundError
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
-from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch
+from indexer.metadata import META_FILE, DocRow, MetadataReader, bundle_mismatch, resolve_path
 from models.batching import MicroBatcher
 from models.sparse import quantize_weights
 
@@ -355,6 +355,11 @@ class LexicalSearcher:
         """:meth:`Snapshot.document` on the current generation."""
         with self.snapshot() as s:
             return s.document(doc_id)
+
+    def image_file(self, record: DocRecord, image_root: str | Path | None = None) -> Path:
+        """The image file of ``record``: its relative path under ``image_root`` (by default the
+        root recorded at indexing), its absolute path as it is."""
+        return resolve_path(record.path, image_root or self.info.image_root)
 
 
 def open_lucene(index_dir: Path):

@@ -22,8 +22,9 @@ from lexvla.pipeline import DEFAULT_CONFIG, Workspace, ensure_default_bundle
 log = logging.getLogger(__name__)
 
 
-def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None) -> None:
-    """Index ``manifest`` (optionally its first ``limit`` images) with ``bundle`` into ``root``."""
+def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None, image_root: Path | None = None) -> None:
+    """Index ``manifest`` (optionally its first ``limit`` images) with ``bundle`` into ``root``, image
+    paths relative to ``image_root`` (see ``IndexJobConfig.image_root``)."""
     from indexer.job import IndexJobConfig, run_index_job
     from indexer.metadata import bundle_mismatch
     from indexer.searcher import IndexNotFoundError, LexicalSearcher
@@ -40,7 +41,7 @@ def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None) -> 
         searcher.close()
     except IndexNotFoundError:
         pass
-    report = run_index_job(IndexJobConfig(bundle=bundle, input=source, root=root, rebuild=rebuild))
+    report = run_index_job(IndexJobConfig(bundle=bundle, input=source, root=root, rebuild=rebuild, image_root=image_root))
     log.info("index: %d documents (%d new, %d rejected)", report.doc_count, report.indexed, len(report.rejected))
 
 
@@ -81,7 +82,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("batch_size", args.batch_size)) if v}
     bundle = ensure_default_bundle(ws, Path(args.config), **overrides)
     ws.point_default_to(bundle)
-    build_index(bundle, ws.openclipart, ws.index, args.limit)
+    from models.data.openclipart import PNG_ROOT
+
+    # paths relative to the openclipart-png folder: mount it as the containers' /data/images
+    build_index(bundle, ws.openclipart, ws.index, args.limit, image_root=Path(PNG_ROOT))
     url = f"http://{args.host}:{args.port}"
     env = os.environ | {"LEXVLA_BUNDLE": str(bundle), "LEXVLA_INDEX": str(ws.index)}
     proc = subprocess.Popen([sys.executable, "-m", "lexvla", "serve", "--host", args.host, "--port", str(args.port)], env=env)

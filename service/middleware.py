@@ -71,9 +71,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_timed)
         finally:
-            route = scope.get("route")
-            metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(status)).inc()
-            metrics.STAGE_SECONDS.labels("http").observe(time.perf_counter() - start)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUESTS.labels(route, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route, scope.get("method", "")).observe(time.perf_counter() - start)
 
 
 class BodyTooLarge(HTTPException):

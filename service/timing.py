@@ -1,4 +1,4 @@
-"""Stage timers that feed both the response's ``timings_ms`` and the Prometheus histogram."""
+"""Stage timers that feed both the response's ``timings_ms`` and the ``lexvla_stage_seconds`` histogram."""
 from __future__ import annotations
 
 import time
@@ -25,7 +25,7 @@ class StageTimer:
             metrics.STAGE_SECONDS.labels(stage).observe(elapsed)
 
     def total(self) -> dict[str, float]:
-        """The stages plus ``total`` since the timer was made."""
+        """The stages plus ``total`` since the timer was made (the response's ``timings_ms``; the
+        histogram has only the stages: the whole request is ``lexvla_http_request_duration_seconds``)."""
         elapsed = time.perf_counter() - self._start
-        metrics.STAGE_SECONDS.labels("total").observe(elapsed)
         return {**self.ms, "total": round(elapsed * 1000, 3)}

@@ -156,10 +156,29 @@ def _shape_mask(rng: np.random.Generator, shape: str, size_word: str, size: int)
     lo, hi = RADIUS_RANGE[size_word]
     r = float(rng.uniform(lo, hi)) * size
     cx, cy = (float(v) for v in rng.uniform(r + 1, size - r - 1, size=2))
-    canvas = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(canvas)
-    _DRAWERS[shape](draw, cx, cy, r)
-    return np.asarray(canvas) > 0
+    return np.asarray(draw_mask(shape, (size, size), cx, cy, r)) > 0
+
+
+def draw_mask(shape: str, size: tuple[int, int], cx: float, cy: float, r: float) -> Image.Image:
+    """Rasterise ``shape`` of radius ``r`` centred at ``(cx, cy)`` into a 1-bit-valued ``L`` mask.
+
+    Parameters
+    ----------
+    shape : str
+        A word from ``SHAPES``.
+    size : tuple of int
+        ``(width, height)`` of the mask.
+    cx, cy, r : float
+        Centre and radius in pixels.
+
+    Returns
+    -------
+    PIL.Image.Image
+        ``L`` image, 255 inside the shape and 0 outside (no anti-aliasing).
+    """
+    canvas = Image.new("L", size, 0)
+    _DRAWERS[shape](ImageDraw.Draw(canvas), cx, cy, r)
+    return canvas
 
 
 def _box(cx: float, cy: float, r: float) -> list[float]:

@@ -6,8 +6,9 @@ wait for a thread of the pool that search and image work use, and are exempt fro
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from service import metrics as prom
 from service.api import convert
 from service.api.common import errors
 from service.schemas import Health, Readiness
@@ -37,5 +38,6 @@ async def readyz(request: Request, response: Response) -> Readiness:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **errors(rate_limited=False)})
 def metrics() -> Response:
-    """Prometheus exposition: stage latencies, cache outcomes, errors, reloads."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition: request and stage latencies, cache outcomes, errors, reloads, build
+    and index facts (every worker's, summed, when the service runs several)."""
+    return Response(prom.exposition(), media_type=CONTENT_TYPE_LATEST)

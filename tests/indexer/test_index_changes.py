@@ -10,16 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import make_bad_files, make_images
 from PIL import Image, ImageDraw
-from test_index_lifecycle import _job, _published_ids, _run_cli, _staged
+from test_index_lifecycle import _index, _published_ids, _run_cli, _staged
 
 from indexer import layout
 from indexer.encode import decode_one, scan_inputs
-from indexer.job import run_index_job
 from indexer.layout import REJECTS
 from indexer.lucene import lucene_doc_count
 from indexer.metadata import META_FILE, MetadataReader
+from lexvla.testing import bad_images, scene_images
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +44,9 @@ def _redraw(path: Path, seed: int) -> None:
 
 def test_rejects_are_kept_once_per_content_and_not_decoded_again(tmp_path, bundle_dir):
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 6, seed=5)
-    bad = make_bad_files(folder)
-    first = run_index_job(_job(bundle_dir, folder, root))
+    scene_images(folder, 6, seed=5)
+    bad = bad_images(folder)
+    first = _index(bundle_dir, folder, root)
     lines = _ledger(root)
     assert sorted(e["id"] for e in lines) == ["bad_bomb.png", "bad_random.png", "bad_truncated.png"]
     assert all(len(e["sha256"]) == 64 for e in lines) and not any(r.known for r in first.rejected)
@@ -58,7 +57,7 @@ def test_rejects_are_kept_once_per_content_and_not_decoded_again(tmp_path, bundl
     (root / REJECTS).write_text("".join(json.dumps(e) + "\n" for e in lines))
     os.utime(bad["random"], ns=(1, 1))  # a new mtime, the same content: still known by its hash
     (folder / "copy_of_random.png").write_bytes(bad["random"].read_bytes())  # the same content under a new id
-    second = run_index_job(_job(bundle_dir, folder, root))
+    second = _index(bundle_dir, folder, root)
     reasons = {r.doc_id: r for r in second.rejected}
     assert set(reasons) == {"bad_bomb.png", "bad_random.png", "bad_truncated.png", "copy_of_random.png"}
     assert all(r.known for r in second.rejected)
@@ -66,12 +65,12 @@ def test_rejects_are_kept_once_per_content_and_not_decoded_again(tmp_path, bundl
     assert [e["id"] for e in _ledger(root)] == [e["id"] for e in lines] + ["copy_of_random.png"]  # one new line only
     assert second.generation is None and second.encoded == 0
 
-    third = run_index_job(_job(bundle_dir, folder, root))
+    third = _index(bundle_dir, folder, root)
     assert len(_ledger(root)) == 4 and len(third.rejected) == 4
 
     # other content under a rejected id is decoded: a fixed file gets indexed
     _redraw(bad["truncated"], 1)
-    fourth = run_index_job(_job(bundle_dir, folder, root))
+    fourth = _index(bundle_dir, folder, root)
     assert fourth.encoded == 1 and "bad_truncated.png" in _published_ids(root)
     assert len(_ledger(root)) == 4
 
@@ -92,10 +91,10 @@ def test_decode_reasons_are_the_same_in_every_thread(tmp_path, bundle_dir):
     two reasons. Decoded from 8 threads at once, many times over."""
     from models.bundle import Bundle
 
-    make_bad_files(tmp_path)
+    bad_images(tmp_path)
     for n, side in enumerate((9800, 10000, 10400)):
         _header_only_png(tmp_path / f"warn_{n}.png", side, side)
-    make_images(tmp_path, 3, seed=9)
+    scene_images(tmp_path, 3, seed=9)
     items = scan_inputs(tmp_path) * 40
     spec = Bundle(bundle_dir).image_spec
     expected = {it.doc_id: getattr(decode_one(it, spec, 120_000_000), "reason", "ok") for it in scan_inputs(tmp_path)}
@@ -111,20 +110,20 @@ def test_decode_reasons_are_the_same_in_every_thread(tmp_path, bundle_dir):
 
 def test_changed_content_is_reencoded_and_replaced(tmp_path, bundle_dir):
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 12, seed=6)
-    assert run_index_job(_job(bundle_dir, folder, root)).doc_count == 12
+    scene_images(folder, 12, seed=6)
+    assert _index(bundle_dir, folder, root).doc_count == 12
     before = _impacts(root)
 
     os.utime(folder / "img0002.png", ns=(5, 5))  # touched, not changed: nothing to do
-    assert run_index_job(_job(bundle_dir, folder, root)).generation is None
+    assert _index(bundle_dir, folder, root).generation is None
 
     _redraw(folder / "img0002.png", 0)
     _redraw(folder / "nested" / "img0003.png", 1)
-    rep = run_index_job(_job(bundle_dir, folder, root))
+    rep = _index(bundle_dir, folder, root)
     assert (rep.encoded, rep.replaced, rep.doc_count, rep.skipped_existing) == (2, 2, 12, 10)
     after = _impacts(root)
     fresh_root = tmp_path / "fresh"
-    run_index_job(_job(bundle_dir, folder, fresh_root))
+    _index(bundle_dir, folder, fresh_root)
     assert after == _impacts(fresh_root)  # exactly the vectors of a from-scratch index of the new files
     assert after["img0002.png"] != before["img0002.png"] and after["nested/img0003.png"] != before["nested/img0003.png"]
     assert {d: v for d, v in after.items() if d not in ("img0002.png", "nested/img0003.png")} == {
@@ -136,14 +135,14 @@ def test_changed_content_is_reencoded_and_replaced(tmp_path, bundle_dir):
     with LexicalSearcher(root) as searcher:
         hits = searcher.search_vector(after["img0002.png"], k=12)
         assert hits[0].doc_id == "img0002.png" and [h.doc_id for h in hits].count("img0002.png") == 1
-    assert run_index_job(_job(bundle_dir, folder, root)).generation is None  # and then nothing more to do
+    assert _index(bundle_dir, folder, root).generation is None  # and then nothing more to do
 
 
 def test_sigkill_while_replacing_and_rerun(tmp_path, bundle_dir):
     """SIGKILL the CLI while it re-encodes changed files; the rerun publishes each id once, new vectors."""
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 60, seed=8, size=160)
-    assert run_index_job(_job(bundle_dir, folder, root)).doc_count == 60
+    scene_images(folder, 60, seed=8, size=160)
+    assert _index(bundle_dir, folder, root).doc_count == 60
     gen_before = layout.current_generation(root).name
     for n, path in enumerate(sorted(p for p in folder.rglob("*.png"))):
         _redraw(path, n)
@@ -162,5 +161,5 @@ def test_sigkill_while_replacing_and_rerun(tmp_path, bundle_dir):
     assert _published_ids(root) == sorted(it.doc_id for it in scan_inputs(folder))
     assert lucene_doc_count(layout.require_generation(root) / layout.LUCENE_DIR) == 60
     fresh_root = tmp_path / "fresh"
-    run_index_job(_job(bundle_dir, folder, fresh_root))
+    _index(bundle_dir, folder, fresh_root)
     assert _impacts(root) == _impacts(fresh_root) and _staged(root) == 0

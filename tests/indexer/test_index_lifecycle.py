@@ -11,19 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_images
 
 from indexer import layout
 from indexer.encode import scan_inputs
-from indexer.job import IndexJobConfig, remove_documents, run_index_job
+from indexer.job import remove_documents
 from indexer.metadata import META_FILE, MetadataReader
+from lexvla.testing import build_index, scene_images
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _job(bundle, folder, root, **kw) -> IndexJobConfig:
-    return IndexJobConfig(bundle=bundle, input=folder, root=root, batch_size=4, progress=False, **kw)
+def _index(bundle, folder, root, **config):
+    """The index job in small batches, so a run commits several checkpoints."""
+    return build_index(bundle, folder, root, batch_size=4, **config)
 
 
 def _published_ids(root: Path) -> list[str]:
@@ -38,8 +39,8 @@ def test_append_delete_and_concurrent_reader(tmp_path, bundle_dir):
     from indexer.searcher import LexicalSearcher
 
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 20, seed=1)
-    assert run_index_job(_job(bundle_dir, folder, root)).doc_count == 20
+    scene_images(folder, 20, seed=1)
+    assert _index(bundle_dir, folder, root).doc_count == 20
     searcher = LexicalSearcher(root)
     query = {w: v / 1000 for w, v in searcher.document("img0002.png").impacts.items()}
     errors: list[BaseException] = []
@@ -60,10 +61,10 @@ def test_append_delete_and_concurrent_reader(tmp_path, bundle_dir):
     for t in threads:
         t.start()
     try:
-        make_images(folder, 10, seed=2, prefix="more")
-        rep = run_index_job(_job(bundle_dir, folder, root))
+        scene_images(folder, 10, seed=2, prefix="more")
+        rep = _index(bundle_dir, folder, root)
         assert (rep.encoded, rep.skipped_existing, rep.doc_count) == (10, 20, 30)
-        assert run_index_job(_job(bundle_dir, folder, root)).generation is None  # nothing new: no publish
+        assert _index(bundle_dir, folder, root).generation is None  # nothing new: no publish
         rep = remove_documents(root, ["img0002.png", "more0002.png", "unknown"])
         assert (rep.removed, rep.doc_count) == (2, 28)
         time.sleep(0.5)
@@ -86,7 +87,7 @@ def test_append_delete_and_concurrent_reader(tmp_path, bundle_dir):
 
 def test_file_vanishing_mid_run(tmp_path, bundle_dir):
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 40, seed=3)
+    scene_images(folder, 40, seed=3)
     victim = folder / "img0038.png"  # late in id order: decoded well after the first batch is committed
     staging_db = root / layout.STAGING / "staging.sqlite"
 
@@ -104,7 +105,7 @@ def test_file_vanishing_mid_run(tmp_path, bundle_dir):
 
     watcher = threading.Thread(target=delete_when_started)
     watcher.start()
-    rep = run_index_job(_job(bundle_dir, folder, root))
+    rep = _index(bundle_dir, folder, root)
     watcher.join()
     assert [r.doc_id for r in rep.rejected] == ["img0038.png"] and "cannot open" in rep.rejected[0].reason
     assert rep.doc_count == 39 and "img0038.png" not in _published_ids(root)
@@ -145,7 +146,7 @@ def _orphans(root: Path, wait_s: float = 3.0) -> list[str]:
 def test_sigkill_and_rerun_indexes_each_image_once(tmp_path, bundle_dir, phase):
     """SIGKILL the real CLI while it encodes (or while Anserini builds), rerun, count ids."""
     folder, root = tmp_path / "imgs", tmp_path / "ix"
-    make_images(folder, 60, seed=4, size=160)
+    scene_images(folder, 60, seed=4, size=160)
     proc = _run_cli(bundle_dir, folder, root)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:

@@ -9,9 +9,9 @@ import pytest
 from scipy import sparse
 
 from indexer.encode import InputItem, scan_inputs
-from indexer.job import IndexJobConfig, run_index_job
 from indexer.layout import REJECTS
 from indexer.metadata import META_FILE, MetadataReader
+from lexvla.testing import build_index
 from models.sparse import quantize_weights
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,7 @@ def test_mini_bundle_index_matches_brute_force(tmp_path, mini_bundle_dir, shapes
     items = [it for it in scan_inputs(shapes_dir) if not it.doc_id.startswith("bad")][:30]
     manifest.write_text("".join(json.dumps({"id": f"doc-{n}", "path": it.path, "caption": f"c{n}"}) + "\n" for n, it in enumerate(items)))
     root = tmp_path / "ix"
-    rep = run_index_job(IndexJobConfig(bundle=mini_bundle_dir, input=manifest, root=root, batch_size=16, progress=False))
+    rep = build_index(mini_bundle_dir, manifest, root, batch_size=16)
     assert rep.doc_count == 30 and not rep.rejected
     bundle = Bundle(mini_bundle_dir)
     with LexicalSearcher(root) as searcher:
@@ -125,10 +125,13 @@ def test_exclude_and_search_vector(tiny_index):
         doc = searcher.document("img0001.jpg")
         hits = searcher.search_vector(doc.impacts, k=5)
         assert hits[0].doc_id == "img0001.jpg"
-        top_word = max(doc.impacts, key=doc.impacts.get)
+        # the document's strongest word that some documents lack (a word in every one excludes all)
+        holders = {w: {h.doc_id for h in searcher.search({w: 1.0}, k=100)} for w in doc.impacts}
+        word = max((w for w in doc.impacts if len(holders[w]) < searcher.info.doc_count), key=doc.impacts.get)
         query = {w: v / 1000 for w, v in doc.impacts.items()}
-        excluded = searcher.search(query, k=60, exclude=[top_word])
-        assert excluded and all(top_word not in searcher.document(h.doc_id).impacts for h in excluded)
+        excluded = searcher.search(query, k=60, exclude=[word])
+        assert excluded and not {h.doc_id for h in excluded} & holders[word]
+        assert all(word not in searcher.document(h.doc_id).impacts for h in excluded)
         assert searcher.search({"notaword_xyz": 1.0}) == []
         assert searcher.search({}, k=5) == [] and searcher.search(query, k=0) == []
 

@@ -11,14 +11,20 @@ pytestmark = pytest.mark.integration
 
 def _queries(snap, n: int) -> list[tuple[dict[str, int], tuple[str, ...], int]]:
     """``n`` quantised queries built from indexed documents: some cut short, some with exclusions."""
-    # the ids tiny_index gives the 60 images of conftest.make_images (every third one in nested/)
+    # the ids tiny_index gives the 60 images of lexvla.testing.scene_images (every third one in nested/)
     ids = [f"{'nested/' if i % 3 == 0 else ''}img{i:04d}.{'jpg' if i % 4 == 1 else 'png'}" for i in range(60)]
+    docs = [snap.document(d) for d in ids]
+    df: dict[str, int] = {}
+    for doc in docs:
+        for w in doc.impacts:
+            df[w] = df.get(w, 0) + 1
     out = []
     for i in range(n):
-        doc = snap.document(ids[i % len(ids)])
+        doc = docs[i % len(ids)]
         words = sorted(doc.impacts.items(), key=lambda kv: (-kv[1], kv[0]))
         query = dict(words[: 8 + 5 * (i % 7)])
-        exclude = (words[1][0],) if i % 3 == 0 else ()
+        # exclude the query's rarest word: one that other documents lack, so hits remain
+        exclude = (min(query, key=lambda w: (df[w], w)),) if i % 3 == 0 else ()
         out.append((query, exclude, 3 + i % 10))
     return out
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_images
 
-from indexer.job import IndexJobConfig, run_index_job
 from indexer.layout import require_generation
 from indexer.metadata import META_FILE, MetadataReader
+from lexvla.testing import build_index, scene_images
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
@@ -22,14 +21,12 @@ def _rows(root):
 
 def test_ray_path_equals_local_path(tmp_path, bundle_dir):
     folder = tmp_path / "imgs"
-    make_images(folder, 200, seed=11, size=64)
+    scene_images(folder, 200, seed=11, size=64)
     (folder / "broken.png").write_bytes(b"not an image")
-    local = run_index_job(IndexJobConfig(bundle=bundle_dir, input=folder, root=tmp_path / "a", batch_size=16, progress=False))
+    local = build_index(bundle_dir, folder, tmp_path / "a", batch_size=16)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        on_ray = run_index_job(
-            IndexJobConfig(bundle=bundle_dir, input=folder, root=tmp_path / "b", batch_size=16, progress=False, engine="ray")
-        )
+        on_ray = build_index(bundle_dir, folder, tmp_path / "b", batch_size=16, engine="ray")
     finally:
         ray.shutdown()
     assert local.doc_count == on_ray.doc_count == 200

@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_images, vector_rows
+from conftest import vector_rows
 
 from indexer import layout
 from indexer.generation import shard_of
 from indexer.info import read_info
 from indexer.job import IndexJobConfig, publish_rows, remove_documents, run_index_job
 from indexer.metadata import META_FILE, MetadataReader
+from lexvla.testing import scene_images
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +135,7 @@ def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
     from indexer.sharded import ShardedSearcher
 
     folder = tmp_path / "imgs"
-    make_images(folder, 40, seed=9, size=64)
+    scene_images(folder, 40, seed=9, size=64)
     cfg = {"bundle": bundle_dir, "input": folder, "batch_size": 8, "progress": False, "shards": 4, "index_threads": 2}
     root = tmp_path / "killed"
     killed: list[int] = []
@@ -179,7 +180,7 @@ def test_ray_engine_builds_the_same_shards_from_the_cli(tmp_path, bundle_dir):
     from lexvla.cli import main
 
     folder = tmp_path / "imgs"
-    make_images(folder, 24, seed=12, size=64)
+    scene_images(folder, 24, seed=12, size=64)
     local = tmp_path / "local"
     run_index_job(IndexJobConfig(bundle=bundle_dir, input=folder, root=local, batch_size=8, progress=False, shards=3))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)

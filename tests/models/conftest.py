@@ -13,6 +13,9 @@ PAIRS = [
 
 
 def draw_shape(color: str, shape: str, size: int = 96) -> Image.Image:
+    """Large centred shapes in PIL's named colours. Kept apart from ``lexvla.testing.draw_shape``:
+    the two 8-image training checks (tiny-random overfit, lexvla-mini word loss) are tuned to these
+    pictures and fail on the shared helper's at any of its sizes."""
     img = Image.new("RGB", (size, size), "white")
     d = ImageDraw.Draw(img)
     box = (size // 6, size // 6, size - size // 6, size - size // 6)

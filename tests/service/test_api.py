@@ -50,7 +50,7 @@ def test_image_and_thumbnail_urls_serve_indexed_files(http):
 
 
 def test_ids_with_slashes_are_served(http, engine):
-    nested = "more/red_circle_0.png"  # make_images puts every fourth image in a sub-folder
+    nested = "more/red_circle_0.png"  # shape_images puts every fourth image in a sub-folder
     assert engine.searcher.document(nested) is not None
     for suffix in ("", "/thumb"):
         assert http.get(f"/images/{quote(nested, safe='')}{suffix}").status_code == 200

@@ -8,9 +8,10 @@ import shutil
 import httpx
 import pytest
 
+from lexvla.testing import build_index
 from service.engine import Engine
 from service.schemas import ErrorResponse
-from tests.service.conftest import LiveServer, build_index
+from tests.service.conftest import LiveServer
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from lexvla.testing import draw_shape
 from service.engine import Engine
 from service.schemas import ErrorResponse
-from tests.service.conftest import draw_shape
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_large_uploads_are_decoded_at_reduced_size_within_the_memory_budget(serv
     """A 6000x6000 JPEG decodes through JPEG's DCT scaling within a 64 MB budget that the same
     picture as PNG (144 MB to decode at full size) does not fit. Sizes reported are the file's."""
     srv = served(image_memory_mb=64, image_workers=1, max_pixels=40_000_000, max_upload_bytes=5_000_000)
-    picture = draw_shape((30, 60, 220), "star", (6000, 6000), 1)
+    picture = draw_shape("star", "blue", (6000, 6000), 1)
     with srv.client() as http:
         r = http.post("/encode", files={"file": ("big.jpg", _jpeg(picture), "image/jpeg")},
                       data={"heatmaps": "blue", "heatmap_format": "png"})  # fmt: skip
@@ -118,7 +118,7 @@ def test_large_uploads_are_decoded_at_reduced_size_within_the_memory_budget(serv
 def test_rgba_png_is_reduced_before_the_white_composite(engine):
     """The 6300x6300 RGBA PNG of the issue: decoded, then shrunk 6x before compositing."""
     rgba = Image.new("RGBA", (6300, 6300), (0, 0, 0, 0))
-    rgba.paste(draw_shape((220, 30, 30), "circle", (3000, 3000), 2).convert("RGBA"), (1600, 1600))
+    rgba.paste(draw_shape("circle", "red", (3000, 3000), 2).convert("RGBA"), (1600, 1600))
     settings = engine.settings.model_copy(update={"max_pixels": 40_000_000, "max_upload_bytes": 5_000_000})
     image, size = Engine(settings, engine.bundle, engine.searcher, engine.cache).decode_upload(_png(rgba))
     assert size == (6300, 6300) and image.size == (1050, 1050) and image.mode == "RGB"
@@ -127,7 +127,7 @@ def test_rgba_png_is_reduced_before_the_white_composite(engine):
 
 def test_full_image_queue_answers_503_with_retry_after(served, shape_images):
     srv = served(image_workers=1, image_queue=1, retry_after_s=3)
-    data = _png(draw_shape((30, 170, 40), "triangle", (1600, 1200), 3))
+    data = _png(draw_shape("triangle", "green", (1600, 1200), 3))
     start = threading.Barrier(12)
 
     def post(_):

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import SecretStr
 
+from lexvla.testing import build_index, draw_shape
 from service.engine import Engine, StartupError
-from tests.service.conftest import LiveServer, build_index, draw_shape, make_settings
+from tests.service.conftest import LiveServer, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def test_concurrent_requests_during_publish_and_reload(engine, mini_bundle_dir, 
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(client_loop, n) for n in range(8)]
             for i in range(3):  # new images, then a publish, while the clients run
-                draw_shape((200, 0, 200), "circle", (150, 150), i).save(images / f"purple_circle_{i}.png")
+                draw_shape("circle", "purple", (150, 150), i).save(images / f"purple_circle_{i}.png")
             report = build_index(mini_bundle_dir, images, root)
             assert report.generation is not None and report.indexed == 3
             manual = admin.post("/admin/reload").json()  # the poller may have switched first
