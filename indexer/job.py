@@ -280,7 +280,7 @@ def _build_generation(
     _publish_generation(
         root, bundle, rows, current, staging.dir, report, shards=shards, engine=cfg.engine,
         index_threads=cfg.index_threads, java_heap=cfg.java_heap, keep_generations=cfg.keep_generations,
-        replace=[r.doc_id for r in rows], image_root=image_root,
+        replace=[r.doc_id for r in rows], image_root=image_root, progress=cfg.progress,
     )  # fmt: skip
     staging.clear()
 
@@ -301,6 +301,7 @@ def _publish_generation(
     check_row=None,
     replace: Iterable[str] = (),
     image_root: Path | None = None,
+    progress: bool = False,
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus ``rows``.
 
@@ -310,7 +311,8 @@ def _publish_generation(
     ``check_row`` (optional) is called on every row first and may raise ``ValueError``.
     ``replace`` names ids whose documents in ``current`` are deleted first (their new rows are in
     ``rows``). ``image_root`` is recorded when given (rows' relative paths lie under it);
-    otherwise ``current``'s stays. Must run under :func:`layout.writer_lock`. Returns the published generation.
+    otherwise ``current``'s stays. ``progress`` shows Anserini's build as a bar (its progress lines
+    are logged either way). Must run under :func:`layout.writer_lock`. Returns the published generation.
     """
     t0 = time.perf_counter()
     docs = fill_parts(rows, work, shards, check_row)
@@ -318,7 +320,7 @@ def _publish_generation(
         raise ValueError("no documents to index")
     report.seconds["shards"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    built = build_parts(work, docs, engine, index_threads, java_heap)
+    built = build_parts(work, docs, engine, index_threads, java_heap, progress)
     report.seconds["lucene"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     with GenerationWriter(root, current, shards, keep_generations) as gw:

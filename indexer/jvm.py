@@ -34,6 +34,19 @@ def java_home() -> Path:
     return home
 
 
+def jsig_library() -> Path:
+    """The runtime's ``libjsig.so``: preload it (``LD_PRELOAD``) into a process that starts the JVM
+    and later starts Ray in-process.
+
+    The JVM handles SIGSEGV itself (implicit null checks, safepoints). Ray's core installs its own
+    crash handlers when ``ray.init`` runs; installed after the JVM's, they turn the JVM's routine
+    signals into a crash of the whole process. libjsig is the JVM's documented signal chaining: it
+    keeps the JVM's handlers first. A process that starts Ray before the JVM (``lexvla index
+    --engine ray``, a service with search replicas) needs nothing.
+    """
+    return java_home() / "lib" / "libjsig.so"
+
+
 def java_binary() -> Path:
     """Path of the ``java`` executable used for indexing subprocesses."""
     return java_home() / "bin" / "java"

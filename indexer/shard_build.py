@@ -23,11 +23,14 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from indexer import layout, lucene
 from indexer.generation import GenerationWriter, shard_of
@@ -86,11 +89,12 @@ def fill_parts(rows: Iterable[DocRow], work: Path, shards: int, check_row: Calla
     return [w.count for w in writers]
 
 
-def build_part(part: str | Path, threads: int = 1, heap: str = "1g") -> bool:
+def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress=None) -> bool:
     """Build one part's Lucene index unless it is built already from the same documents.
 
     The unit of work of a shard worker (a thread, or a Ray task: arguments are plain values).
-    Returns ``True`` when the index was already there.
+    Returns ``True`` when the index was already there. ``on_progress``: Anserini's progress, as
+    ``lucene.build_impact_index`` gives it (local builds only).
     """
     part = Path(part)
     fill = json.loads((part / "fill.json").read_text())
@@ -100,18 +104,20 @@ def build_part(part: str | Path, threads: int = 1, heap: str = "1g") -> bool:
     built.unlink(missing_ok=True)
     tmp = part / "lucene.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    lucene.build_impact_index(part / "docs", tmp, threads=threads, heap=heap)
+    lucene.build_impact_index(part / "docs", tmp, threads=threads, heap=heap, on_progress=on_progress)
     shutil.rmtree(part / layout.LUCENE_DIR, ignore_errors=True)
     tmp.rename(part / layout.LUCENE_DIR)
     _write_json(built, fill)
     return False
 
 
-def build_parts(work: Path, docs: list[int], engine: str = "local", threads: int = 2, heap: str = "1g") -> PartsReport:
+def build_parts(work: Path, docs: list[int], engine: str = "local", threads: int = 2, heap: str = "1g",
+                progress: bool = False) -> PartsReport:  # fmt: skip
     """Build the Lucene index of every part holding documents, in parallel.
 
-    ``local``: up to ``threads`` Anserini processes at once, the threads shared among them.
-    ``ray``: one task per part (one CPU each) on the cluster ``ray.init`` connects to.
+    ``local``: up to ``threads`` Anserini processes at once, the threads shared among them; with
+    ``progress``, Anserini's progress lines drive one bar over all parts. ``ray``: one task per part
+    (one CPU each) on the cluster ``ray.init`` connects to.
     """
     todo = [i for i, n in enumerate(docs) if n]
     if engine not in ENGINES:
@@ -128,8 +134,17 @@ def build_parts(work: Path, docs: list[int], engine: str = "local", threads: int
     else:
         parallel = max(1, min(len(todo), threads))
         per_build = max(1, threads // parallel)
-        with ThreadPoolExecutor(parallel, thread_name_prefix="shard-build") as pool:
-            reused = list(pool.map(lambda i: build_part(part_dir(work, i), per_build, heap), todo))
+        done = dict.fromkeys(todo, 0)  # documents each part's Anserini has reported
+        lock = threading.Lock()
+        with tqdm(total=sum(docs[i] for i in todo), unit="doc", desc="lucene", disable=not progress) as bar:
+
+            def report(i: int, n: int) -> None:
+                with lock:
+                    bar.update(n - done[i])
+                    done[i] = n
+
+            with ThreadPoolExecutor(parallel, thread_name_prefix="shard-build") as pool:
+                reused = list(pool.map(lambda i: build_part(part_dir(work, i), per_build, heap, lambda n: report(i, n)), todo))
     return PartsReport(docs, [i for i, r in zip(todo, reused, strict=True) if r])
 
 

@@ -11,6 +11,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
+def ray_beside_jvm():
+    """For tests that start Ray in the test process, where the JVM may already run: without
+    libjsig preloaded the JVM's next routine signal kills the process (``indexer.jvm.jsig_library``)."""
+    if "libjsig" not in os.environ.get("LD_PRELOAD", ""):
+        pytest.fail("Ray beside the JVM needs LD_PRELOAD=<java home>/lib/libjsig.so; `bash .ci/run` sets it")
+
+
+@pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory) -> Path:
     """An exported, sealed ``tiny-random`` bundle (the paper's architecture at toy size)."""
     from models.export import export_bundle

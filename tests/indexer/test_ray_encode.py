@@ -19,7 +19,7 @@ def _rows(root):
         reader.close()
 
 
-def test_ray_path_equals_local_path(tmp_path, bundle_dir):
+def test_ray_path_equals_local_path(tmp_path, bundle_dir, ray_beside_jvm):
     folder = tmp_path / "imgs"
     scene_images(folder, 200, seed=11, size=64)
     (folder / "broken.png").write_bytes(b"not an image")

@@ -14,13 +14,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ray_beside_jvm):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
 
 
-def test_replica_loss_loses_no_request(tmp_path, bundle_dir, cluster):
+def test_replica_loss_loses_no_request(ray_beside_jvm, tmp_path, bundle_dir, cluster):
     from indexer.ray_search import RaySearcher
     from indexer.sharded import ShardedSearcher
     from models.bundle import Bundle

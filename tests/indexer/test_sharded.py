@@ -174,7 +174,7 @@ def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
             assert [sa.top(q, 10) for q in queries] == [sb.top(q, 10) for q in queries]
 
 
-def test_ray_engine_builds_the_same_shards_from_the_cli(tmp_path, bundle_dir):
+def test_ray_engine_builds_the_same_shards_from_the_cli(tmp_path, bundle_dir, ray_beside_jvm):
     import ray  # installed by scripts/setup.sh (the [ray] extra): a missing ray fails here, never skips
 
     from lexvla.cli import main
