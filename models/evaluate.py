@@ -158,7 +158,9 @@ def evaluate_retrieval(bundle, records, batch_size: int = 32, encoded: tuple | N
     images, texts, text_image, dense_active = encoded or encode_records(bundle, records, batch_size)
     dim = len(bundle.words)
     # What a person sees first: each image's 10 strongest words (vectors are sorted by weight).
-    top10 = overused_words([SparseVector(v.ids[:10], v.weights[:10]) for v in images], bundle.words)
+    top10_vectors = [SparseVector(v.ids[:10], v.weights[:10]) for v in images]
+    top10 = overused_words(top10_vectors, bundle.words)
+    beyond = words_beyond_captions(top10_vectors, records, bundle.words)
     return {
         "images": len(images), "captions": len(texts),
         **retrieval_metrics(to_csr(images, dim), to_csr(texts, dim), text_image),
@@ -167,6 +169,8 @@ def evaluate_retrieval(bundle, records, batch_size: int = 32, encoded: tuple | N
         "text_active_before_top_k": float(np.mean(dense_active["text"])),
         "image_overuse": overused_words(images, bundle.words), "text_overuse": overused_words(texts, bundle.words),
         "image_top10_overuse": top10, "image_top10_max_share": 100.0 * top10[0][1] if top10 else 0.0,
+        "image_top10_beyond_captions": beyond[:20],
+        "image_top10_max_share_beyond_captions": 100.0 * beyond[0][1] if beyond else 0.0,
     }
 
 
@@ -227,6 +231,28 @@ def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
             dropped_examples.append((caption, dropped))
     return {"retention": float(100.0 * kept / total) if total else 0.0, "captions": len(captions), "words": total,
             "dropped_examples": dropped_examples}
+
+
+def words_beyond_captions(vectors: Sequence[SparseVector], records, words: Sequence[str]) -> list[tuple[str, float, float]]:
+    """Words among more vectors than captions justify: ``(word, share of vectors, share of records
+    whose captions or keywords hold it)`` for each word whose first share is larger, most used first.
+
+    A word that names a category covering many images ("icon" in a corpus of icons) may be among
+    the strongest words of as many images as carry it in their captions; the rest is overuse.
+    """
+    from models.vocab import singular
+
+    known = set(words)
+    n = max(1, len(vectors))
+    covered = Counter(w for r in records for w in record_words(r, known))
+    used = Counter(int(i) for v in vectors for i in v.ids)
+    out = []
+    for j, count in used.items():
+        word = words[j]
+        cover = covered[singular(word, known) or word] / n
+        if count / n > cover:
+            out.append((word, count / n, cover))
+    return sorted(out, key=lambda t: (-t[1], t[0]))
 
 
 def record_words(record, known: set[str]) -> set[str]:

@@ -50,6 +50,8 @@ class TrainConfig:
     # After training: no image word may be among the 10 strongest words of more than this share of
     # the training images (``fit_word_scale``); 0 leaves the weights as trained.
     max_word_rate: float = 0.05
+    # ... unless the training captions use the word more often: then their rate is its ceiling.
+    word_rate_from_captions: bool = True
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
@@ -129,9 +131,14 @@ def load_trained(card: str, weights: str | Path | None, vision_path=None, text_p
 
 
 @torch.no_grad()
-def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS, rounds: int = 20) -> torch.Tensor:
+def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS, rounds: int = 20,
+                   caption_rate: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Per-word factors ``[D]`` (each <= 1) under which no word is among the ``top`` strongest words
     of more than ``max_rate`` of the rows of ``weights [N, D]`` (image vectors of the training set).
+
+    ``caption_rate [D]``: the share of those images whose captions use each word. A word may be
+    among the strongest of as many images as captions say it covers (``max(max_rate,
+    caption_rate)``): "red" in a corpus of coloured shapes is common because it is true.
 
     The overuse penalty discourages a word that is strong in many images; this enforces a ceiling
     on the rate a person sees. Each round divides every word over the ceiling by how far over it
@@ -140,14 +147,17 @@ def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS,
     """
     n, dims = weights.shape
     scale = torch.ones(dims, dtype=weights.dtype)
+    ceiling = torch.full((dims,), float(max_rate), dtype=weights.dtype)
+    if caption_rate is not None:
+        ceiling = torch.maximum(ceiling, caption_rate.to(weights.dtype))
     k = min(top, dims)
     for _ in range(rounds):
         values, idx = (weights * scale).topk(k, dim=1)
         rate = torch.bincount(idx[values > 0], minlength=dims).to(weights.dtype) / n
-        over = rate > max_rate
+        over = rate > ceiling
         if not over.any():
             break
-        scale[over] *= max_rate / rate[over]
+        scale[over] *= ceiling[over] / rate[over]
     return scale
 
 
@@ -155,12 +165,14 @@ class PairSampler:
     """Epochs over images; each time an image is drawn, one of its captions is picked at random."""
 
     def __init__(self, records: list[ManifestRecord], batch_size: int, seed: int):
-        self.caption_index: list[list[int]] = []
+        self.caption_index: list[list[int]] = []  # image -> its captions
+        self.caption_image: list[int] = []  # caption -> its image
         self.captions: list[str] = []
-        for rec in records:
+        for n, rec in enumerate(records):
             start = len(self.captions)
             self.captions.extend(rec.captions)
             self.caption_index.append(list(range(start, len(self.captions))))
+            self.caption_image += [n] * len(rec.captions)
         self.batch_size, self.rng = batch_size, random.Random(seed)
 
     def batches_per_epoch(self) -> int:
@@ -283,11 +295,31 @@ class Trainer:
             feats = torch.from_numpy(np.asarray(self.image_feats[start : start + 256], dtype=np.float32)).to(self.device)
             rows.append(image.from_features(feats, patches=False)[0][:, image.head_dims].float().cpu())
         weights = torch.cat(rows)
-        scale = fit_word_scale(weights, self.cfg.max_word_rate)
+        scale = fit_word_scale(weights, self.cfg.max_word_rate, caption_rate=self.caption_rate() if self.cfg.word_rate_from_captions else None)
         image.word_scale.copy_(scale.to(image.word_scale.device))
         image.train(was_training)
         log.info("word-rate calibration: %d of %d words lowered (at most %.0f%% of %d training images each)",
                  int((scale < 1).sum()), len(scale), 100 * self.cfg.max_word_rate, len(weights))
+
+    @torch.no_grad()
+    def caption_rate(self) -> torch.Tensor | None:
+        """``[D]``: the share of training images whose captions use each head word (None without
+        the exact-match path, which is what knows a caption's words)."""
+        text = self.model.text
+        if text.exact is None:
+            return None
+        dims = self.model.image.head_dims
+        used = torch.zeros(len(self.sampler.caption_index), len(dims))
+        for start in range(0, len(self.sampler.captions), 512):
+            batch = list(range(start, min(start + 512, len(self.sampler.captions))))
+            if self.text_cache is None:
+                ids, mask = self.model.text_inputs([self.sampler.captions[i] for i in batch], self.device)
+            else:
+                _, mask_all, token_ids = self.text_cache
+                ids, mask = (torch.from_numpy(np.asarray(a[batch])).to(self.device) for a in (token_ids, mask_all))
+            words = text.exact.caption_words(ids, caption_mask(mask, text.skip_head, text.skip_tail))[:, dims].cpu()
+            used.index_reduce_(0, torch.tensor([self.sampler.caption_image[i] for i in batch]), words, "amax")
+        return used.mean(dim=0)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:

@@ -178,3 +178,20 @@ def test_image_word_precision(bundle, image_dir, records):
     assert image_word_precision(bundle, unrelated[:1])["precision_at_10"] == 0.0
     keywords = make_records(image_dir, {"dog": ["a purple xylophone"]}, meta={"dog": {"keywords": [word]}})
     assert image_word_precision(bundle, keywords[:1])["examples"][0][2] == [word]
+
+
+def test_words_beyond_captions_counts_only_what_the_captions_do_not_cover():
+    import numpy as np
+
+    from models.data.manifest import ManifestRecord
+    from models.evaluate import words_beyond_captions
+    from models.sparse import SparseVector
+
+    words = ["icon", "edit", "dog", "cat"]
+    vec = lambda *ids: SparseVector(np.array(ids, dtype=np.int64), np.ones(len(ids), dtype=np.float32))  # noqa: E731
+    vectors = [vec(0, 1), vec(0, 1), vec(0, 1, 2), vec(0, 3)]  # icon in all 4, edit in 3, dog and cat in 1 each
+    records = [ManifestRecord(id=str(i), image=f"{i}.png", captions=[c]) for i, c in
+               enumerate(["an icon", "icons of a dog", "edit icon", "icon, cat"])]  # fmt: skip
+    got = words_beyond_captions(vectors, records, words)
+    # icon: 4 of 4 images, all captions hold it (icons counts as icon); dog: 1 image, 1 caption
+    assert got == [("edit", 0.75, 0.25)]

@@ -170,3 +170,18 @@ def test_no_calibration_when_the_ceiling_is_off_or_too_low_for_the_data(tiny_man
         trainer = Trainer(_config("lexvla-mini", tiny_manifest, tmp_path / f"run{rate}", max_steps=2, max_word_rate=rate))
         trainer.fit()
         assert bool((trainer.model.image.word_scale == 1).all())
+
+
+def test_a_word_its_captions_use_widely_keeps_its_weight():
+    from models.train import fit_word_scale
+
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.rand(200, 40, generator=gen)
+    weights[:, :2] += 5.0  # two words strong in every image
+    caption_rate = torch.zeros(40)
+    caption_rate[0] = 0.9  # the captions of 90% of the images use word 0; none use word 1
+    scale = fit_word_scale(weights, max_rate=0.1, caption_rate=caption_rate)
+    values, idx = (weights * scale).topk(10, dim=1)
+    rate = torch.bincount(idx.flatten(), minlength=40).float() / 200
+    assert float(rate[0]) >= 0.9 - 1 / 200 and float(rate[1]) <= 0.1 + 1 / 200
+    assert scale[0] > scale[1]
