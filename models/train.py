@@ -318,8 +318,8 @@ class Trainer:
                 _, mask_all, token_ids = self.text_cache
                 ids, mask = (torch.from_numpy(np.asarray(a[batch])).to(self.device) for a in (token_ids, mask_all))
             words = text.exact.caption_words(ids, caption_mask(mask, text.skip_head, text.skip_tail))[:, dims].cpu()
-            used.index_reduce_(0, torch.tensor([self.sampler.caption_image[i] for i in batch]), words, "amax")
-        return used.mean(dim=0)
+            used.index_add_(0, torch.tensor([self.sampler.caption_image[i] for i in batch]), words)
+        return used.clamp(max=1.0).mean(dim=0)  # an image counts once, however many of its captions use the word
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
