@@ -185,6 +185,7 @@ def example_figure(bundle_dir: Path, ws: Workspace, out: Path, queries: list[str
     run_index_job(IndexJobConfig(bundle=bundle_dir, input=manifest, root=root, rebuild=True, progress=False))
     bundle = Bundle(bundle_dir)
     known = set(bundle.words)
+    test_words = [record_words(r, known) for r in test]  # each test caption's words, parsed once
     examples = []
     with LexicalSearcher(root) as searcher:
         fig, axes = plt.subplots(len(queries), 4, figsize=(12, 3.2 * len(queries)))
@@ -193,7 +194,7 @@ def example_figure(bundle_dir: Path, ws: Workspace, out: Path, queries: list[str
             hits = searcher.search(qvec, k=4)
             typed = content_words(query, bundle.vocab)
             # how many test images a perfect answer could show: captions that hold every typed word
-            relevant = sum(all((singular(w, known) or w) in record_words(r, known) for w in typed) for r in test)
+            relevant = sum(all((singular(w, known) or w) in words for w in typed) for words in test_words)
             examples.append({"query": query, "query_words": dict(list(qvec.items())[:8]), "typed": typed, "relevant": relevant, "hits": [
                 {"id": h.doc_id, "caption": searcher.document(h.doc_id).meta.get("caption", ""), "score": h.score,
                  "matched": [(m.word, round(h.share(m), 3)) for m in h.matches[:5]]} for h in hits]})

@@ -7,7 +7,8 @@ so test images speak the same words as the training scenes:
 * :func:`shape_images`: a folder of labelled shapes, ``red_circle_0.png``, for retrieval tests;
 * :func:`scene_images`: a folder of numbered random scenes, ``img0000.png``, for indexing tests;
 * :func:`bad_images`: files the indexer must reject;
-* :func:`build_index`: the real index job (Anserini on the JVM) with test-friendly defaults.
+* :func:`build_index`: the real index job (Anserini on the JVM) with test-friendly defaults;
+* :func:`anserini_processes`: the Anserini builds running now, for kill-and-resume tests.
 """
 from __future__ import annotations
 
@@ -116,3 +117,17 @@ def build_index(bundle: Path, source: Path, root: Path, **config):
 
     defaults = {"progress": False, "device": "cpu"}
     return run_index_job(IndexJobConfig(bundle=Path(bundle), input=Path(source), root=Path(root), **(defaults | config)))
+
+
+def anserini_processes(path_part: str) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of running Anserini ``IndexCollection`` processes whose command line
+    holds ``path_part`` (Linux ``/proc``)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if "IndexCollection" in args and path_part in args:
+            found.append((int(cmdline.parent.name), args))
+    return found

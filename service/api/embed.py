@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from service.api import convert
 from service.api.common import errors
-from service.api.uploads import image_batch_request
+from service.api.uploads import image_batch_request, multipart_body
 from service.deps import EngineDep, ImageWorkDep
 from service.engine import Engine
 from service.errors import InvalidFields
@@ -35,26 +35,15 @@ router = APIRouter(prefix="/embed_sparse", tags=["embed"])
 _EXAMPLES = {"application/json": {"examples": {"tei": {"summary": "format: tei (the default)", "value": TEI_EXAMPLE},
                                                "words": {"summary": "format: words", "value": WORDS_EXAMPLE}}}}  # fmt: skip
 
-OPENAPI_IMAGES_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                 "description": "one `file` part per image, in order (the service's batch limit applies)"},
-                        "format": {"type": "string", "enum": ["tei", "words"], "description": EMBED_FORMAT_HELP},
-                        "quantized": {"type": "boolean", "description": QUANTIZED_HELP},
-                    },
-                },
-                "encoding": {"file": {"contentType": "image/*"}},
-            }
-        },
-    }
-}  # fmt: skip
+OPENAPI_IMAGES_BODY = multipart_body(
+    {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                 "description": "one `file` part per image, in order (the service's batch limit applies)"},
+        "format": {"type": "string", "enum": ["tei", "words"], "description": EMBED_FORMAT_HELP},
+        "quantized": {"type": "boolean", "description": QUANTIZED_HELP},
+    },
+    encoding={"file": {"contentType": "image/*"}},
+)  # fmt: skip
 
 
 @router.post("", response_model=EmbedSparseResponse, responses={**errors(400, 413, 422, 503), 200: {"content": _EXAMPLES}})

@@ -17,30 +17,29 @@ from service.schemas import ImageJSONRequest, ImageOptions
 
 IMAGE_TYPES_OK = ("image/", "application/octet-stream")
 
-OPENAPI_IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "the image file"},
-                        "heatmaps": {"type": "string", "description": "comma-separated words"},
-                        "heatmap_top_n": {"type": "integer", "minimum": 0, "maximum": 32},
-                        "heatmap_format": {"type": "string", "enum": ["png", "array"]},
-                        "top_n": {"type": "integer", "minimum": 1, "maximum": 4096},
-                        "k": {"type": "integer"},
-                        "exclude": {"type": "string", "description": "comma-separated words"},
-                        "exclude_id": {"type": "string"},
-                    },
-                }
-            },
-            "application/json": {"schema": {"$ref": "#/components/schemas/ImageJSONRequest"}},
-        },
-    }
-}
+def multipart_body(properties: dict, encoding: dict | None = None, other_types: dict | None = None) -> dict:
+    """``openapi_extra`` for a route that parses its own body: a required ``multipart/form-data``
+    form with a required ``file`` and these ``properties`` (and per-part ``encoding``);
+    ``other_types`` adds other media types the route accepts."""
+    form = {"schema": {"type": "object", "required": ["file"], "properties": properties}}
+    if encoding:
+        form["encoding"] = encoding
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": form, **(other_types or {})}}}
+
+
+OPENAPI_IMAGE_BODY = multipart_body(
+    {
+        "file": {"type": "string", "format": "binary", "description": "the image file"},
+        "heatmaps": {"type": "string", "description": "comma-separated words"},
+        "heatmap_top_n": {"type": "integer", "minimum": 0, "maximum": 32},
+        "heatmap_format": {"type": "string", "enum": ["png", "array"]},
+        "top_n": {"type": "integer", "minimum": 1, "maximum": 4096},
+        "k": {"type": "integer"},
+        "exclude": {"type": "string", "description": "comma-separated words"},
+        "exclude_id": {"type": "string"},
+    },
+    other_types={"application/json": {"schema": {"$ref": "#/components/schemas/ImageJSONRequest"}}},
+)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from indexer import layout
 from indexer.encode import scan_inputs
 from indexer.job import remove_documents
 from indexer.metadata import META_FILE, MetadataReader
-from lexvla.testing import build_index, scene_images
+from lexvla.testing import anserini_processes, build_index, scene_images
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -126,17 +126,10 @@ def _staged(root: Path) -> int:
 
 
 def _orphans(root: Path, wait_s: float = 3.0) -> list[str]:
-    """Command lines of processes still working on ``root`` (Linux /proc), after a short grace."""
+    """Command lines of Anserini processes still working on ``root``, after a short grace."""
     deadline = time.time() + wait_s
     while True:
-        found = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "IndexCollection" in args and str(root) in args:
-                found.append(args)
+        found = [args for _, args in anserini_processes(str(root))]
         if not found or time.time() > deadline:
             return found
         time.sleep(0.1)

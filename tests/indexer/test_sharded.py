@@ -16,7 +16,7 @@ from indexer.generation import shard_of
 from indexer.info import read_info
 from indexer.job import IndexJobConfig, publish_rows, remove_documents, run_index_job
 from indexer.metadata import META_FILE, MetadataReader
-from lexvla.testing import scene_images
+from lexvla.testing import anserini_processes, scene_images
 
 pytestmark = pytest.mark.integration
 
@@ -103,19 +103,6 @@ def test_sharded_top_k_equals_single_index_and_changes_touch_only_their_shards(t
         publish_rows(four, bundle, vector_rows(words, 2, start=3000), append=True, shards=2)
 
 
-def _java_building(part: str) -> list[int]:
-    """Pids of Anserini processes building a part whose folder name is ``part``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "IndexCollection" in args and f"/{part}/" in args:
-            found.append(int(cmdline.parent.name))
-    return found
-
-
 def _shard_rows(root: Path) -> list[dict]:
     gen = layout.require_generation(root)
     info = read_info(gen)
@@ -143,7 +130,7 @@ def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
     def kill_part_2() -> None:
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            for pid in _java_building("part-002"):
+            for pid, _ in anserini_processes("/part-002/"):
                 os.kill(pid, 9)
                 killed.append(pid)
             time.sleep(0.005)
