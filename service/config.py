@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     heatmap_top_n: int = Field(3, ge=1, le=32, description="heatmaps /encode draws for its strongest words by default")
     thumb_size: int = Field(256, ge=16, description="long side of /images/{id}/thumb")
     reload_interval_s: float = Field(10.0, ge=0, description="poll for a new index generation (0: never)")
+    jvm_heap: str = Field(
+        "512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",
+        description="-Xmx of the JVM that searches Lucene in the server process (the index itself is memory-mapped, off heap)",
+    )  # fmt: skip
     search_replicas: int = Field(
         0, ge=0, description="serve every shard from this many Ray actors, with fail-over (0: shards in-process)"
     )

@@ -114,6 +114,9 @@ class Engine:
                             text_precision=settings.text_precision)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
+        from indexer.jvm import start_jvm
+
+        start_jvm(settings.jvm_heap)  # before the searcher: the heap is fixed when the JVM starts
         searcher = open_searcher(settings.index, settings.search_replicas)
         cache = ResilientCache(
             settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
