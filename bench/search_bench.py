@@ -16,11 +16,20 @@ open. Per request: client wall time, the server's stage timings (encode / search
 the app time from the ``Server-Timing`` header, so "HTTP" (wall - app: sockets, HTTP parsing,
 client library) and "app - stages" (routing, validation, serialisation) are separate columns.
 
-In the same run, while the server idles, the same queries (encoded and quantised exactly as the
-service does) go through (a) the raw Java search the service uses (``Snapshot.top``: Lucene on the
-JVM thread, quantised query, no metadata read) and (b) ``pyserini.search.lucene.LuceneImpactSearcher``
-in a subprocess (its import needs the jnius set-up from FACTS.md, ``OPENAI_API_KEY`` and the
-``openai`` package).
+In the same run, with the server stopped, the same queries (encoded and quantised exactly as the
+service does) go, from 1, 8 and 32 threads at once, through:
+
+* the raw Java search the service uses (``Snapshot.top``: Lucene, quantised query, no metadata);
+* with ``--docs``: an exact scipy brute force over the same documents (the docs x vocabulary
+  impact matrix times the query), whose top-10 the raw search must equal (ids and scores; ties
+  aside), and ``pyseismic-lsr``, an approximate learned-sparse index, with its recall@10 against
+  that exact answer;
+* Pyserini's ``LuceneImpactSearcher``: ``search`` from one thread and ``batch_search`` with 2
+  threads (in a subprocess; its import needs the jnius set-up from FACTS.md, ``OPENAI_API_KEY``
+  and the ``openai`` package of the ``bench`` extra).
+
+The server's peak RSS (``VmHWM``) is read before it stops; its JVM heap is the service's
+``LEXVLA_JVM_HEAP`` unless ``--jvm-heap`` says otherwise.
 
 Usage::
 
@@ -71,7 +80,11 @@ lat = []
 for i in range(reps):
     q = queries[i % len(queries)]
     t = time.perf_counter(); searcher.search(q, k=10); lat.append((time.perf_counter() - t) * 1000)
-print(json.dumps(lat))
+batch = [queries[i % len(queries)] for i in range(max(reps, 400))]
+qids = [str(i) for i in range(len(batch))]
+searcher.batch_search(batch[:50], qids[:50], k=10, threads=2)
+t = time.perf_counter(); searcher.batch_search(batch, qids, k=10, threads=2); took = time.perf_counter() - t
+print(json.dumps({"search": lat, "batch_qps": len(batch) / took}))
 """
 DEFAULT_BUNDLE = ROOT / "var" / "bundles" / "lexvla-mini-untrained"
 BENCH_DIR = ROOT / "var" / "bench"
@@ -99,18 +112,17 @@ def export_mini(out: Path) -> None:
     export_bundle(LexVLA(load_card("lexvla-mini")), out)
 
 
-def synthetic_rows(words: list[str], n: int, images: list[tuple[str, int, int]], terms: int = 64,
-                   zipf: float = 1.0, seed: int = 0):
-    """``n`` DocRows of ``terms`` distinct words each, drawn with P(rank r) ~ 1/r**zipf.
+def synthetic_docs(n_words: int, n: int, terms: int = 64, zipf: float = 1.0, seed: int = 0):
+    """``(i, word ids, impacts)`` of ``n`` synthetic documents of ``terms`` distinct words each.
 
-    Words are ranked in vocabulary order (the MiniLM WordPiece vocabulary lists whole words by
-    corpus frequency), so "the", "of", "red" are frequent and rare words are rare, as in real
-    image vectors. Impacts are uniform in 1..300 (a quant_scale of 1000 on weights up to 0.3).
+    Words are drawn with P(rank r) ~ 1/r**zipf in vocabulary order (the MiniLM WordPiece vocabulary
+    lists whole words by corpus frequency), so "the", "of", "red" are frequent and rare words are
+    rare, as in real image vectors. Impacts are uniform in 1..300 (a quant_scale of 1000 on weights
+    up to 0.3). The same arguments give the same documents: the Lucene index and the brute-force
+    matrix of a run are built from one stream.
     """
-    from indexer.metadata import DocRow
-
     rng = np.random.default_rng(seed)
-    cdf = np.cumsum(1.0 / np.arange(1, len(words) + 1) ** zipf)
+    cdf = np.cumsum(1.0 / np.arange(1, n_words + 1) ** zipf)
     cdf /= cdf[-1]
     block = 2000
     for b0 in range(0, n, block):
@@ -120,10 +132,18 @@ def synthetic_rows(words: list[str], n: int, images: list[tuple[str, int, int]],
         for j in range(m):
             _, first = np.unique(draws[j], return_index=True)
             ids = draws[j][np.sort(first)[:terms]]
-            i = b0 + j
-            path, w, h = images[i % len(images)]
-            yield DocRow(f"syn{i:07d}", path, w, h, {words[t]: int(v) for t, v in zip(ids, values[j], strict=False)},
-                         {"synthetic": True})  # fmt: skip
+            yield b0 + j, ids, values[j][: len(ids)]
+
+
+def synthetic_rows(words: list[str], n: int, images: list[tuple[str, int, int]], terms: int = 64,
+                   zipf: float = 1.0, seed: int = 0):
+    """:func:`synthetic_docs` as ``DocRow``s, every path one of ``images``."""
+    from indexer.metadata import DocRow
+
+    for i, ids, values in synthetic_docs(len(words), n, terms, zipf, seed):
+        path, w, h = images[i % len(images)]
+        yield DocRow(f"syn{i:07d}", path, w, h, {words[t]: int(v) for t, v in zip(ids, values, strict=True)},
+                     {"synthetic": True})  # fmt: skip
 
 
 def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) -> Path:
@@ -155,8 +175,10 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
     return root
 
 
-def start_server(bundle: Path, index: Path, port: int) -> subprocess.Popen:
+def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None) -> subprocess.Popen:
     env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu"}
+    if jvm_heap:
+        env["LEXVLA_JVM_HEAP"] = jvm_heap
     proc = subprocess.Popen(
         [sys.executable, "-m", "lexvla", "serve", "--bundle", str(bundle), "--index", str(index), "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
@@ -220,34 +242,98 @@ def service_queries(bundle_dir: Path, scale: float) -> list[dict[str, int]]:
     return [quantize_weights(v.words(bundle.words), scale) for v in bundle.encode_texts(QUERIES)]
 
 
-def run_raw(index: Path, queries: list[dict[str, int]], reps: int) -> tuple[list[float], float]:
-    """Latencies (ms) of the raw Java search the service uses, and the mean number of matching docs."""
-    from indexer.searcher import LexicalSearcher
+def closed_loop(search, queries: list, clients: int, reps: int) -> dict:
+    """q/s and latency percentiles (ms) of ``reps`` calls of ``search(query)`` from ``clients`` threads."""
+    for q in queries:
+        search(q)  # warm-up
 
-    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
-        for q in queries * 2:
-            snap.top(q, 10)
-        lat = []
-        for i in range(reps):
-            q = queries[i % len(queries)]
-            t = time.perf_counter()
-            snap.top(q, 10)
-            lat.append((time.perf_counter() - t) * 1000)
-        matched = [snap.count(q) for q in queries]
-    return lat, statistics.mean(matched)
-
-
-def run_raw_callers(index: Path, queries: list[dict[str, int]], reps: int, callers: int) -> float:
-    """q/s of the raw Java search with ``callers`` threads searching at once, ``reps`` searches in all."""
-    from indexer.searcher import LexicalSearcher
-
-    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
-        for q in queries:
-            snap.top(q, 10)
+    def one(i: int) -> float:
         t = time.perf_counter()
-        with ThreadPoolExecutor(callers) as pool:
-            list(pool.map(lambda i: snap.top(queries[i % len(queries)], 10), range(reps)))
-        return reps / (time.perf_counter() - t)
+        search(queries[i % len(queries)])
+        return (time.perf_counter() - t) * 1000
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        lat = list(pool.map(one, range(reps)))
+    return {"qps": reps / (time.perf_counter() - start), "p50": pct(lat, 50), "p99": pct(lat, 99)}
+
+
+class BruteForce:
+    """Exact top-k by scipy: the (docs x vocabulary) impact matrix times the query, every document scored."""
+
+    def __init__(self, words: list[str], n: int, terms: int, zipf: float):
+        from scipy.sparse import csr_matrix
+
+        indices, data = [], []
+        for _, ids, values in synthetic_docs(len(words), n, terms, zipf):
+            indices.append(ids)
+            data.append(values)
+        indptr = np.concatenate([[0], np.cumsum([len(ids) for ids in indices])])
+        self.matrix = csr_matrix((np.concatenate(data).astype(np.int32), np.concatenate(indices).astype(np.int32), indptr),
+                                 shape=(n, len(words)))  # fmt: skip
+        self.column = {w: i for i, w in enumerate(words)}
+        self.size = len(words)
+
+    def vector(self, query: dict[str, int]) -> np.ndarray:
+        q = np.zeros(self.size, dtype=np.int32)
+        for w, v in query.items():
+            q[self.column[w]] = v
+        return q
+
+    def top(self, q: np.ndarray, k: int = 10) -> list[tuple[str, int]]:
+        scores = self.matrix @ q
+        best = np.argpartition(-scores, k)[:k]
+        return [(f"syn{i:07d}", int(scores[i])) for i in sorted(best, key=lambda i: (-scores[i], i)) if scores[i] > 0]
+
+
+class Seismic:
+    """``pyseismic-lsr``'s approximate index over the same documents (float impacts, same values)."""
+
+    def __init__(self, words: list[str], n: int, terms: int, zipf: float, query_cut: int, heap_factor: float):
+        from seismic import SeismicDataset, SeismicIndex, get_seismic_string
+
+        self.dtype = get_seismic_string()
+        vocab = np.array(words, dtype=self.dtype)
+        dataset = SeismicDataset()
+        for i, ids, values in synthetic_docs(len(words), n, terms, zipf):
+            dataset.add_document(f"syn{i:07d}", vocab[ids], values.astype(np.float32))
+        t = time.perf_counter()
+        self.index = SeismicIndex.build_from_dataset(dataset, num_threads=2)
+        self.build_s = time.perf_counter() - t
+        self.query_cut, self.heap_factor = query_cut, heap_factor
+
+    def top(self, query: dict[str, int], k: int = 10) -> list[tuple[str, int]]:
+        hits = self.index.search("q", np.array(list(query), dtype=self.dtype), np.array(list(query.values()), dtype=np.float32),
+                                 k=k, query_cut=self.query_cut, heap_factor=self.heap_factor)  # fmt: skip
+        return [(doc, int(round(score))) for _, score, doc in hits]
+
+
+def same_top(a: list[tuple[str, int]], b: list[tuple[str, int]]) -> bool:
+    """Equal top-k: the same scores, and the same ids wherever the order is not decided by a tie."""
+    if [s for _, s in a] != [s for _, s in b]:
+        return False
+    last = a[-1][1] if a else 0
+    return {d for d, s in a if s > last} == {d for d, s in b if s > last}
+
+
+def recall(approx: list[tuple[str, int]], exact: list[tuple[str, int]]) -> float:
+    """Share of the exact top-k the approximate top-k finds (a tie at the k-th score counts as found)."""
+    if not exact:
+        return 1.0
+    last = exact[-1][1]
+    sure = {d for d, s in exact if s > last}
+    found = len(sure & {d for d, _ in approx}) + min(sum(s == last for _, s in exact), sum(s == last for _, s in approx))
+    return min(found, len(exact)) / len(exact)
+
+
+def server_memory_mb(pid: int) -> tuple[float, float]:
+    """(peak RSS, current RSS) of a process in MB, from ``/proc/<pid>/status``."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmHWM", "VmRSS"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmHWM", float("nan")), fields.get("VmRSS", float("nan"))
 
 
 def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[float] | str:
@@ -278,6 +364,10 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--jvm-heap", default=None, help="the server's LEXVLA_JVM_HEAP (default: the service's)")
+    ap.add_argument("--no-compare", action="store_true", help="skip scipy, pyseismic and Pyserini (with --docs)")
+    ap.add_argument("--seismic-query-cut", type=int, default=32)
+    ap.add_argument("--seismic-heap-factor", type=float, default=0.9)
     args = ap.parse_args()
     if args.docs:
         bundle = args.bundle if args.bundle.is_absolute() else ROOT / args.bundle
@@ -286,28 +376,65 @@ def main() -> int:
         index = prepare_synthetic(bundle, args.docs, args.zipf, args.terms)
     else:
         bundle, index = prepare(args.work, args.images)
-    server = start_server(bundle, index, args.port)
+    server = start_server(bundle, index, args.port, args.jvm_heap)
     url = f"http://127.0.0.1:{args.port}"
     try:
         drive(url, 2, 40)  # warm-up
         results = {c: drive(url, c, args.requests) for c in args.clients}
         docs = httpx.get(url + "/readyz").json()["doc_count"]
+        peak_mb, rss_mb = server_memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(20)
 
     from indexer.searcher import LexicalSearcher
+    from models.bundle import Bundle
 
     with LexicalSearcher(index) as s:
         scale = s.info.quant_scale
     queries = service_queries(bundle, scale)
-    raw, matched = run_raw(index, queries, args.requests)
-    raw_qps = {c: run_raw_callers(index, queries, max(args.requests, 400), c) for c in (1, 2, 8)}
-    pys = run_pyserini(index, queries, args.requests)
+    systems: dict[str, dict[int, dict] | str] = {}
+    notes: dict[str, str] = {}
+    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+        matched = statistics.mean(snap.count(q) for q in queries)
+        raw_top = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
+        systems["raw Java search (`Snapshot.top`)"] = {c: closed_loop(lambda q: snap.top(q, 10), queries, c, args.requests)
+                                                       for c in (*args.clients, 2)}  # fmt: skip
+    if args.docs and not args.no_compare:
+        words = Bundle(bundle, verify=False).words
+        t = time.perf_counter()
+        brute = BruteForce(words, args.docs, args.terms, args.zipf)
+        vectors = [brute.vector(q) for q in queries]
+        exact = [brute.top(v) for v in vectors]
+        agree = sum(same_top(a, b) for a, b in zip(raw_top, exact, strict=True))
+        notes["scipy"] = f"matrix built in {time.perf_counter() - t:.0f} s; raw Java top-10 equals it on {agree}/{len(queries)} queries"
+        systems["scipy brute force (exact)"] = {c: closed_loop(brute.top, vectors, c, max(len(vectors), args.requests // 4))
+                                                for c in args.clients}  # fmt: skip
+        del brute, vectors
+        try:
+            t = time.perf_counter()
+            seismic = Seismic(words, args.docs, args.terms, args.zipf, args.seismic_query_cut, args.seismic_heap_factor)
+            rec = statistics.mean(recall(seismic.top(q), e) for q, e in zip(queries, exact, strict=True))
+            notes["seismic"] = (f"built in {seismic.build_s:.0f} s ({time.perf_counter() - t:.0f} s with loading); "
+                                f"recall@10 against the exact top-10: {rec:.3f} (query_cut {args.seismic_query_cut}, "
+                                f"heap_factor {args.seismic_heap_factor})")  # fmt: skip
+            systems["pyseismic-lsr (approximate)"] = {c: closed_loop(seismic.top, queries, c, args.requests) for c in args.clients}
+            del seismic
+        except ImportError as exc:
+            systems["pyseismic-lsr (approximate)"] = f"not run: {exc}"
+    if not args.no_compare:
+        pys = run_pyserini(index, queries, args.requests)
+        if isinstance(pys, str):
+            systems["pyserini `LuceneImpactSearcher`"] = pys
+        else:
+            lat = pys["search"]
+            systems["pyserini `LuceneImpactSearcher.search`"] = {1: {"qps": 1000 / statistics.mean(lat), "p50": pct(lat, 50),
+                                                                     "p99": pct(lat, 99)}}  # fmt: skip
+            systems["pyserini `batch_search`, 2 threads"] = {2: {"qps": pys["batch_qps"], "p50": float("nan"), "p99": float("nan")}}
 
     print(f"\n/search end to end, lexvla-mini on CPU, {docs:,} docs, cache off, k=10, {args.requests} requests per row, "
           f"{len(QUERIES)} distinct queries of {statistics.mean(len(q) for q in queries):.0f} words "
-          f"matching {matched:,.0f} docs on average")  # fmt: skip
+          f"matching {matched:,.0f} docs on average; server peak RSS {peak_mb:,.0f} MB (at the end {rss_mb:,.0f} MB)")  # fmt: skip
     print("| clients | q/s | p50 ms | p99 ms | encode p50 | search p50 | explain p50 | app - stages p50 | HTTP p50 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c, res in results.items():
@@ -318,23 +445,27 @@ def main() -> int:
         print(f"| {c} | {res['qps']:.1f} | {pct(wall, 50):.1f} | {pct(wall, 99):.1f} | "
               f"{pct([r['encode'] for r in rows], 50):.2f} | {pct([r['search'] for r in rows], 50):.2f} | "
               f"{pct([r['explain'] for r in rows], 50):.2f} | {pct(app_rest, 50):.2f} | {pct(http, 50):.2f} |")  # fmt: skip
-    print("\nSame quantised queries, same Lucene directory, 1 thread, k=10, server stopped:")
-    print("| searcher | p50 ms | p99 ms |\n|---|---:|---:|")
-    print(f"| raw Java search (`Snapshot.top`, quantised query, no metadata) | {pct(raw, 50):.2f} | {pct(raw, 99):.2f} |")
-    if isinstance(pys, str):
-        print(f"| pyserini LuceneImpactSearcher.search | {pys} | |")
-    else:
-        print(f"| pyserini LuceneImpactSearcher.search | {pct(pys, 50):.2f} | {pct(pys, 99):.2f} |")
-    print("\nRaw Java search throughput (`Snapshot.top`) with several threads searching at once:")
-    print("| callers | " + " | ".join(str(c) for c in raw_qps) + " |\n|---|" + "---:|" * len(raw_qps))
-    print("| q/s | " + " | ".join(f"{v:.0f}" for v in raw_qps.values()) + " |")
+    print(f"\nSearch only: the same {len(queries)} quantised queries, k=10, server stopped, callers = threads searching at once")
+    print("| searcher | callers | q/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+    for c, res in results.items():
+        wall = [r["wall"] for r in res["rows"]]
+        print(f"| lexvla service end to end (HTTP, encode, search, explain) | {c} | {res['qps']:.0f} | {pct(wall, 50):.2f} | {pct(wall, 99):.2f} |")
+    for name, rows in systems.items():
+        if isinstance(rows, str):
+            print(f"| {name} | | {rows} | | |")
+            continue
+        for c, r in sorted(rows.items()):
+            print(f"| {name} | {c} | {r['qps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} |")
+    for name, note in notes.items():
+        print(f"\n{name}: {note}")
     one = results.get(1)
-    if one:
+    raw = systems["raw Java search (`Snapshot.top`)"]
+    if one and 1 in raw:
         rows = one["rows"]
         e2e, enc = pct([r["wall"] for r in rows], 50), pct([r["encode"] for r in rows], 50)
-        print(f"\nservice overhead at 1 client = end-to-end p50 - raw Lucene p50 = {e2e:.2f} - {pct(raw, 50):.2f} "
-              f"= {e2e - pct(raw, 50):.2f} ms; without the query encoder (encode p50 {enc:.2f} ms): "
-              f"{e2e - pct(raw, 50) - enc:.2f} ms")  # fmt: skip
+        print(f"\nservice overhead at 1 client = end-to-end p50 - raw Lucene p50 = {e2e:.2f} - {raw[1]['p50']:.2f} "
+              f"= {e2e - raw[1]['p50']:.2f} ms; without the query encoder (encode p50 {enc:.2f} ms): "
+              f"{e2e - raw[1]['p50'] - enc:.2f} ms")  # fmt: skip
     return 0
 
 
