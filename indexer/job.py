@@ -280,11 +280,13 @@ def _run_on_ray(
         todo, stale = plan(items, published, staged)
         for d in stale:
             drops[where[d]].add(d)
-        if todo:
-            table = pa.table({"doc_id": [it.doc_id for it in todo], "path": [it.path for it in todo],
-                              "meta": [json.dumps(it.meta) for it in todo]})  # fmt: skip
-            pq.write_table(table, todo_dir / f"todo-{k:06d}.parquet")
-            n_todo += len(todo)
+        # one file per actor batch: Ray Data reads a file as one block, decoded by one task
+        for j in range(0, len(todo), cfg.part_rows):
+            part = todo[j : j + cfg.part_rows]
+            table = pa.table({"doc_id": [it.doc_id for it in part], "path": [it.path for it in part],
+                              "meta": [json.dumps(it.meta) for it in part]})  # fmt: skip
+            pq.write_table(table, todo_dir / f"todo-{k:06d}-{j // cfg.part_rows:05d}.parquet")
+        n_todo += len(todo)
     report.skipped_existing = report.scanned - n_todo
     drop_from_batches(drops)
     image_root = _image_root(cfg, recorded, lambda: Path(folder) if folder is not None else None)

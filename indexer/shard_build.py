@@ -191,6 +191,7 @@ def drop_from_batches(drops: dict[Path, set[str]]) -> None:
         part = batch.parent.parent
         gone = part / BATCHES_TMP / f"{batch.name}.drop"
         shutil.rmtree(gone, ignore_errors=True)
+        gone.parent.mkdir(parents=True, exist_ok=True)
         batch.rename(gone)
         if keep:
             _write_batch_dir(part, f"{batch.name}-r", keep)

@@ -78,6 +78,35 @@ def test_parquet_url_on_ray_and_jsonl_locally_index_the_same_documents(tmp_path,
     assert again.encoded == 0 and again.generation is None and again.skipped_existing == 30
 
 
+def test_a_sealed_part_holds_each_id_once(tmp_path):
+    """A batch a worker of a killed run finished late may repeat ids the next run wrote: the part
+    keeps this run's copy; a batch that loses a document keeps its others."""
+    from indexer.metadata import DocRow
+    from indexer.shard_build import batch_dirs, part_dir, seal_part, write_batch
+    from indexer.sources import Fingerprint
+
+    def rows(ids, weight):
+        return [DocRow(i, f"/imgs/{i}.png", 10, 20, {"red": weight}, {}, Fingerprint(i * 4, 1, 2)) for i in ids]
+
+    work = tmp_path / "work"
+    write_batch(work, 1, rows(["a", "b", "c"], 1), "old-1")
+    write_batch(work, 1, rows(["c", "d"], 2), "new-1")
+    assert seal_part(part_dir(work, 0), "new", "/imgs") == 4
+    assert sorted(b.name for b in batch_dirs(part_dir(work, 0))) == ["new-1", "old-1-r"]
+    reader = MetadataReader(part_dir(work, 0) / META_FILE)
+    try:
+        assert {r.doc_id: (r.path, r.impacts) for r in reader} == {
+            "a": ("a.png", {"red": 1}), "b": ("b.png", {"red": 1}), "c": ("c.png", {"red": 2}), "d": ("d.png", {"red": 2})
+        }  # fmt: skip
+        assert reader.sources()["c"] == Fingerprint("cccc", 1, 2)
+    finally:
+        reader.close()
+    lines = [json.loads(line) for f in sorted((part_dir(work, 0) / "docs").iterdir()) for line in f.read_text().splitlines()]
+    assert sorted((d["id"], d["vector"]["red"]) for d in lines) == [("a", 1), ("b", 1), ("c", 2), ("d", 2)]
+    fill = json.loads((part_dir(work, 0) / "fill.json").read_text())
+    assert seal_part(part_dir(work, 0), "new", "/imgs") == 4 and json.loads((part_dir(work, 0) / "fill.json").read_text()) == fill
+
+
 def _staged_count(root: Path, shards: int) -> int:
     try:
         return len(staged_batches(root / layout.STAGING, shards)[0])
