@@ -13,9 +13,12 @@ def register(subparsers) -> None:
     """Add the indexer's subcommands to the ``lexvla`` parser."""
     p = subparsers.add_parser("index", help="encode images with a bundle and publish a Lucene impact index")
     p.add_argument("--bundle", type=Path, required=True, help="exported model bundle directory")
-    p.add_argument("--input", type=Path, required=True, help="image folder (recursive) or .jsonl/.csv manifest")
+    p.add_argument("--input", required=True,
+                   help="image folder (recursive), or a .jsonl/.csv/.parquet manifest: a path or an fsspec URL (s3://, gs://, file://)")
     p.add_argument("--index", type=Path, required=True, help="index root (created if missing)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--part-rows", type=int, default=256,
+                   help="with --engine ray: documents each encode worker writes per part batch")
     p.add_argument("--workers", type=int, default=2, help="image decoding threads")
     p.add_argument("--threads", type=int, default=2, help="Lucene indexing threads")
     p.add_argument("--java-heap", default="1g")
@@ -42,7 +45,7 @@ def register(subparsers) -> None:
     )
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--index", type=Path, help="index root: export the published generation's stored vectors")
-    src.add_argument("--input", type=Path, help="image folder (recursive) or .jsonl/.csv manifest to encode (needs --bundle)")
+    src.add_argument("--input", help="image folder (recursive) or .jsonl/.csv/.parquet manifest (path or fsspec URL) to encode (needs --bundle)")
     e.add_argument("--bundle", type=Path, help="model bundle that encodes --input")
     e.add_argument("--output", type=Path, required=True, help="a new or empty folder")
     e.add_argument("--weights", choices=["impact", "float"], default="impact",
@@ -65,7 +68,7 @@ def _index(args: argparse.Namespace) -> int:
     from indexer.job import IndexJobConfig, run_index_job
 
     cfg = IndexJobConfig(
-        bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size,
+        bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size, part_rows=args.part_rows,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
         max_pixels=args.max_pixels, rebuild=args.rebuild, engine=args.engine, device=args.device,
         progress=not args.no_progress, shards=args.shards, image_root=args.image_root,

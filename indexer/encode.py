@@ -1,35 +1,24 @@
-"""The encode stage: input listing, parallel decoding, batched ONNX encoding, quantisation.
+"""The encode stage: parallel decoding, batched ONNX encoding, quantisation.
+
+Inputs are listed by ``indexer.manifest`` (re-exported here: ``InputItem``, ``scan_inputs``).
 
 Both the local path (threads, here) and the Ray path (``indexer.ray_encode``) call
 :func:`decode_one` and :func:`encode_decoded`, so they produce identical documents.
 """
 from __future__ import annotations
 
-import csv
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from indexer.manifest import IMAGE_EXTENSIONS, InputError, InputItem, iter_inputs, scan_inputs  # noqa: F401 (re-exported)
 from indexer.metadata import DocRow
 from indexer.sources import Fingerprint, read_with_fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, ImageSpec, load_image
 from models.sparse import quantize_weights, sparsify
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One image to index: a stable id, its file and optional caller metadata."""
-
-    doc_id: str
-    path: str
-    meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,49 +43,6 @@ class Decoded:
     width: int
     height: int
     fingerprint: Fingerprint | None = None
-
-
-class InputError(ValueError):
-    """A manifest or input folder that cannot be read."""
-
-
-# ---- listing inputs --------------------------------------------------------------------------
-def scan_inputs(source: str | Path) -> list[InputItem]:
-    """Items from a folder (recursive, image extensions; id = path relative to the folder) or a
-    manifest (``.jsonl`` with ``id`` and ``path`` keys -- ``image`` is read as ``path``, so a
-    training manifest indexes as it is -- or ``.csv`` with an ``id,path`` header).
-
-    Relative manifest paths are resolved against the manifest's folder. Extra manifest fields
-    become the document's ``meta``. Sorted by id so runs are reproducible.
-    """
-    source = Path(source)
-    if source.is_dir():
-        items = [
-            InputItem(p.relative_to(source).as_posix(), str(p.resolve()))
-            for p in source.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        ]
-    elif source.suffix.lower() in (".jsonl", ".ndjson"):
-        items = [_manifest_item(json.loads(line), source, n) for n, line in enumerate(source.open(), 1) if line.strip()]
-    elif source.suffix.lower() == ".csv":
-        with source.open(newline="") as fh:
-            items = [_manifest_item(row, source, n) for n, row in enumerate(csv.DictReader(fh), 2)]
-    elif not source.exists():
-        raise InputError(f"input {source} does not exist")
-    else:
-        raise InputError(f"input {source}: expected a folder, a .jsonl or a .csv manifest")
-    return sorted(items, key=lambda it: it.doc_id)
-
-
-def _manifest_item(row: dict, manifest: Path, line: int) -> InputItem:
-    location = row.get("path") or row.get("image")
-    if not row.get("id") or not location:
-        raise InputError(f"{manifest}:{line}: each entry needs non-empty 'id' and 'path' (or 'image')")
-    path = Path(location)
-    if not path.is_absolute():
-        path = manifest.parent / path
-    meta = {k: v for k, v in row.items() if k not in ("id", "path", "image")}
-    return InputItem(str(row["id"]), str(path.resolve()), meta)
 
 
 # ---- decoding and encoding -------------------------------------------------------------------

@@ -21,20 +21,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer import layout, lucene
-from indexer.encode import InputItem, Reject, encode_local, scan_inputs
+from indexer.encode import InputItem, Reject, encode_local
 from indexer.generation import GenerationWriter, published_sources, shard_of
 from indexer.info import IndexInfo, bundle_facts, carried_facts, read_info
+from indexer.manifest import iter_inputs, scan_inputs
 from indexer.metadata import (
     META_FILE,
     DocRow,
@@ -47,7 +49,20 @@ from indexer.metadata import (
     stored_path,
     write_info,
 )
-from indexer.shard_build import assemble, build_parts, clear_parts, fill_parts, present_ids
+from indexer.shard_build import (
+    assemble,
+    batch_dirs,
+    build_parts,
+    clear_parts,
+    drop_from_batches,
+    fill_parts,
+    open_batches,
+    part_dir,
+    part_ids,
+    present_ids,
+    seal_parts,
+    staged_batches,
+)
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
 from models.preprocess import DEFAULT_MAX_PIXELS
 
@@ -59,9 +74,10 @@ class IndexJobConfig:
     """Settings of one ``lexvla index`` run."""
 
     bundle: Path
-    input: Path
+    input: str | Path  # a folder, a manifest, or a manifest's fsspec URL (indexer.manifest)
     root: Path
     batch_size: int = 32
+    part_rows: int = 256  # engine "ray": rows each encode actor writes per part batch
     decode_workers: int = 2
     index_threads: int = 2
     java_heap: str = "1g"
@@ -182,7 +198,7 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
     report = JobReport()
     with layout.writer_lock(root):
         bundle = Bundle(cfg.bundle, device=cfg.device)
-        items = _unique(scan_inputs(cfg.input), report)
+        items = _unique(scan_inputs(cfg.input), report) if cfg.engine != "ray" else []  # Ray: streamed below
         report.scanned = len(items)
         current, info, published = _published_info(root)
         problem = bundle_mismatch(info, bundle) if current is not None and not cfg.rebuild else None
@@ -197,10 +213,13 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
         if cfg.rebuild:
             published = {}
         recorded = info.image_root if current is not None and not cfg.rebuild else None
-        image_root = _image_root(cfg, recorded, items)
         ledger = RejectsLedger(root / layout.REJECTS, cfg.max_pixels)
         staging = Staging(root, bundle.version)
         try:
+            if cfg.engine == "ray":
+                _run_on_ray(root, bundle, staging, current, published, shards, recorded, cfg, report, ledger)
+                return report
+            image_root = _image_root(cfg, recorded, lambda: common_folder(it.path for it in items))
             # staged documents that a run killed before it cleaned up has published already
             staging.drop({d for d, fp in staging.sources().items() if d in published and _same_content(fp, published[d])})
             todo, stale = plan(items, published, staging.sources())
@@ -220,10 +239,94 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
     return report
 
 
-def _image_root(cfg: IndexJobConfig, recorded: str | None, items: list[InputItem]) -> Path | None:
+def _run_on_ray(
+    root: Path, bundle, staging: Staging, current: Path | None, published: dict, shards: int, recorded: str | None,
+    cfg: IndexJobConfig, report: JobReport, ledger: RejectsLedger,
+) -> None:
+    """The Ray engine's run: the driver streams the manifest and plans; workers decode, encode and
+    write each shard's part batches, seal the parts and build their Lucene indexes; the driver
+    assembles and publishes. Only ids, fingerprints and reject reasons pass through the driver.
+
+    Resuming: the batches a killed run completed stay under ``staging/parts`` and are not encoded
+    again; a batch holding a document whose file has changed since, or that a publish already made
+    visible, loses that document first (``indexer.shard_build.drop_from_batches``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from indexer.ray_encode import encode_to_parts
+
+    work, run = staging.dir, uuid.uuid4().hex[:8]
+    open_batches(work, {"bundle_version": bundle.version, "shards": shards})
+    staged, where = staged_batches(work, shards)
+    drops: dict[Path, set[str]] = defaultdict(set)
+    for d, fp in list(staged.items()):
+        if d in published and _same_content(fp, published[d]):  # published by a run killed before it cleaned up
+            drops[where[d]].add(d)
+            del staged[d]
+    todo_dir = work / "todo"
+    shutil.rmtree(todo_dir, ignore_errors=True)
+    todo_dir.mkdir(parents=True)
+    seen: set[str] = set()
+    folder: str | None = None
+    n_todo = 0
+    t0 = time.perf_counter()
+    for k, chunk in enumerate(iter_inputs(cfg.input)):
+        items = _unique(chunk, report, seen)
+        report.scanned += len(items)
+        for it in items:
+            parent = os.path.dirname(it.path)
+            folder = parent if folder is None else os.path.commonpath([folder, parent])
+        todo, stale = plan(items, published, staged)
+        for d in stale:
+            drops[where[d]].add(d)
+        # one file per actor batch: Ray Data reads a file as one block, decoded by one task
+        for j in range(0, len(todo), cfg.part_rows):
+            part = todo[j : j + cfg.part_rows]
+            table = pa.table({"doc_id": [it.doc_id for it in part], "path": [it.path for it in part],
+                              "meta": [json.dumps(it.meta) for it in part]})  # fmt: skip
+            pq.write_table(table, todo_dir / f"todo-{k:06d}-{j // cfg.part_rows:05d}.parquet")
+        n_todo += len(todo)
+    report.skipped_existing = report.scanned - n_todo
+    drop_from_batches(drops)
+    image_root = _image_root(cfg, recorded, lambda: Path(folder) if folder is not None else None)
+    known_bad = {} if cfg.rebuild else dict(ledger.reasons)  # a rebuild decodes everything again
+    if n_todo:
+        batches = encode_to_parts(cfg.bundle, bundle.image_spec, todo_dir, work, shards, run, batch_size=cfg.batch_size,
+                                  part_rows=cfg.part_rows, max_pixels=cfg.max_pixels, known_bad=known_bad)  # fmt: skip
+        with tqdm(total=n_todo, unit="img", desc="encode", disable=not cfg.progress, smoothing=0.1) as bar:
+            for written, rejects in batches:
+                ledger.record(rejects)
+                report.encoded += written
+                report.rejected.extend(rejects)
+                bar.update(written + len(rejects))
+    ledger.record([r for r in report.rejected if r.reason == "duplicate id in input"])
+    report.seconds["encode"] = time.perf_counter() - t0
+    shutil.rmtree(todo_dir, ignore_errors=True)
+    if not cfg.rebuild and not any(batch_dirs(part_dir(work, i)) for i in range(shards)):  # nothing new was written
+        report.doc_count = len(published)
+        layout.collect_garbage(root, cfg.keep_generations)
+        staging.clear()
+        return
+    t1 = time.perf_counter()
+    docs = seal_parts(work, shards, run, image_root, engine="ray")
+    report.seconds["shards"] = time.perf_counter() - t1
+    if not sum(docs) and (current is None or cfg.rebuild):
+        raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
+    ids = list(part_ids(work, shards))
+    report.replaced = sum(d in published for d in ids)
+    _publish_parts(
+        root, bundle, None if cfg.rebuild else current, work, docs, report, shards=shards, engine="ray",
+        java_heap=cfg.java_heap, keep_generations=cfg.keep_generations, replace=ids, image_root=image_root,
+        progress=cfg.progress,
+    )  # fmt: skip
+    staging.clear()
+
+
+def _image_root(cfg: IndexJobConfig, recorded: str | None, common: Callable[[], Path | None]) -> Path | None:
     """The image root of this run: the one the published index ``recorded``, which an explicit
     ``cfg.image_root`` must match (the stored relative paths depend on it), else ``cfg``'s, else
-    the deepest folder holding every input."""
+    ``common()``: the deepest folder holding every input."""
     if cfg.image_root is not None:
         wanted = Path(cfg.image_root).resolve()
         if recorded is not None and Path(recorded) != wanted:
@@ -232,12 +335,13 @@ def _image_root(cfg: IndexJobConfig, recorded: str | None, items: list[InputItem
         return wanted
     if recorded is not None:
         return Path(recorded)
-    return common_folder(it.path for it in items)
+    return common()
 
 
-def _unique(items: list[InputItem], report: JobReport) -> list[InputItem]:
-    """Drop repeated ids (a manifest listing one id twice) as rejects, keeping the first."""
-    seen: set[str] = set()
+def _unique(items: list[InputItem], report: JobReport, seen: set[str] | None = None) -> list[InputItem]:
+    """Drop repeated ids (a manifest listing one id twice) as rejects, keeping the first; ``seen``:
+    the ids of earlier chunks of the same input."""
+    seen = set() if seen is None else seen
     out = []
     for it in items:
         if it.doc_id in seen:
@@ -316,9 +420,34 @@ def _publish_generation(
     """
     t0 = time.perf_counter()
     docs = fill_parts(rows, work, shards, check_row)
+    report.seconds["shards"] = time.perf_counter() - t0
+    return _publish_parts(
+        root, bundle, current, work, docs, report, shards=shards, engine=engine, index_threads=index_threads,
+        java_heap=java_heap, keep_generations=keep_generations, replace=replace, image_root=image_root, progress=progress,
+    )  # fmt: skip
+
+
+def _publish_parts(
+    root: Path,
+    bundle,
+    current: Path | None,
+    work: Path,
+    docs: list[int],
+    report: JobReport,
+    *,
+    shards: int = 1,
+    engine: str = "local",
+    index_threads: int = 2,
+    java_heap: str = "1g",
+    keep_generations: int = 2,
+    replace: Iterable[str] = (),
+    image_root: Path | None = None,
+    progress: bool = False,
+) -> Path:
+    """The second half of :func:`_publish_generation`, for parts already filled (``docs`` per part):
+    build each part's Lucene index, assemble, check and publish."""
     if not sum(docs) and current is None:
         raise ValueError("no documents to index")
-    report.seconds["shards"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     built = build_parts(work, docs, engine, index_threads, java_heap, progress)
     report.seconds["lucene"] = time.perf_counter() - t1

@@ -1,91 +1,139 @@
-"""The encode stage on Ray Data: same documents as ``encode_local``, spread over a cluster.
+"""The encode stage on Ray Data: the workers decode, encode and write the shards' parts themselves.
 
-``ray.data`` feeds batches of inputs to a pool of actors, each holding one ONNX session (on a
-GPU where the cluster has them). Actors call the same :func:`decode_one` and
-:func:`encode_decoded` as the local path, so the shards are identical. Results stream back to
-the driver, which checkpoints them into the job's staging database like the local path does.
+The pipeline, for the inputs the driver planned (``TODO/*.parquet``: ``doc_id``, ``path``, ``meta``)::
+
+    read_parquet -> decode (CPU tasks: decode_one) -> encode + write (actors: encode_decoded,
+                    one ONNX session each, one GPU each where the cluster has GPUs)
+                 -> driver: one small row per input (id, reject reason), never a vector
+
+Decoding and encoding call the same :func:`decode_one` and :func:`encode_decoded` as the local
+path, so the documents are identical. Each actor call writes its rows as one batch per shard under
+the job's work folder (:func:`indexer.shard_build.write_batch`), which must therefore be reachable
+from every worker (one machine, or a shared filesystem).
 """
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from indexer.encode import Decoded, InputItem, Reject, decode_one, encode_decoded
-from indexer.metadata import DocRow
+from indexer.shard_build import write_batch
 from indexer.sources import Fingerprint
-from models.preprocess import DEFAULT_MAX_PIXELS
+from models.preprocess import DEFAULT_MAX_PIXELS, ImageSpec
+
+PART_ROWS = 256  # rows an actor writes per batch: fewer, larger part files; memory of one call
+_OUT = ("doc_id", "path", "error", "known", "fingerprint")
 
 
-class _EncodeActor:
-    """Ray actor: ``{doc_id, path, meta}`` columns in, encoded rows or reject reasons out."""
+def _items(batch: dict) -> list[InputItem]:
+    cols = zip(batch["doc_id"], batch["path"], batch["meta"], strict=True)
+    return [InputItem(str(i), str(p), json.loads(m)) for i, p, m in cols]
 
-    def __init__(self, bundle_path: str, max_pixels: int, device: str, known_bad: Mapping[str, str]):
+
+def _decode_batch(batch: dict, spec: ImageSpec, max_pixels: int, known_bad: Mapping[str, str]) -> dict:
+    """Ray Data task: inputs in, ``[B, 3, S, S]`` pixels out (zeros and a reason for a reject)."""
+    items = _items(batch)
+    out: dict[str, list] = {k: [] for k in ("doc_id", "path", "meta", "pixels", "width", "height", "error", "known", "fingerprint")}
+    blank = np.zeros((3, spec.size, spec.size), np.float32)
+    for it in items:
+        res = decode_one(it, spec, max_pixels, known_bad)
+        ok = isinstance(res, Decoded)
+        out["doc_id"].append(it.doc_id)
+        out["path"].append(it.path)
+        out["meta"].append(json.dumps(it.meta))
+        out["pixels"].append(res.pixels if ok else blank)
+        out["width"].append(res.width if ok else 0)
+        out["height"].append(res.height if ok else 0)
+        out["error"].append("" if ok else res.reason)
+        out["known"].append(bool(not ok and res.known))
+        out["fingerprint"].append(res.fingerprint.to_json() if res.fingerprint is not None else "")
+    return {k: np.stack(v) if k == "pixels" else v for k, v in out.items()}
+
+
+class _EncodeWriter:
+    """Ray actor: decoded images in, their documents written to the parts, ``(id, reason)`` out."""
+
+    def __init__(self, bundle_path: str, device: str, work: str, shards: int, run: str, batch_size: int):
         from models.bundle import Bundle
 
         self.bundle = Bundle(bundle_path, device=device, threads=1)
-        self.max_pixels, self.known_bad = max_pixels, known_bad
+        self.work, self.shards, self.run, self.batch_size = Path(work), shards, run, batch_size
 
     def __call__(self, batch: dict) -> dict:
-        items = [InputItem(str(i), str(p), json.loads(m)) for i, p, m in zip(batch["doc_id"], batch["path"], batch["meta"], strict=True)]
-        results = [decode_one(it, self.bundle.image_spec, self.max_pixels, self.known_bad) for it in items]
-        rows = {r.doc_id: r for r in encode_decoded(self.bundle, [r for r in results if isinstance(r, Decoded)])}
-        keys = ("doc_id", "path", "width", "height", "impacts", "meta", "error", "known", "fingerprint")
-        out: dict[str, list] = {k: [] for k in keys}
-        for it, res in zip(items, results, strict=True):
-            row = rows.get(it.doc_id)
-            out["doc_id"].append(it.doc_id)
-            out["path"].append(it.path)
-            out["width"].append(row.width if row else 0)
-            out["height"].append(row.height if row else 0)
-            out["impacts"].append(json.dumps(row.impacts) if row else "")
-            out["meta"].append(json.dumps(it.meta))
-            out["error"].append(res.reason if isinstance(res, Reject) else "")
-            out["known"].append(bool(isinstance(res, Reject) and res.known))
-            out["fingerprint"].append(res.fingerprint.to_json() if res.fingerprint is not None else "")
-        return out
+        items = _items(batch)
+        decoded = [
+            Decoded(it, batch["pixels"][i], int(batch["width"][i]), int(batch["height"][i]), Fingerprint.from_json(str(batch["fingerprint"][i])))
+            for i, it in enumerate(items)
+            if not batch["error"][i]
+        ]
+        rows = []
+        for start in range(0, len(decoded), self.batch_size):
+            rows += encode_decoded(self.bundle, decoded[start : start + self.batch_size])
+        if rows:
+            write_batch(self.work, self.shards, rows, f"{self.run}-{uuid.uuid4().hex[:12]}")
+        return {k: list(batch[k]) for k in _OUT}
 
 
-def encode_ray(
+def _decode_task_args() -> dict:
+    return {"num_cpus": 1}
+
+
+def encode_to_parts(
     bundle_path: str | Path,
-    items: list[InputItem],
+    spec: ImageSpec,
+    todo: Path,
+    work: Path,
+    shards: int,
+    run: str,
     batch_size: int = 32,
+    part_rows: int = PART_ROWS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     actors: int | None = None,
     known_bad: Mapping[str, str] | None = None,
-) -> Iterator[tuple[list[DocRow], list[Reject]]]:
-    """Encode ``items`` on the Ray cluster ``ray.init`` connects to; yields ``(docs, rejects)`` chunks.
+) -> Iterator[tuple[int, list[Reject]]]:
+    """Encode the inputs listed in ``todo`` on the Ray cluster into batches of ``work``'s parts.
 
-    Uses one GPU per actor when the cluster has GPUs, else CPU actors (one per two CPUs).
+    Yields ``(documents written, rejects)`` as results arrive. Uses one GPU per encode actor when
+    the cluster has GPUs, else CPU actors (one per two CPUs); decoding runs as CPU tasks beside them.
+    ``run`` names the batches this job writes (see :func:`indexer.shard_build.seal_part`).
     """
     import ray
 
-    if not items:
-        return
     if not ray.is_initialized():
         ray.init()
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if actors is None:
         actors = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // 2)
-    ds = ray.data.from_items([{"doc_id": it.doc_id, "path": it.path, "meta": json.dumps(it.meta)} for it in items])
+    ds = ray.data.read_parquet(str(todo))
     ds = ds.map_batches(
-        _EncodeActor,
-        fn_constructor_kwargs={"bundle_path": str(bundle_path), "max_pixels": max_pixels, "device": "cuda" if gpus else "cpu",
-                               "known_bad": dict(known_bad or {})},
+        _decode_batch,
+        fn_kwargs={"spec": spec, "max_pixels": max_pixels, "known_bad": dict(known_bad or {})},
         batch_size=batch_size,
-        concurrency=actors,
+        # a ray_remote_args_fn keeps Ray Data from fusing this stage into the encode actors:
+        # decoding stays on CPU tasks of its own, beside the actors, however many there are
+        ray_remote_args_fn=_decode_task_args,
+        batch_format="numpy",
+    )
+    ds = ds.map_batches(
+        _EncodeWriter,
+        fn_constructor_kwargs={"bundle_path": str(bundle_path), "device": "cuda" if gpus else "cpu", "work": str(work),
+                               "shards": shards, "run": run, "batch_size": batch_size},  # fmt: skip
+        batch_size=part_rows,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0,
         num_cpus=1,
         batch_format="numpy",
     )
-    for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        rows, rejects = [], []
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        rejects, written = [], 0
         for i in range(len(batch["doc_id"])):
-            doc_id, path = str(batch["doc_id"][i]), str(batch["path"][i])
-            fp = Fingerprint.from_json(str(batch["fingerprint"][i]))
             if batch["error"][i]:
-                rejects.append(Reject(doc_id, path, str(batch["error"][i]), fp, bool(batch["known"][i])))
+                fp = Fingerprint.from_json(str(batch["fingerprint"][i]))
+                rejects.append(Reject(str(batch["doc_id"][i]), str(batch["path"][i]), str(batch["error"][i]), fp, bool(batch["known"][i])))
             else:
-                meta, impacts = json.loads(batch["meta"][i]), json.loads(batch["impacts"][i])
-                rows.append(DocRow(doc_id, path, int(batch["width"][i]), int(batch["height"][i]), impacts, meta, fp))
-        yield rows, rejects
+                written += 1
+        yield written, rejects

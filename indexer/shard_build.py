@@ -9,6 +9,20 @@ shard, under a work folder (the job's staging folder, so a killed job finds them
     WORK/parts/part-NNN/lucene/     the part's Lucene index, once built ...
     WORK/parts/part-NNN/built.json  ... and the fill.json it was built from
 
+A part is filled in one of two ways. :func:`fill_parts` streams rows through one process (the
+local engine, :func:`indexer.job.publish_rows`). On a Ray cluster the encode workers write their
+own rows instead, one batch at a time (:func:`write_batch`), and :func:`seal_part` then makes
+the part's ``docs/``, ``meta.sqlite`` and ``fill.json`` from its batches, on a worker too::
+
+    WORK/parts/run.json                       the bundle version and shard count the batches are for
+    WORK/parts/part-NNN/batches/NAME/         one worker's rows of this shard: docs/*.jsonl,
+                                              meta.sqlite (absolute image paths), batch.json
+    WORK/parts/part-NNN/batches.tmp/          batches being written (renamed into batches/ when
+                                              complete) or being dropped
+
+A batch in ``batches/`` is complete (written elsewhere and renamed), so a job killed at any point
+keeps every batch that was finished and encodes only the rest again.
+
 Each part's index is built by a worker (a thread running Anserini's ``java`` locally, or a Ray
 task on a cluster). A part whose ``built.json`` matches its fresh ``fill.json`` is not built again,
 so a job killed mid-build resumes shard by shard. Assembly then brings every part into the new
@@ -19,24 +33,28 @@ files; an existing shard is copied, loses its replaced documents and gains the p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer import layout, lucene
 from indexer.generation import GenerationWriter, shard_of
-from indexer.metadata import META_FILE, DocRow, connect, delete_docs, insert_docs
+from indexer.metadata import META_FILE, DocRow, MetadataReader, connect, delete_docs, insert_docs, stored_path
+from indexer.sources import Fingerprint
 
 PARTS = "parts"
+BATCHES, BATCHES_TMP = "batches", "batches.tmp"
+RUN_FILE = "run.json"
 ENGINES = ("local", "ray")
 _BATCH = 5000
 
@@ -87,6 +105,162 @@ def fill_parts(rows: Iterable[DocRow], work: Path, shards: int, check_row: Calla
         for conn in conns:
             conn.close()
     return [w.count for w in writers]
+
+
+# ---- parts written by workers, one batch at a time -------------------------------------------
+def open_batches(work: Path, facts: dict) -> None:
+    """Keep the batches a killed run left under ``work`` only when they were made for ``facts``
+    (bundle version, shard count); otherwise discard every part."""
+    run_file = work / PARTS / RUN_FILE
+    try:
+        kept = json.loads(run_file.read_text())
+    except (FileNotFoundError, ValueError):
+        kept = None
+    if kept != facts:
+        clear_parts(work)
+        run_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(run_file, facts)
+
+
+def write_batch(work: Path, shards: int, rows: list[DocRow], name: str) -> list[int]:
+    """Write ``rows`` (absolute image paths) as batch ``name`` of each shard they hash to; returns
+    the rows per shard. Each shard's batch appears complete or not at all (written aside, renamed)."""
+    by_shard: dict[int, list[DocRow]] = defaultdict(list)
+    for row in rows:
+        by_shard[shard_of(row.doc_id, shards)].append(row)
+    for i, part_rows in sorted(by_shard.items()):
+        _write_batch_dir(part_dir(work, i), name, part_rows)
+    return [len(by_shard.get(i, ())) for i in range(shards)]
+
+
+def _write_batch_dir(part: Path, name: str, rows: list[DocRow]) -> None:
+    tmp = part / BATCHES_TMP / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writer = lucene.JsonShardWriter(tmp / "docs")
+    for row in rows:
+        writer.add(row)
+    writer.close()
+    with contextlib.closing(connect(tmp / META_FILE)) as conn, conn:
+        insert_docs(conn, rows)
+    _write_json(tmp / "batch.json", {"docs": writer.count, "digest": writer.digest})
+    (part / BATCHES).mkdir(exist_ok=True)
+    tmp.rename(part / BATCHES / name)
+
+
+def batch_dirs(part: Path) -> list[Path]:
+    """The complete batches of a part, by name."""
+    folder = part / BATCHES
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def batch_sources(batch: Path) -> dict[str, Fingerprint | None]:
+    """``{doc_id: source fingerprint}`` of one batch."""
+    with contextlib.closing(connect(batch / META_FILE, readonly=True)) as conn:
+        rows = conn.execute("SELECT d.doc_id, s.fingerprint FROM docs d LEFT JOIN sources s USING (doc_id)").fetchall()
+    return {d: Fingerprint.from_json(fp) for d, fp in rows}
+
+
+def staged_batches(work: Path, shards: int) -> tuple[dict[str, Fingerprint | None], dict[str, Path]]:
+    """``({doc_id: fingerprint}, {doc_id: batch})`` of every document the batches under ``work`` hold."""
+    sources: dict[str, Fingerprint | None] = {}
+    where: dict[str, Path] = {}
+    for i in range(shards):
+        for batch in batch_dirs(part_dir(work, i)):
+            found = batch_sources(batch)
+            sources |= found
+            where |= dict.fromkeys(found, batch)
+    return sources, where
+
+
+def drop_from_batches(drops: dict[Path, set[str]]) -> None:
+    """Remove documents from batches: each batch concerned is written again without them.
+
+    The old batch leaves ``batches/`` before the new one enters: a job killed in between has lost
+    the batch's other documents, which the next run encodes again, and never holds one twice.
+    """
+    for batch, ids in sorted(drops.items()):
+        if not ids:
+            continue
+        reader = MetadataReader(batch / META_FILE)
+        try:
+            sources = reader.sources()
+            keep = [replace(r, source=sources.get(r.doc_id)) for r in reader if r.doc_id not in ids]
+        finally:
+            reader.close()
+        part = batch.parent.parent
+        gone = part / BATCHES_TMP / f"{batch.name}.drop"
+        shutil.rmtree(gone, ignore_errors=True)
+        gone.parent.mkdir(parents=True, exist_ok=True)
+        batch.rename(gone)
+        if keep:
+            _write_batch_dir(part, f"{batch.name}-r", keep)
+        shutil.rmtree(gone)
+
+
+def seal_part(part: str | Path, run: str, image_root: str | None) -> int:
+    """Make a part's ``docs/``, ``meta.sqlite`` and ``fill.json`` from its batches; returns its documents.
+
+    The unit of work of a sealing worker (arguments are plain values). An id found in two batches
+    (a batch finished by a worker of a killed run after the next run had planned it) is kept once:
+    from a batch of this ``run`` if there is one. Image paths are stored relative to ``image_root``
+    (``indexer.metadata.stored_path``).
+    """
+    part = Path(part)
+    shutil.rmtree(part / BATCHES_TMP, ignore_errors=True)  # unfinished batches of a killed run
+    batches = sorted(batch_dirs(part), key=lambda b: (not b.name.startswith(f"{run}-"), b.name))
+    seen: set[str] = set()
+    drops: dict[Path, set[str]] = {}
+    for batch in batches:
+        ids = set(batch_sources(batch))
+        if ids & seen:
+            drops[batch] = ids & seen
+        seen |= ids
+    if drops:
+        drop_from_batches(drops)
+        batches = batch_dirs(part)
+    docs = part / "docs"
+    shutil.rmtree(docs, ignore_errors=True)
+    docs.mkdir(parents=True)
+    tmp_meta = part / f"{META_FILE}.tmp"
+    tmp_meta.unlink(missing_ok=True)
+    count, digest = 0, hashlib.sha256()
+    with contextlib.closing(connect(tmp_meta)) as conn:
+        conn.create_function("stored_path", 1, lambda p: stored_path(p, image_root), deterministic=True)
+        for batch in batches:
+            for f in sorted((batch / "docs").iterdir()):
+                os.link(f, docs / f"{batch.name}-{f.name}")
+            conn.execute("ATTACH DATABASE ? AS batch", (str(batch / META_FILE),))
+            with conn:
+                conn.execute("INSERT INTO docs SELECT doc_id, stored_path(path), width, height, impacts, top_words, meta FROM batch.docs")
+                conn.execute("INSERT INTO sources SELECT * FROM batch.sources")
+            conn.execute("DETACH DATABASE batch")
+            facts = json.loads((batch / "batch.json").read_text())
+            count += facts["docs"]
+            digest.update(f"{batch.name}:{facts['digest']}\n".encode())
+    os.replace(tmp_meta, part / META_FILE)
+    _write_json(part / "fill.json", {"docs": count, "digest": digest.hexdigest()})
+    return count
+
+
+def seal_parts(work: Path, shards: int, run: str, image_root: Path | None, engine: str = "local") -> list[int]:
+    """:func:`seal_part` for every part (one Ray task each with ``engine="ray"``); documents per part."""
+    args = [(str(part_dir(work, i)), run, str(image_root) if image_root is not None else None) for i in range(shards)]
+    for a in args:
+        Path(a[0]).mkdir(parents=True, exist_ok=True)
+    if engine == "ray":
+        import ray
+
+        task = ray.remote(num_cpus=1, max_retries=0)(seal_part)
+        return ray.get([task.remote(*a) for a in args])
+    return [seal_part(*a) for a in args]
+
+
+def part_ids(work: Path, shards: int) -> Iterator[str]:
+    """The ids of every sealed part's documents."""
+    for i in range(shards):
+        with contextlib.closing(connect(part_dir(work, i) / META_FILE, readonly=True)) as conn:
+            yield from (r[0] for r in conn.execute("SELECT doc_id FROM docs"))
 
 
 def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress=None) -> bool:

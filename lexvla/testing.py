@@ -108,7 +108,7 @@ def bad_images(folder: Path) -> dict[str, Path]:
 
 
 def build_index(bundle: Path, source: Path, root: Path, **config):
-    """Run the real index job on ``source`` (a folder or a manifest) into ``root``.
+    """Run the real index job on ``source`` (a folder, a manifest or a manifest's URL) into ``root``.
 
     ``config`` overrides fields of :class:`indexer.job.IndexJobConfig`; by default the job runs on
     the CPU without a progress bar. Returns the job's :class:`indexer.job.JobReport`.
@@ -116,7 +116,8 @@ def build_index(bundle: Path, source: Path, root: Path, **config):
     from indexer.job import IndexJobConfig, run_index_job
 
     defaults = {"progress": False, "device": "cpu"}
-    return run_index_job(IndexJobConfig(bundle=Path(bundle), input=Path(source), root=Path(root), **(defaults | config)))
+    source = str(source) if "://" in str(source) else Path(source)  # an fsspec URL stays as it is
+    return run_index_job(IndexJobConfig(bundle=Path(bundle), input=source, root=Path(root), **(defaults | config)))
 
 
 def anserini_processes(path_part: str) -> list[tuple[int, str]]:
