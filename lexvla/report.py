@@ -83,9 +83,9 @@ def uncalibrated_bundle(ws: Workspace, bundle_dir: Path) -> Path:
         return out
     except BundleError:
         pass
-    extra = json.loads((bundle_dir / "bundle.json").read_text())["extra"]
-    extra = json.loads(extra) if isinstance(extra, str) else extra
-    model = load_trained(Bundle(bundle_dir, device="cpu").config.card, ws.run(extra["training_key"]) / WEIGHTS)
+    config = Bundle(bundle_dir, device="cpu").config
+    extra = config.extra
+    model = load_trained(config.card, ws.run(extra["training_key"]) / WEIGHTS)
     model.image.word_scale.fill_(1.0)
     export_bundle(model, out, extra=extra | {"word_rate_calibration": False})
     return out
