@@ -132,3 +132,19 @@ def anserini_processes(path_part: str) -> list[tuple[int, str]]:
         if "IndexCollection" in args and path_part in args:
             found.append((int(cmdline.parent.name), args))
     return found
+
+
+def indexed_rows(root: Path) -> list[dict]:
+    """What the published generation of ``root`` holds, shard by shard: ``{doc_id: (path, width,
+    height, impacts, meta)}`` per shard, in shard order (one dict for an unsharded index)."""
+    from indexer.layout import require_generation, shard_dirs
+    from indexer.metadata import META_FILE, MetadataReader
+
+    out = []
+    for shard in shard_dirs(require_generation(root)):
+        reader = MetadataReader(shard / META_FILE)
+        try:
+            out.append({r.doc_id: (r.path, r.width, r.height, r.impacts, r.meta) for r in reader})
+        finally:
+            reader.close()
+    return out

@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.layout import require_generation
-from indexer.metadata import META_FILE, MetadataReader
-from lexvla.testing import build_index, scene_images
+from lexvla.testing import build_index, indexed_rows, scene_images
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
-
-
-def _rows(root):
-    reader = MetadataReader(require_generation(root) / META_FILE)
-    try:
-        return {r.doc_id: (r.path, r.width, r.height, r.impacts, r.meta) for r in reader}
-    finally:
-        reader.close()
 
 
 def test_ray_path_equals_local_path(tmp_path, bundle_dir, ray_beside_jvm):
@@ -31,4 +21,4 @@ def test_ray_path_equals_local_path(tmp_path, bundle_dir, ray_beside_jvm):
         ray.shutdown()
     assert local.doc_count == on_ray.doc_count == 200
     assert [r.doc_id for r in on_ray.rejected] == ["broken.png"]
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert indexed_rows(tmp_path / "a") == indexed_rows(tmp_path / "b")

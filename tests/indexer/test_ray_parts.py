@@ -15,29 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from indexer import layout
-from indexer.info import read_info
 from indexer.job import IndexJobConfig, run_index_job
 from indexer.manifest import scan_inputs
 from indexer.metadata import META_FILE, MetadataReader
 from indexer.shard_build import staged_batches
-from lexvla.testing import build_index, scene_images
+from lexvla.testing import build_index, indexed_rows, scene_images
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _shard_rows(root: Path) -> list[dict]:
-    gen = layout.require_generation(root)
-    info = read_info(gen)
-    out = []
-    for i in range(info.shards):
-        reader = MetadataReader(layout.shard_dir(gen, i, info.shards) / META_FILE)
-        try:
-            out.append({r.doc_id: (r.path, r.width, r.height, r.impacts, r.meta) for r in reader})
-        finally:
-            reader.close()
-    return out
 
 
 @pytest.fixture
@@ -67,8 +53,8 @@ def test_parquet_url_on_ray_and_jsonl_locally_index_the_same_documents(tmp_path,
         fsspec.filesystem("memory").rm("/lexvla-ray-test", recursive=True)
     assert local.doc_count == on_ray.doc_count == on_ray.encoded == 30
     assert [r.reason for r in on_ray.rejected] == [r.reason for r in local.rejected] and len(on_ray.rejected) == 1
-    rows = _shard_rows(tmp_path / "ray")
-    assert rows == _shard_rows(tmp_path / "local")
+    rows = indexed_rows(tmp_path / "ray")
+    assert rows == indexed_rows(tmp_path / "local")
     assert {k: v for shard in rows for k, v in shard.items()}["doc-01"][4] == {"label": entries[1]["label"], "i": 1}
     ledger = [json.loads(line) for line in (tmp_path / "ray" / layout.REJECTS).read_text().splitlines()]
     assert [(e["id"], bool(e["reason"])) for e in ledger] == [(on_ray.rejected[0].doc_id, True)]
@@ -154,8 +140,8 @@ def test_killed_ray_job_resumes_to_a_clean_build(tmp_path, bundle_dir, ray_clust
 
     clean = tmp_path / "clean"
     run_index_job(IndexJobConfig(root=clean, **cfg))
-    resumed = _shard_rows(root)
-    assert resumed == _shard_rows(clean)
+    resumed = indexed_rows(root)
+    assert resumed == indexed_rows(clean)
     assert sum(len(s) for s in resumed) == n  # no gap, no duplicate (publish checks Lucene counts too)
     from indexer.sharded import ShardedSearcher
 

@@ -15,8 +15,8 @@ from indexer import layout
 from indexer.generation import shard_of
 from indexer.info import read_info
 from indexer.job import IndexJobConfig, publish_rows, remove_documents, run_index_job
-from indexer.metadata import META_FILE, MetadataReader
-from lexvla.testing import anserini_processes, scene_images
+from indexer.metadata import META_FILE
+from lexvla.testing import anserini_processes, indexed_rows, scene_images
 
 pytestmark = pytest.mark.integration
 
@@ -103,19 +103,6 @@ def test_sharded_top_k_equals_single_index_and_changes_touch_only_their_shards(t
         publish_rows(four, bundle, vector_rows(words, 2, start=3000), append=True, shards=2)
 
 
-def _shard_rows(root: Path) -> list[dict]:
-    gen = layout.require_generation(root)
-    info = read_info(gen)
-    out = []
-    for i in range(info.shards):
-        reader = MetadataReader(layout.shard_dir(gen, i, info.shards) / META_FILE)
-        try:
-            out.append({r.doc_id: (r.impacts, r.width, r.height) for r in reader})
-        finally:
-            reader.close()
-    return out
-
-
 def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
     """SIGKILL the Anserini worker of one shard mid-build; the rerun builds only what is missing."""
     from indexer.lucene import IndexBuildError
@@ -153,10 +140,10 @@ def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
 
     clean = tmp_path / "clean"
     run_index_job(IndexJobConfig(root=clean, **cfg))
-    assert _shard_rows(root) == _shard_rows(clean)
+    assert indexed_rows(root) == indexed_rows(clean)
     with ShardedSearcher(root) as a, ShardedSearcher(clean) as b:
-        rows = [r for shard in _shard_rows(clean) for r in shard.values()]
-        queries = [impacts for impacts, _, _ in rows[:10]]
+        rows = [r for shard in indexed_rows(clean) for r in shard.values()]
+        queries = [impacts for _, _, _, impacts, _ in rows[:10]]
         with a.snapshot() as sa, b.snapshot() as sb:
             assert [sa.top(q, 10) for q in queries] == [sb.top(q, 10) for q in queries]
 
@@ -178,4 +165,4 @@ def test_ray_engine_builds_the_same_shards_from_the_cli(tmp_path, bundle_dir, ra
     finally:
         ray.shutdown()
     assert read_info(layout.require_generation(tmp_path / "ray")).shards == 3
-    assert _shard_rows(tmp_path / "ray") == _shard_rows(local)
+    assert indexed_rows(tmp_path / "ray") == indexed_rows(local)
