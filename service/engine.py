@@ -52,10 +52,11 @@ def image_urls(doc_id: str) -> tuple[str, str]:
     return f"/images/{quoted}", f"/images/{quoted}/thumb"
 
 
-def open_searcher(index_root: Path, replicas: int = 0):
+def open_searcher(index_root: Path, replicas: int = 0, jvm_heap: str | None = None):
     """The searcher of ``index_root``, one shard or many (StartupError when absent): in-process
-    (:class:`indexer.sharded.ShardedSearcher`), or with ``replicas`` Ray actors per shard
-    (:class:`indexer.ray_search.RaySearcher`, on the cluster ``ray.init`` finds). Both have one interface."""
+    (:class:`indexer.sharded.ShardedSearcher`, in this process's JVM, started with ``jvm_heap`` as
+    its ``-Xmx``), or with ``replicas`` Ray actors per shard (:class:`indexer.ray_search.RaySearcher`,
+    on the cluster ``ray.init`` finds, each actor with its own JVM). Both have one interface."""
     try:
         from indexer.info import IndexFormatError
         from indexer.searcher import IndexNotFoundError
@@ -67,6 +68,9 @@ def open_searcher(index_root: Path, replicas: int = 0):
             from indexer.ray_search import RaySearcher
 
             return RaySearcher(index_root, replicas=replicas)
+        from indexer.jvm import start_jvm
+
+        start_jvm(jvm_heap)  # before the searcher opens the index: the heap is fixed when the JVM starts
         return ShardedSearcher(index_root)
     except (IndexNotFoundError, IndexFormatError) as exc:
         raise StartupError(str(exc)) from exc
@@ -114,10 +118,7 @@ class Engine:
                             text_precision=settings.text_precision)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
-        from indexer.jvm import start_jvm
-
-        start_jvm(settings.jvm_heap)  # before the searcher: the heap is fixed when the JVM starts
-        searcher = open_searcher(settings.index, settings.search_replicas)
+        searcher = open_searcher(settings.index, settings.search_replicas, settings.jvm_heap)
         cache = ResilientCache(
             settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
             settings.cache_max_entry_bytes,
