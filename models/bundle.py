@@ -228,8 +228,15 @@ class Bundle:
 
     def encode_texts_dense(self, texts: list[str]) -> np.ndarray:
         """Captions -> lexical ``[B,V]``. Raises ``InputError`` for an empty caption."""
+        return self.encode_texts_typed(texts)[0]
+
+    def encode_texts_typed(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Captions -> lexical ``[B,V]`` and, when the text tower has a floor (``text.exact_floor``),
+        the mask ``[B,V]`` of each caption's own words, which top-k keeps whatever their rank."""
         ids, mask = self.text_preprocessor.batch(texts)
-        return self.text_session.run(["lexical"], {"input_ids": ids, "attention_mask": mask})[0]
+        outputs = [o.name for o in self.text_session.get_outputs()]
+        result = self.text_session.run(outputs, {"input_ids": ids, "attention_mask": mask})
+        return result[0], (result[1] if len(result) > 1 else None)
 
     # ---- sparse encoders: what the index and the service use ------------------------------
     def encode_images(self, images: list[Image.Image], top_k: int | None = None) -> list[SparseVector]:
@@ -237,7 +244,8 @@ class Bundle:
         return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
 
     def encode_texts(self, texts: list[str], top_k: int | None = None) -> list[SparseVector]:
-        return sparsify(self.encode_texts_dense(texts), self.config.text_top_k if top_k is None else top_k)
+        dense, typed = self.encode_texts_typed(texts)
+        return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
 
     def impacts(self, vec: SparseVector) -> dict[str, int]:
         """``{word: integer impact}`` with the bundle's quantisation scale (what Lucene stores)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import sparse as sp
 
-from models.sparse import SparseVector, sparsify
+from models.sparse import SparseVector, quantize, sparsify
 
 RECALL_AT = (1, 5, 10)
 
@@ -144,9 +144,9 @@ def encode_records(bundle, records, batch_size: int = 32):
         image_vecs += sparsify(dense, bundle.config.image_top_k)
     captions, text_image = flatten_captions(records)
     for start in range(0, len(captions), 256):
-        dense = bundle.encode_texts_dense(captions[start : start + 256])
+        dense, typed = bundle.encode_texts_typed(captions[start : start + 256])
         dense_active["text"] += (dense > 0).sum(1).tolist()
-        text_vecs += sparsify(dense, bundle.config.text_top_k)
+        text_vecs += sparsify(dense, bundle.config.text_top_k, keep=typed)
     return image_vecs, text_vecs, text_image, dense_active
 
 
@@ -212,8 +212,8 @@ def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
     """How many of the captions' own vocabulary words survive in their indexed (top-k) text vectors.
 
     A caption's content words are its lower-case alphabetic words that are lexical dimensions
-    (stop words are not); a word is retained when its dimension is active in the sparse vector
-    ``bundle.encode_texts`` gives. Retention is micro-averaged over all (caption, word) pairs,
+    (stop words are not); a word is retained when its dimension is in the sparse vector
+    ``bundle.encode_texts`` gives with an impact of at least 1 once quantised (what Lucene sees). Retention is micro-averaged over all (caption, word) pairs,
     counting a word once per caption. ``vectors``: the captions' sparse vectors when already encoded.
     """
     if vectors is None:
@@ -222,7 +222,7 @@ def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
     total = kept = 0
     dropped_examples: list[tuple[str, list[str]]] = []
     for caption, vec in zip(captions, vectors, strict=True):
-        active = {int(i) for i in vec.ids}
+        active = set(quantize(vec, bundle.config.quant_scale))
         words = list(dict.fromkeys(content_words(caption, bundle.vocab)))
         dropped = [w for w in words if bundle.vocab.index(w) not in active]
         total += len(words)

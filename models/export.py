@@ -36,7 +36,10 @@ class _TextGraph(nn.Module):
         self.tower = model.text
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        return self.tower(input_ids, attention_mask)
+        if not self.tower.exact_floor:
+            return self.tower(input_ids, attention_mask)  # lexical [B,V]
+        # with a floor, the typed words [B,V] are kept beside the top-k (``sparsify(keep=...)``)
+        return self.tower(input_ids, attention_mask), self.tower.typed_words(input_ids, attention_mask)
 
 
 def merged_for_export(model: LexVLA) -> LexVLA:
@@ -60,10 +63,12 @@ def export_onnx(model: LexVLA, out_dir: Path) -> None:
             dynamic_axes={"pixel_values": {0: "batch"}, "lexical": {0: "batch"}, "patch_lexical": {0: "batch"}},
             opset_version=OPSET, dynamo=False,
         )
+        text_outputs = ["lexical", "typed"] if model.text.exact_floor else ["lexical"]
         torch.onnx.export(
             _TextGraph(model), (torch.from_numpy(ids), torch.from_numpy(mask)), str(out_dir / FILES["text_encoder"]),
-            input_names=["input_ids", "attention_mask"], output_names=["lexical"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "lexical": {0: "batch"}},
+            input_names=["input_ids", "attention_mask"], output_names=text_outputs,
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+            | {name: {0: "batch"} for name in text_outputs},
             opset_version=OPSET, dynamo=False,
         )
 

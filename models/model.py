@@ -68,7 +68,8 @@ class LexVLA(nn.Module):
                                hidden=lm.get_input_embeddings().weight.shape[1])
         head_token_ids = [self.vocab.token_ids[j] for j in self.head_dims]
         self.text = TextTower(lm, head_token_ids, dims, len(self.vocab), card.text.readout, exact=exact,
-                              skip_head=head, skip_tail=tail, expansion=card.text.expansion)
+                              skip_head=head, skip_tail=tail, expansion=card.text.expansion,
+                              exact_floor=card.text.exact_floor)
 
         prior = None
         if class_words is not None:

@@ -57,6 +57,7 @@ class TextCfg:
     max_caption_tokens: int = 64
     lowercase: bool = False
     exact_match: bool = False  # the caption's own words are in its vector
+    exact_floor: float = 0.0  # each of them weighs at least this share of the vector's strongest word
     expansion: bool = True  # learned expansion words beside them (needs exact_match when False)
     lora: LoraCfg = field(default_factory=LoraCfg)
 

@@ -47,7 +47,7 @@ def l2_normalize(dense: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return dense / np.maximum(norms, eps)
 
 
-def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True) -> list[SparseVector]:
+def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True, keep: np.ndarray | None = None) -> list[SparseVector]:
     """Keep the ``top_k`` largest positive weights of each row of ``[B, V]``, then L2-normalise.
 
     Parameters
@@ -55,6 +55,8 @@ def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True) -> list[Spar
     dense : array ``[B, V]`` of non-negative lexical activations.
     top_k : words kept per vector (``<= 0`` keeps every positive word).
     normalize : L2-normalise the kept weights (the index and training assume it).
+    keep : optional ``[B, V]`` mask of words kept beside the top-k whatever their rank (a query's
+        own typed words, ``Bundle.encode_texts``); they still need a positive weight.
     """
     dense = np.asarray(dense, dtype=np.float32)
     if dense.ndim != 2:
@@ -64,10 +66,12 @@ def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True) -> list[Spar
     # argpartition is O(V); only the k survivors are sorted.
     part = np.argpartition(-dense, k - 1, axis=1)[:, :k] if k < vocab else np.tile(np.arange(vocab), (batch, 1))
     out: list[SparseVector] = []
-    for row, cand in zip(dense, part, strict=True):
+    for b, (row, cand) in enumerate(zip(dense, part, strict=True)):
+        if keep is not None:
+            cand = np.union1d(cand, np.flatnonzero(keep[b]))
         vals = row[cand]
-        keep = vals > 0
-        cand, vals = cand[keep], vals[keep]
+        positive = vals > 0
+        cand, vals = cand[positive], vals[positive]
         order = np.argsort(-vals, kind="stable")
         ids, vals = cand[order].astype(np.int64), vals[order].astype(np.float32)
         if normalize and vals.size:

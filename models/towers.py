@@ -200,10 +200,15 @@ class ExactWords(nn.Module):
 class TextTower(nn.Module):
     def __init__(self, lm: nn.Module, head_token_ids: list[int], head_dims: torch.Tensor, vocab_size: int,
                  readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1,
-                 expansion: bool = True):
+                 expansion: bool = True, exact_floor: float = 0.0):
         super().__init__()
         if not expansion and exact is None:
             raise ValueError("a text tower needs the exact-match path, the expansion, or both")
+        if not 0.0 <= exact_floor <= 1.0 or (exact_floor and exact is None):
+            raise ValueError(f"exact_floor must be in [0, 1] and needs the exact-match path, not {exact_floor!r}")
+        # Each of the caption's own words weighs at least exact_floor x the vector's strongest word,
+        # so the learned importance and expansion can rank a typed word low but never drop it.
+        self.exact_floor = float(exact_floor)
         # Pooled readouts read only caption tokens: skip the template's first/last real tokens.
         self.skip_head, self.skip_tail = skip_head, skip_tail
         if readout not in ("last_token", "max_pool", "mean_pool"):
@@ -246,10 +251,17 @@ class TextTower(nn.Module):
         vec = self.to_vocab(self.gate.clamp(min=0.0) * self.expansion(hidden, attention_mask, caption))
         if self.exact is not None:
             vec = vec + self.exact(input_ids, hidden, caption)
+            if self.exact_floor:
+                floor = self.exact_floor * vec.amax(dim=1, keepdim=True)  # [B, 1]
+                vec = torch.maximum(vec, floor * self.exact.caption_words(input_ids, caption))
         return vec
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.from_hidden(self.hidden_states(input_ids, attention_mask), attention_mask, input_ids)
+
+    def typed_words(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B,V]``: 1 for each of the caption's own words (the words the floor holds up)."""
+        return self.exact.caption_words(input_ids, caption_mask(attention_mask, self.skip_head, self.skip_tail))
 
 
 def caption_mask(attention_mask: torch.Tensor, skip_head: int, skip_tail: int) -> torch.Tensor:

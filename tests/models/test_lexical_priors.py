@@ -3,6 +3,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -82,3 +83,57 @@ def test_a_text_tower_needs_words_from_somewhere():
     card = load_card("tiny-random")
     with pytest.raises(ValueError, match="exact-match path, the expansion, or both"):
         LexVLA(replace(card, text=replace(card.text, exact_match=False, expansion=False)))
+
+
+def test_exact_floor_keeps_every_typed_word():
+    """``text.exact_floor``: however the importance and expansion are trained, each of the caption's
+    own words weighs at least that share of the vector's strongest word."""
+    card = load_card("lexvla-mini")
+    caption = "icon, desktop, computer"
+    floored = LexVLA(replace(card, text=replace(card.text, exact_floor=0.25))).eval()
+    plain = LexVLA(card).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.nn.init.normal_(floored.text.mapper.weight, std=0.2)  # an expansion towards other words ...
+        floored.text.gate.fill_(1.0)
+        floored.text.exact.importance.bias.fill_(-12.0)  # ... and typed words silenced, as if trained
+        plain.load_state_dict(floored.state_dict())
+        own = plain.encode_text_batch([caption])[0]
+        vec = floored.encode_text_batch([caption])[0]
+    words = {"icon", "computer"}
+    assert all(words_of(plain, own)[w] < 1e-4 * float(own.max()) for w in words)  # silenced ...
+    kept = words_of(floored, vec)
+    assert all(kept[w] >= 0.25 * float(vec.max()) - 1e-6 for w in words), kept  # ... but not below the floor
+    others = {w: x for w, x in words_of(plain, own).items() if w not in words}
+    assert {w: x for w, x in kept.items() if w not in words} == pytest.approx(others)  # the rest unchanged
+
+
+def test_a_floored_bundle_keeps_every_typed_word_in_the_query(tmp_path):
+    """Exported with a floor, the text graph also says which words were typed; ``encode_texts`` keeps
+    them beside the top-k, with weights the index sees (impact >= 1), however many expansion words
+    outrank them."""
+    from models.export import export_bundle
+    from models.sparse import quantize, sparsify
+
+    card = load_card("lexvla-mini")
+    model = LexVLA(replace(card, text=replace(card.text, exact_floor=0.25))).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.text.mapper.weight, std=0.2)  # a flat expansion of hundreds of words
+        model.text.gate.fill_(1.0)
+    bundle = export_bundle(model, tmp_path / "bundle")
+    caption = "icon, desktop, computer"
+    dense, typed = bundle.encode_texts_typed([caption])
+    assert {bundle.words[i] for i in np.flatnonzero(typed[0])} == {"icon", "desktop", "computer"}
+    top_only = sparsify(dense, bundle.config.text_top_k)[0].words(bundle.words)
+    assert not {"icon", "computer"} <= set(top_only)  # the top-k alone drops typed words here ...
+    (vec,) = bundle.encode_texts([caption])
+    impacts = {bundle.words[i]: v for i, v in quantize(vec, bundle.config.quant_scale).items()}
+    assert {"icon", "desktop", "computer"} <= {w for w, v in impacts.items() if v >= 1}  # ... the bundle does not
+    assert len(vec) <= bundle.config.text_top_k + 3
+
+
+def test_exact_floor_needs_the_exact_match_path():
+    card = load_card("tiny-random")
+    with pytest.raises(ValueError, match="exact_floor"):
+        LexVLA(replace(card, text=replace(card.text, exact_match=False, exact_floor=0.2)))

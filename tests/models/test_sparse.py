@@ -17,6 +17,16 @@ def test_sparsify_drops_zeros_even_inside_top_k():
     assert vec.ids.tolist() == [1] and vec.weights.tolist() == [1.0]
 
 
+def test_sparsify_keeps_masked_words_beside_the_top_k():
+    dense = np.array([[0.0, 3.0, 1.0, 0.5, 2.0], [0.0, 3.0, 1.0, 0.5, 2.0], [0.0, 3.0, 1.0, 0.5, 2.0]], np.float32)
+    keep = np.array([[0, 0, 0, 1, 0], [1, 0, 0, 0, 0], [0, 0, 1, 1, 0]], np.float32)  # word 0 of row 2 has no weight
+    typed, nothing, both = sparsify(dense, top_k=2, keep=keep)
+    assert both.ids.tolist() == [1, 4, 2, 3]
+    assert typed.ids.tolist() == [1, 4, 3]  # still sorted by weight
+    np.testing.assert_allclose(typed.weights, np.array([3, 2, 0.5]) / np.sqrt(13.25), rtol=1e-6)
+    assert nothing.ids.tolist() == [1, 4]
+
+
 def test_sparsify_rejects_wrong_rank():
     with pytest.raises(ValueError, match="batch, vocab"):
         sparsify(np.zeros(4), top_k=2)
