@@ -149,14 +149,20 @@ def test_word_retention(bundle):
 def test_word_retention_counts_top_k_drops(bundle):
     from models.bundle import Bundle
     from models.evaluate import word_retention
+    from models.sparse import sparsify
 
-    narrow = Bundle(bundle.path)
-    narrow.config.text_top_k = 1  # index only each caption's strongest word
-    out = word_retention(narrow, ["a red apple", "a red apple"])
+    captions = ["a red apple", "a red apple"]
+    top_1 = sparsify(bundle.encode_texts_dense(captions), 1)  # only each caption's strongest word
+    out = word_retention(bundle, captions, vectors=top_1)
     assert out["words"] == 4 and out["retention"] == 50.0
     assert len(out["dropped_examples"]) == 2
     caption, dropped = out["dropped_examples"][0]
     assert caption == "a red apple" and len(dropped) == 1 and dropped[0] in {"red", "apple"}
+
+    narrow = Bundle(bundle.path)
+    narrow.config.text_top_k = 1
+    assert narrow.encode_texts_typed(captions)[1] is not None  # the default card's typed-word floor ...
+    assert word_retention(narrow, captions)["retention"] == 100.0  # ... keeps typed words beside the top-k
 
 
 def test_image_word_precision(bundle, image_dir, records):
