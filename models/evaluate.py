@@ -170,7 +170,7 @@ def evaluate_retrieval(bundle, records, batch_size: int = 32, encoded: tuple | N
         "image_overuse": overused_words(images, bundle.words), "text_overuse": overused_words(texts, bundle.words),
         "image_top10_overuse": top10, "image_top10_max_share": 100.0 * top10[0][1] if top10 else 0.0,
         "image_top10_beyond_captions": beyond[:20],
-        "image_top10_max_share_beyond_captions": 100.0 * beyond[0][1] if beyond else 0.0,
+        "image_top10_max_share_beyond_captions": 100.0 * beyond[0][3] if beyond else 0.0,
     }
 
 
@@ -233,26 +233,30 @@ def word_retention(bundle, captions: Sequence[str], batch_size: int = 256,
             "dropped_examples": dropped_examples}
 
 
-def words_beyond_captions(vectors: Sequence[SparseVector], records, words: Sequence[str]) -> list[tuple[str, float, float]]:
-    """Words among more vectors than captions justify: ``(word, share of vectors, share of records
-    whose captions or keywords hold it)`` for each word whose first share is larger, most used first.
+def words_beyond_captions(vectors: Sequence[SparseVector], records, words: Sequence[str]) -> list[tuple[str, float, float, float]]:
+    """Words among the strongest of images their own captions do not justify.
 
-    A word that names a category covering many images ("icon" in a corpus of icons) may be among
-    the strongest words of as many images as carry it in their captions; the rest is overuse.
+    ``vectors[i]`` is record ``i``'s image vector. For each word that some vector holds while its
+    record's captions and keywords lack it: ``(word, share of vectors holding it, share of records
+    whose captions or keywords hold it, share of records whose vector holds it and whose captions
+    and keywords do not)``, the last share largest first. A word that names a category covering
+    many images ("icon" in a corpus of icons) may be among the strongest words of every image that
+    carries it in its captions; only the images it is written on without them count as overuse.
     """
     from models.vocab import singular
 
     known = set(words)
     n = max(1, len(vectors))
-    covered = Counter(w for r in records for w in record_words(r, known))
-    used = Counter(int(i) for v in vectors for i in v.ids)
-    out = []
-    for j, count in used.items():
-        word = words[j]
-        cover = covered[singular(word, known) or word] / n
-        if count / n > cover:
-            out.append((word, count / n, cover))
-    return sorted(out, key=lambda t: (-t[1], t[0]))
+    covers = [record_words(r, known) for r in records]
+    covered = Counter(w for c in covers for w in c)
+    used, uncovered = Counter(), Counter()
+    for vec, cover in zip(vectors, covers, strict=True):
+        for j in vec.ids:
+            word = words[int(j)]
+            used[word] += 1
+            uncovered[word] += (singular(word, known) or word) not in cover
+    out = [(w, used[w] / n, covered[singular(w, known) or w] / n, c / n) for w, c in uncovered.items() if c]
+    return sorted(out, key=lambda t: (-t[3], t[0]))
 
 
 def record_words(record, known: set[str]) -> set[str]:

@@ -199,5 +199,6 @@ def test_words_beyond_captions_counts_only_what_the_captions_do_not_cover():
     records = [ManifestRecord(id=str(i), image=f"{i}.png", captions=[c]) for i, c in
                enumerate(["an icon", "icons of a dog", "edit icon", "icon, cat"])]  # fmt: skip
     got = words_beyond_captions(vectors, records, words)
-    # icon: 4 of 4 images, all captions hold it (icons counts as icon); dog: 1 image, 1 caption
-    assert got == [("edit", 0.75, 0.25)]
+    # icon: on 4 of 4 images, each caption holds it (icons counts as icon): not overuse. edit: on 3
+    # images, one caption holds it. dog: on image 2, whose caption lacks it (image 1's holds it).
+    assert got == [("edit", 0.75, 0.25, 0.5), ("dog", 0.25, 0.25, 0.25)]
