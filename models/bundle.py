@@ -178,6 +178,7 @@ class Bundle:
         )
         self._image_session = None
         self._text_session = None
+        self._text_outputs: list[str] = []
 
     @property
     def version(self) -> str:
@@ -209,6 +210,8 @@ class Bundle:
                 if made_from != file_sha256(self.path / FILES["text_encoder"]):
                     raise BundleError(f"{self.path}: {TEXT_INT8_FILE} was made from another text encoder; "
                                       "run `lexvla quantize-text` again")  # fmt: skip
+            # "lexical", and "typed" when the tower has a floor (``encode_texts_typed``)
+            self._text_outputs = [o.name for o in session.get_outputs()]
             self._text_session = session
         return self._text_session
 
@@ -234,8 +237,8 @@ class Bundle:
         """Captions -> lexical ``[B,V]`` and, when the text tower has a floor (``text.exact_floor``),
         the mask ``[B,V]`` of each caption's own words, which top-k keeps whatever their rank."""
         ids, mask = self.text_preprocessor.batch(texts)
-        outputs = [o.name for o in self.text_session.get_outputs()]
-        result = self.text_session.run(outputs, {"input_ids": ids, "attention_mask": mask})
+        session = self.text_session  # sets _text_outputs
+        result = session.run(self._text_outputs, {"input_ids": ids, "attention_mask": mask})
         return result[0], (result[1] if len(result) > 1 else None)
 
     # ---- sparse encoders: what the index and the service use ------------------------------
@@ -244,7 +247,11 @@ class Bundle:
         return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
 
     def encode_texts(self, texts: list[str], top_k: int | None = None) -> list[SparseVector]:
-        dense, typed = self.encode_texts_typed(texts)
+        return self.text_vectors(*self.encode_texts_typed(texts), top_k=top_k)
+
+    def text_vectors(self, dense: np.ndarray, typed: np.ndarray | None, top_k: int | None = None) -> list[SparseVector]:
+        """``encode_texts_typed``'s output -> sparse text vectors: the ``top_k`` strongest words
+        (default ``text_top_k``) and every typed word."""
         return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
 
     def impacts(self, vec: SparseVector) -> dict[str, int]:

@@ -146,7 +146,7 @@ def encode_records(bundle, records, batch_size: int = 32):
     for start in range(0, len(captions), 256):
         dense, typed = bundle.encode_texts_typed(captions[start : start + 256])
         dense_active["text"] += (dense > 0).sum(1).tolist()
-        text_vecs += sparsify(dense, bundle.config.text_top_k, keep=typed)
+        text_vecs += bundle.text_vectors(dense, typed)
     return image_vecs, text_vecs, text_image, dense_active
 
 
