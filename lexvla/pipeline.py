@@ -40,7 +40,11 @@ class Workspace:
     @property
     def emoji(self) -> Path:
         """Google's emoji drawings with their Unicode/CLDR names: training data."""
-        return self.root / "data" / f"emoji-google{self._tag}" / "manifest.jsonl"
+        return self.emoji_set("google")
+
+    def emoji_set(self, image_set: str) -> Path:
+        """One ``emoji-datasource`` set's drawings (``google``, ``twitter``), captioned by their names: training data."""
+        return self.root / "data" / f"emoji-{image_set}{self._tag}" / "manifest.jsonl"
 
     @property
     def heldout(self) -> Path:
@@ -75,25 +79,26 @@ class Workspace:
 
 
 def ensure_data(ws: Workspace, scenes: int = 2000) -> list[Path]:
-    """Build the training manifests (openclipart, Google emoji, generated scenes) and the held-out
+    """Build the training manifests (openclipart, Google and Twitter emoji, generated scenes) and the held-out
     OpenMoji manifest unless they exist (seconds, plus a one-off npm download).
 
     With ``ws.data_limit`` only that many drawings, emoji and scenes are used. Returns the
     training manifests; the held-out one is ``ws.heldout``.
     """
-    from models.data.emoji import build_emoji_manifest
+    from models.data.emoji import DATASOURCE_SETS, build_emoji_manifest
     from models.data.openclipart import build_openclipart_manifest
     from models.data.scenes import write_scene_set
 
     if not ws.openclipart.is_file():
         stats = build_openclipart_manifest(ws.openclipart.parent, limit=ws.data_limit)
         log.info("openclipart manifest: %s", {k: stats[k] for k in list(stats)[:4]})
-    for manifest, source in ((ws.emoji, "google"), (ws.heldout, "openmoji")):
+    emoji = [(ws.emoji_set(s), s) for s in DATASOURCE_SETS]
+    for manifest, source in (*emoji, (ws.heldout, "openmoji")):
         if not manifest.is_file():
             build_emoji_manifest(manifest.parent, source, cache_dir=ws.npm_cache, limit=ws.data_limit)
     if not ws.scenes.is_file():
         write_scene_set(ws.scenes.parent, n=ws.data_limit or scenes, seed=0)
-    return [ws.openclipart, ws.emoji, ws.scenes]
+    return [ws.openclipart, *(m for m, _ in emoji), ws.scenes]
 
 
 def training_key(config: dict, manifests: list[Path]) -> str:

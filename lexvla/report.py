@@ -368,9 +368,9 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
         "- **most-used top-10 image word**: the largest share of in-domain test images that have one word among their 10 strongest; "
         "**beyond its captions**: the largest share of in-domain test images that have one word among their 10 strongest while "
         "their own captions and keywords lack it (\"icon\" is in the captions of 27% of the test drawings: on those it is no overuse).",
-        "- **word-rate calibration** (`max_word_rate`, default 0.05): after training, each image word whose weight puts it among "
-        "the 10 strongest words of more than 5% of the training images, and of more images than the training captions that "
-        "use it, is scaled down until it no longer is (`models.train.fit_word_scale`). Every variant but *no word-rate "
+        "- **word-rate calibration** (`max_word_rate`, default 0.05): after training, each image word that is among the 10 "
+        "strongest words of more than 5% of one training source's images whose captions lack it is scaled down until it no "
+        "longer is (`models.train.fit_word_scale`). Every variant but *no word-rate "
         "calibration* has it; that variant is the default's own trained weights of each seed with the calibration undone.",
         "- **caption-word loss** (`word_loss_weight`, default 1.0): during training, an image's softmax over its words must "
         "put its mass on its captions' words (`models.losses.caption_word_loss`); the contrastive loss alone is satisfied by "
@@ -415,7 +415,8 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
 def _train_data(ws: Workspace) -> str:
     from models.data.manifest import read_manifest
 
-    names = {"openclipart": ws.openclipart, "Google emoji": ws.emoji, "generated scenes": ws.scenes}
+    names = {"openclipart": ws.openclipart, "Google emoji": ws.emoji_set("google"), "Twitter emoji": ws.emoji_set("twitter"),
+             "generated scenes": ws.scenes}
     return ", ".join(f"{len(read_manifest(m, split='train'))} {n}" for n, m in names.items())
 
 

@@ -50,8 +50,10 @@ class TrainConfig:
     # After training: no image word may be among the 10 strongest words of more than this share of
     # the training images (``fit_word_scale``); 0 leaves the weights as trained.
     max_word_rate: float = 0.05
-    # ... unless the training captions use the word more often: then their rate is its ceiling.
+    # ... counting only the images whose captions lack the word.
     word_rate_from_captions: bool = True
+    # The ceiling holds in each training manifest on its own, not only over all of them together.
+    word_rate_per_source: bool = True
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
@@ -132,32 +134,43 @@ def load_trained(card: str, weights: str | Path | None, vision_path=None, text_p
 
 @torch.no_grad()
 def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS, rounds: int = 20,
-                   caption_rate: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                   captioned: torch.Tensor | None = None, sources: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Per-word factors ``[D]`` (each <= 1) under which no word is among the ``top`` strongest words
     of more than ``max_rate`` of the rows of ``weights [N, D]`` (image vectors of the training set).
 
-    ``caption_rate [D]``: the share of those images whose captions use each word. A word may be
-    among the strongest of as many images as captions say it covers (``max(max_rate,
-    caption_rate)``): "red" in a corpus of coloured shapes is common because it is true.
+    ``captioned [N, D]``: 1 where a row's captions use the word. Such a row does not count against
+    the word: "red" among the strongest words of every red shape is true, however many there are.
+    Only the images a word is wrong about count, the same rule as the report's overuse target.
+
+    ``sources [N]``: each row's source (its training manifest). The ceiling then holds in every
+    source on its own: a word that fills one collection's images ("di" on an eighth of the
+    drawings) is not excused because other collections dilute it. A source with fewer than
+    ``1 / max_rate`` images sets no ceiling.
 
     The overuse penalty discourages a word that is strong in many images; this enforces a ceiling
     on the rate a person sees. Each round divides every word over the ceiling by how far over it
-    is (iterative proportional fitting); the words it displaces then move up, so a few rounds
-    are needed. A word keeps its weight in every image, only lowered: retrieval still uses it.
+    is in its worst source (iterative proportional fitting); the words it displaces then move up,
+    so a few rounds are needed. A word keeps its weight in every image, only lowered: retrieval
+    still uses it.
     """
     n, dims = weights.shape
+    sources = torch.zeros(n, dtype=torch.long) if sources is None else sources.long()
+    n_sources = int(sources.max()) + 1
+    size = torch.bincount(sources, minlength=n_sources).to(weights.dtype)  # [S]
+    ceiling = torch.where(size * max_rate >= 1, size * max_rate, torch.inf)[:, None]  # [S, 1] images; inf: too small a source
     scale = torch.ones(dims, dtype=weights.dtype)
-    ceiling = torch.full((dims,), float(max_rate), dtype=weights.dtype)
-    if caption_rate is not None:
-        ceiling = torch.maximum(ceiling, caption_rate.to(weights.dtype))
     k = min(top, dims)
     for _ in range(rounds):
         values, idx = (weights * scale).topk(k, dim=1)
-        rate = torch.bincount(idx[values > 0], minlength=dims).to(weights.dtype) / n
-        over = rate > ceiling
-        if not over.any():
+        wrong = values > 0
+        if captioned is not None:
+            wrong &= captioned.gather(1, idx) == 0
+        cell = (sources[:, None] * dims + idx)[wrong]  # (source, word) of every top-k hit its captions lack
+        count = torch.bincount(cell, minlength=n_sources * dims).view(n_sources, dims).to(weights.dtype)
+        over = (count / ceiling).amax(dim=0)  # [D]: how far over its ceiling, in its worst source
+        if not (over > 1).any():
             break
-        scale[over] *= ceiling[over] / rate[over]
+        scale[over > 1] /= over[over > 1]
     return scale
 
 
@@ -193,6 +206,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         per_manifest = [read_manifest(m, split=cfg.train_split) for m in cfg.manifests]
         records = [r for recs in per_manifest for r in recs]
+        sources = [k for k, recs in enumerate(per_manifest) for _ in recs]  # each record's manifest
         if not records:
             raise ValueError(f"no '{cfg.train_split}' records in {cfg.manifests}")
         self.model = (model or build_model(cfg, [c for r in records for c in r.captions])).to(self.device)
@@ -202,7 +216,7 @@ class Trainer:
         # One feature cache per manifest: changing one data source leaves the others' features cached.
         parts = [image_features(self.model, [r.image for r in recs], cache, device=str(self.device)) for recs in per_manifest if recs]
         feats = np.concatenate([np.asarray(f) for f, _ in parts])
-        records, self.image_feats = self._without_failed(records, feats, [e for _, errs in parts for e in errs])
+        records, self.image_feats, self.image_source = self._without_failed(records, feats, sources, [e for _, errs in parts for e in errs])
         self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         # A frozen LM gives the same hidden states every epoch: cache them too.
         self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
@@ -213,17 +227,18 @@ class Trainer:
         self.step = 0
         self.log_path = self.out / "train_log.jsonl"
 
-    def _without_failed(self, records: list[ManifestRecord], feats: np.ndarray, failed: list) -> tuple[list, np.ndarray]:
+    def _without_failed(self, records: list[ManifestRecord], feats: np.ndarray, sources: list[int],
+                        failed: list) -> tuple[list, np.ndarray, list[int]]:  # fmt: skip
         """Leave out images that could not be read, writing them to ``rejects.jsonl`` in the run folder."""
         if not failed:
-            return records, feats
+            return records, feats, sources
         bad = {err.source for err in failed}
         with (self.out / "rejects.jsonl").open("w") as fh:
             for err in failed:
                 fh.write(json.dumps({"path": err.source, "reason": err.reason}) + "\n")
         keep = [i for i, r in enumerate(records) if r.image not in bad]
         log.warning("%d of %d training images left out (see %s)", len(records) - len(keep), len(records), self.out / "rejects.jsonl")
-        return [records[i] for i in keep], np.asarray(feats[keep])
+        return [records[i] for i in keep], np.asarray(feats[keep]), [sources[i] for i in keep]
 
     def _optimizer(self) -> torch.optim.Optimizer:
         codebook = [p for n, p in self.model.named_parameters() if p.requires_grad and n.endswith("codebook")]
@@ -295,16 +310,19 @@ class Trainer:
             feats = torch.from_numpy(np.asarray(self.image_feats[start : start + 256], dtype=np.float32)).to(self.device)
             rows.append(image.from_features(feats, patches=False)[0][:, image.head_dims].float().cpu())
         weights = torch.cat(rows)
-        scale = fit_word_scale(weights, self.cfg.max_word_rate, caption_rate=self.caption_rate() if self.cfg.word_rate_from_captions else None)
+        sources = torch.as_tensor(self.image_source) if self.cfg.word_rate_per_source else None
+        captioned = self.captioned_words() if self.cfg.word_rate_from_captions else None
+        scale = fit_word_scale(weights, self.cfg.max_word_rate, captioned=captioned, sources=sources)
         image.word_scale.copy_(scale.to(image.word_scale.device))
         image.train(was_training)
-        log.info("word-rate calibration: %d of %d words lowered (at most %.0f%% of %d training images each)",
-                 int((scale < 1).sum()), len(scale), 100 * self.cfg.max_word_rate, len(weights))
+        log.info("word-rate calibration: %d of %d words lowered (at most %.0f%% of %d training images each%s)",
+                 int((scale < 1).sum()), len(scale), 100 * self.cfg.max_word_rate, len(weights),
+                 ", in every source" if sources is not None else "")  # fmt: skip
 
     @torch.no_grad()
-    def caption_rate(self) -> torch.Tensor | None:
-        """``[D]``: the share of training images whose captions use each head word (None without
-        the exact-match path, which is what knows a caption's words)."""
+    def captioned_words(self) -> torch.Tensor | None:
+        """``[N, D]``: 1 where a training image's captions use a head word (None without the
+        exact-match path, which is what knows a caption's words)."""
         text = self.model.text
         if text.exact is None:
             return None
@@ -319,7 +337,7 @@ class Trainer:
                 ids, mask = (torch.from_numpy(np.asarray(a[batch])).to(self.device) for a in (token_ids, mask_all))
             words = text.exact.caption_words(ids, caption_mask(mask, text.skip_head, text.skip_tail))[:, dims].cpu()
             used.index_add_(0, torch.tensor([self.sampler.caption_image[i] for i in batch]), words)
-        return used.clamp(max=1.0).mean(dim=0)  # an image counts once, however many of its captions use the word
+        return used.clamp(max=1.0)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:

@@ -33,11 +33,11 @@ def register(subparsers) -> None:
     sc.add_argument("--size", type=int, default=224, help="image side in pixels")
     sc.set_defaults(func=_scenes)
 
-    em = sub.add_parser("emoji", help="emoji artwork from npm: Google's set (training) or OpenMoji's drawings of held-out concepts (held-out test)")
-    em.add_argument("--source", required=True, choices=("google", "openmoji"))
+    em = sub.add_parser("emoji", help="emoji artwork from npm: Google's or Twitter's set (training) or OpenMoji's drawings of held-out concepts (held-out test)")
+    em.add_argument("--source", required=True, choices=("google", "twitter", "openmoji"))
     em.add_argument("--out", required=True, help="output folder (manifest.jsonl, dropped.jsonl, stats.json, images/)")
     em.add_argument("--cache", default="var/cache/npm", help="where npm packages are downloaded and extracted")
-    em.add_argument("--seed", type=int, default=0, help="split seed (google)")
+    em.add_argument("--seed", type=int, default=0, help="split seed (google, twitter)")
     em.add_argument("--limit", type=int, default=None, help="only the first N emoji")
     em.set_defaults(func=_emoji)
 

@@ -1,6 +1,6 @@
-"""Emoji artwork from npm packages as image-caption corpora: Google's drawings to train, OpenMoji's to test.
+"""Emoji artwork from npm packages as image-caption corpora: Google's and Twitter's drawings to train, OpenMoji's to test.
 
-Two sources, both fetched with ``npm pack`` into a cache folder and extracted once:
+Three sources, all fetched with ``npm pack`` into a cache folder and extracted once:
 
 - ``google``: ``emoji-datasource-google`` (64 px PNGs and Unicode names). Training data: every
   emoji whose concept is held out (:func:`heldout_concept`) is dropped, the rest is split
@@ -9,6 +9,9 @@ Two sources, both fetched with ``npm pack`` into a cache folder and extracted on
   germany``), its CLDR label from ``emojibase-data`` when that says something the name does not
   (``CLOCK FACE NINE OCLOCK`` is ``nine o'clock``), and a keyword list from the short names,
   the subcategory and the CLDR keywords (``apple, food, fruit, red``).
+- ``twitter``: ``emoji-datasource-twitter`` (Twemoji, CC-BY 4.0): the same ``emoji.json``, so the
+  same captions, held-out concepts and splits as ``google``, drawn by another artist; record ids
+  are ``twitter-<hexcode>``.
 - ``openmoji``: ``openmoji`` (colour SVGs rendered to 128 px PNGs with ``rsvg-convert`` from
   Debian's ``librsvg2-bin``). A held-out evaluation source: every record is ``test`` and is
   OpenMoji's drawing of a Unicode emoji that Google also draws but whose concept is held out,
@@ -49,8 +52,13 @@ from models.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("google", "openmoji")
-GOOGLE_PACKAGE = ("emoji-datasource-google", "16.0.0")
+# Training sets: the ``emoji-datasource-<set>`` packages share one ``emoji.json``; each draws its
+# own ``img/<set>/64/`` PNGs. Google's Noto (Apache-2.0) and Twitter's Twemoji (CC-BY 4.0) are
+# openly licensed; Apple's and Facebook's drawings are not, and are not used.
+DATASOURCE_SETS = ("google", "twitter")
+SOURCES = (*DATASOURCE_SETS, "openmoji")
+DATASOURCE_VERSION = "16.0.0"
+GOOGLE_PACKAGE = ("emoji-datasource-google", DATASOURCE_VERSION)
 EMOJIBASE_PACKAGE = ("emojibase-data", "16.0.3")
 OPENMOJI_PACKAGE = ("openmoji", "17.0.0")
 DEFAULT_CACHE = Path("var/cache/npm")
@@ -468,14 +476,17 @@ def google_concepts(cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[set[s
     return codes, keys
 
 
-def _google_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: _Report) -> list[_Item]:
-    """Google emoji with a decodable, distinct drawing and at least one caption, in ``entries`` order."""
-    img_root = package / "img" / "google" / "64"
+def _google_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: _Report,
+                  image_set: str = "google") -> list[_Item]:
+    """Emoji of ``image_set`` with a decodable, distinct drawing and at least one caption, in
+    ``entries`` order; captions as Google names them (the sets share one ``emoji.json``)."""
+    img_root = package / "img" / image_set / "64"
     items: list[_Item] = []
     by_sha: dict[str, _Item] = {}
+    prefix = "" if image_set == "google" else f"{image_set}-"  # ids stay unique across the sets' manifests
     for entry in entries:
         hexcode = normalize_hexcode(entry["unified"])
-        ident = hexcode.lower()
+        ident = prefix + hexcode.lower()
         if entry.get("category") == "Component" or any(p in SKIN_TONES for p in hexcode.split("-")):
             report.image(ident, "component", name=entry["name"])  # skin-tone swatches, hair parts
             continue
@@ -483,8 +494,8 @@ def _google_items(package: Path, cldr: dict[str, dict], entries: list[dict], rep
             report.image(ident, "regional_indicator", name=entry["name"])
             continue
         image = img_root / entry.get("image", "")
-        if not entry.get("has_img_google") or not image.is_file():
-            report.image(ident, "no_google_image", name=entry["name"])
+        if not entry.get(f"has_img_{image_set}") or not image.is_file():
+            report.image(ident, f"no_{image_set}_image", name=entry["name"])
             continue
         size = _decodes(image)
         if size is None:
@@ -526,15 +537,17 @@ def heldout_google_captions(cache_dir: str | os.PathLike = DEFAULT_CACHE, seed: 
     return {i.hexcode: i.captions[0] for i in items if heldout_concept(i.hexcode, seed)}
 
 
-def build_google(out: Path, cache_dir: Path, seed: int, limit: int | None,
-                 val_fraction: float = 0.05, test_fraction: float = 0.10) -> dict:
+def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, image_set: str = "google",
+                     val_fraction: float = 0.05, test_fraction: float = 0.10) -> dict:
+    """Training manifest of one ``emoji-datasource-<image_set>`` package (see :func:`build_emoji_manifest`)."""
     started = time.perf_counter()
-    package = fetch_npm_package(*GOOGLE_PACKAGE, cache_dir)
+    package_id = (f"emoji-datasource-{image_set}", DATASOURCE_VERSION)
+    package = fetch_npm_package(*package_id, cache_dir)
     cldr = _emojibase(cache_dir)
     entries = _google_entries(package)[:limit]
     report = _Report()
     items = []
-    for item in _google_items(package, cldr, entries, report):
+    for item in _google_items(package, cldr, entries, report, image_set):
         if heldout_concept(item.hexcode, seed):  # after duplicates: an alias of it goes too
             report.image(item.id, HELDOUT_REASON, name=item.meta["name"], concept=concept_key(item.hexcode))
             continue
@@ -545,18 +558,18 @@ def build_google(out: Path, cache_dir: Path, seed: int, limit: int | None,
         if not item.captions:
             report.image(item.id, "no_captions", name=item.meta["name"])
             continue
-        dest = _copy_image(item.source_image, out, "google", item.id)
-        meta = {"source": "google", "hexcode": item.hexcode, "caption_sources": item.sources,
+        dest = _copy_image(item.source_image, out, image_set, item.id)
+        meta = {"source": image_set, "hexcode": item.hexcode, "caption_sources": item.sources,
                 "split_group": split_group(item.hexcode), "concept": concept_key(item.hexcode), **item.meta}
         if item.aliases:
             meta["aliases"] = item.aliases
         split = assign_split(meta["split_group"], seed, val_fraction, test_fraction)
         records.append(ManifestRecord(id=item.id, image=str(dest), captions=item.captions, split=split, meta=meta))
     skin_dropped = sum(len(e.get("skin_variations") or {}) for e in entries)
-    params = {"package": "@".join(GOOGLE_PACKAGE), "cldr": "@".join(EMOJIBASE_PACKAGE), "seed": seed,
+    params = {"package": "@".join(package_id), "cldr": "@".join(EMOJIBASE_PACKAGE), "seed": seed,
               "limit": limit, "val_fraction": val_fraction, "test_fraction": test_fraction,
               "heldout_fraction": HELDOUT_FRACTION, "skin_tone_variants_not_used": skin_dropped}
-    return _finish(out, "google", records, report, len(entries), params, started)
+    return _finish(out, image_set, records, report, len(entries), params, started)
 
 
 def _drop_shared_keywords(items: list[_Item], report: _Report) -> None:
@@ -698,8 +711,8 @@ def build_emoji_manifest(
     ----------
     out : path-like
         Output folder; images are written under ``out/images/<source>/``.
-    source : {"google", "openmoji"}
-        ``google``: training data without the held-out concepts, split train/val/test by a
+    source : {"google", "twitter", "openmoji"}
+        ``google``, ``twitter``: training data without the held-out concepts, split train/val/test by a
         seeded hash of the emoji's variant group. ``openmoji``: held-out test data, OpenMoji's
         drawings of the held-out concepts (:func:`heldout_concept`), captioned as Google names them.
     cache_dir : path-like
@@ -708,7 +721,7 @@ def build_emoji_manifest(
         Seed of the held-out concepts (both sources: build them with the same seed) and of the
         Google train/val/test split (every OpenMoji record is ``test``).
     limit : int, optional
-        ``google``: only the first N emoji in the package's sort order. ``openmoji``: render only
+        ``google``, ``twitter``: only the first N emoji in the package's sort order. ``openmoji``: render only
         the first N emoji (in hexcode order) that pass the metadata filters.
 
     Returns
@@ -720,7 +733,7 @@ def build_emoji_manifest(
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     out, cache_dir = Path(out), Path(cache_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if source == "google":
-        return build_google(out, cache_dir, seed, limit)
+    if source in DATASOURCE_SETS:
+        return build_datasource(out, cache_dir, seed, limit, source)
     return build_openmoji(out, cache_dir, seed, limit)
 

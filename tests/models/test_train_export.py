@@ -146,6 +146,30 @@ def test_word_scale_caps_how_often_a_word_is_among_the_strongest():
     assert not torch.equal(before, idx)
 
 
+def test_word_scale_ceiling_holds_in_every_source():
+    """A word on every image of a small source passes a ceiling over all rows, not one per source."""
+    from models.train import fit_word_scale
+
+    gen = torch.Generator().manual_seed(2)
+    weights = torch.rand(400, 200, generator=gen)  # a random word is among 10 of 200 on ~5% of rows
+    weights[:60, 0] += 5.0  # word 0: strongest in all of source 1's 60 images, 15% of all rows
+    sources = torch.tensor([1] * 60 + [0] * 340)
+    assert float(fit_word_scale(weights, max_rate=0.25)[0]) == 1.0  # about 19% overall: under the ceiling
+    scale = fit_word_scale(weights, max_rate=0.25, sources=sources)
+    _, idx = (weights * scale).topk(10, dim=1)
+    for source in (0, 1):
+        rows = idx[sources == source]
+        rate = torch.bincount(rows.flatten(), minlength=200).float() / len(rows)
+        assert float(rate.max()) <= 0.25 + 1 / len(rows)
+    assert float(scale[0]) < 1.0
+    # the captions of source 1's images use word 0: then it is no overuse there
+    captioned = torch.zeros(400, 200)
+    captioned[:60, 0] = 1.0
+    assert float(fit_word_scale(weights, max_rate=0.25, captioned=captioned, sources=sources)[0]) == 1.0
+    # a source too small for the ceiling (3 images x 25% < 1 image) sets none
+    assert float(fit_word_scale(weights, max_rate=0.25, sources=torch.tensor([1] * 3 + [0] * 397))[0]) == 1.0
+
+
 def test_training_fits_the_word_scale_and_the_bundle_applies_it(tiny_manifest, tmp_path):
     cfg = _config("lexvla-mini", tiny_manifest, tmp_path / "run", max_steps=10, max_word_rate=0.25)
     trainer = Trainer(cfg)
@@ -172,16 +196,19 @@ def test_no_calibration_when_the_ceiling_is_off_or_too_low_for_the_data(tiny_man
         assert bool((trainer.model.image.word_scale == 1).all())
 
 
-def test_a_word_its_captions_use_widely_keeps_its_weight():
+def test_a_word_its_captions_use_keeps_its_weight_where_they_use_it():
     from models.train import fit_word_scale
 
     gen = torch.Generator().manual_seed(1)
     weights = torch.rand(200, 40, generator=gen)
     weights[:, :2] += 5.0  # two words strong in every image
-    caption_rate = torch.zeros(40)
-    caption_rate[0] = 0.9  # the captions of 90% of the images use word 0; none use word 1
-    scale = fit_word_scale(weights, max_rate=0.1, caption_rate=caption_rate)
+    captioned = torch.zeros(200, 40)
+    captioned[:180, 0] = 1.0  # the captions of 90% of the images use word 0; none use word 1
+    scale = fit_word_scale(weights, max_rate=0.1, captioned=captioned)
     values, idx = (weights * scale).topk(10, dim=1)
     rate = torch.bincount(idx.flatten(), minlength=40).float() / 200
-    assert float(rate[0]) >= 0.9 - 1 / 200 and float(rate[1]) <= 0.1 + 1 / 200
+    assert float(rate[0]) >= 0.9 and float(rate[1]) <= 0.1 + 1 / 200
     assert scale[0] > scale[1]
+    # counted on the images whose captions lack it, word 0 is within the ceiling (20 of 200 = 10%)
+    wrong = ((idx == 0) & (captioned.gather(1, idx) == 0)).sum()
+    assert int(wrong) <= 20

@@ -97,7 +97,8 @@ def test_heldout_concept_is_shared_by_variants_and_stable() -> None:
 
 @pytest.fixture(scope="session")
 def cache() -> Path:
-    for package in ("emoji-datasource-google@16.0.0", "emojibase-data@16.0.3", "openmoji@17.0.0"):
+    for package in ("emoji-datasource-google@16.0.0", "emoji-datasource-twitter@16.0.0", "emojibase-data@16.0.3",
+                    "openmoji@17.0.0"):
         fetch_npm_package(*package.rsplit("@", 1), CACHE)
     return CACHE
 
@@ -170,6 +171,26 @@ def test_google_manifest(google: tuple[Path, dict]) -> None:
     assert sum(row["kind"] == "image" for row in dropped) == sum(stats["images_dropped"].values())
     assert stats["images_kept"] + sum(stats["images_dropped"].values()) == stats["entries"] == 600
     assert stats["params"]["skin_tone_variants_not_used"] > 100
+
+
+@needs_npm
+def test_twitter_manifest_is_a_second_drawing_of_the_training_concepts(cache: Path, google: tuple[Path, dict],
+                                                                      tmp_path: Path) -> None:
+    """Twemoji drawings: Google's captions, concepts and splits, other pictures, ids of their own."""
+    stats = build_emoji_manifest(tmp_path, "twitter", cache_dir=cache, limit=600)
+    twitter = read_manifest(tmp_path / "manifest.jsonl")
+    assert len(twitter) == stats["images_kept"] > 350 and stats["source"] == "twitter"
+    assert stats["params"]["package"] == "emoji-datasource-twitter@16.0.0"
+    assert not any(heldout_concept(r.meta["concept"]) for r in twitter)
+    assert stats["images_dropped"][HELDOUT_REASON] > 100
+    by_code = {r.meta["hexcode"]: r for r in read_manifest(google[0] / "manifest.jsonl")}
+    shared = [(r, by_code[r.meta["hexcode"]]) for r in twitter if r.meta["hexcode"] in by_code]
+    assert len(shared) > 300
+    for tw, go in shared:
+        assert tw.id == f"twitter-{go.id}" and tw.meta["source"] == "twitter" and "/twitter/" in tw.image
+        assert tw.captions == go.captions and tw.split == go.split  # one concept, one split, in every set
+        assert tw.meta["sha256"] != go.meta["sha256"]  # another artist's drawing
+    assert {r.id for r in twitter}.isdisjoint(by_code[c].id for c in by_code)
 
 
 @needs_npm
