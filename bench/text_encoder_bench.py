@@ -14,6 +14,7 @@ The int8 tower is worth serving (``LEXVLA_TEXT_PRECISION=int8``) if no R@10 drop
 Usage::
 
     .venv/bin/python bench/text_encoder_bench.py --bundle var/bundles/lexvla-mini [--root var]
+    .venv/bin/python bench/text_encoder_bench.py --bundle var/bundles/lexvla-mini --profile   # time by op type
 """
 from __future__ import annotations
 
@@ -40,12 +41,40 @@ def per_query_ms(bundle, batch: int, seconds: float = 2.0) -> float:
     return (time.perf_counter() - t) / n / batch * 1000
 
 
+def op_profile(bundle, path: Path, runs: int = 300) -> list[tuple[str, int, float]]:
+    """``(op type, nodes, mean us per query)`` of the text graph at ``path`` for one query, from
+    onnxruntime's own profiler (graph optimisation as the service sets it), slowest first."""
+    import json
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(path.parent / "ort-profile")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ids, mask = bundle.text_preprocessor.batch([QUERIES[0]])
+    for _ in range(runs):
+        session.run(None, {"input_ids": ids, "attention_mask": mask})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    spent: Counter = Counter()
+    nodes: dict[str, set[str]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            spent[op] += e["dur"]
+            nodes.setdefault(op, set()).add(e["name"])
+    return [(op, len(nodes[op]), us / runs) for op, us in spent.most_common()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "var" / "bundles" / "lexvla-mini")
     ap.add_argument("--root", type=Path, default=ROOT / "var", help="workspace holding data/<source>/manifest.jsonl")
     ap.add_argument("--limit", type=int, default=0, help="records per evaluation set (0: all)")
     ap.add_argument("--bar", type=float, default=0.5, help="largest R@10 drop (points) that keeps int8")
+    ap.add_argument("--profile", action="store_true", help="only print where the fp32 graph spends a one-query run, by op type")
     args = ap.parse_args()
 
     from lexvla.pipeline import Workspace
@@ -57,6 +86,15 @@ def main() -> int:
     try:
         copy = work / "bundle"
         shutil.copytree(args.bundle, copy)  # the given bundle is left as it is
+        if args.profile:
+            rows = op_profile(Bundle(copy, device="cpu"), copy / "text_encoder.onnx")
+            total = sum(us for _, _, us in rows)
+            print(f"\nText encoder of {args.bundle.name}, one query ({QUERIES[0]!r}), onnxruntime profiler, CPU: "
+                  f"{total / 1000:.2f} ms in {sum(n for _, n, _ in rows)} nodes")
+            print("| op type | nodes | us per query | share |\n|---|---:|---:|---:|")
+            for op, n, us in rows[:15]:
+                print(f"| {op} | {n} | {us:.0f} | {100 * us / total:.0f}% |")
+            return 0
         t = time.perf_counter()
         quantize_text_encoder(copy)
         made = time.perf_counter() - t
