@@ -37,11 +37,6 @@ class Workspace:
     def scenes(self) -> Path:
         return self.root / "data" / f"scenes{self._tag}" / "manifest.jsonl"
 
-    @property
-    def emoji(self) -> Path:
-        """Google's emoji drawings with their Unicode/CLDR names: training data."""
-        return self.emoji_set("google")
-
     def emoji_set(self, image_set: str) -> Path:
         """One ``emoji-datasource`` set's drawings (``google``, ``twitter``), captioned by their names: training data."""
         return self.root / "data" / f"emoji-{image_set}{self._tag}" / "manifest.jsonl"

@@ -413,10 +413,11 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
 
 
 def _train_data(ws: Workspace) -> str:
+    from models.data.emoji import DATASOURCE_SETS
     from models.data.manifest import read_manifest
 
-    names = {"openclipart": ws.openclipart, "Google emoji": ws.emoji_set("google"), "Twitter emoji": ws.emoji_set("twitter"),
-             "generated scenes": ws.scenes}
+    emoji = {f"{s.capitalize()} emoji": ws.emoji_set(s) for s in DATASOURCE_SETS}
+    names = {"openclipart": ws.openclipart, **emoji, "generated scenes": ws.scenes}
     return ", ".join(f"{len(read_manifest(m, split='train'))} {n}" for n, m in names.items())
 
 

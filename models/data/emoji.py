@@ -58,7 +58,14 @@ log = logging.getLogger(__name__)
 DATASOURCE_SETS = ("google", "twitter")
 SOURCES = (*DATASOURCE_SETS, "openmoji")
 DATASOURCE_VERSION = "16.0.0"
-GOOGLE_PACKAGE = ("emoji-datasource-google", DATASOURCE_VERSION)
+
+
+def datasource_package(image_set: str) -> tuple[str, str]:
+    """The npm package (name, version) of one ``emoji-datasource`` set."""
+    return f"emoji-datasource-{image_set}", DATASOURCE_VERSION
+
+
+GOOGLE_PACKAGE = datasource_package("google")
 EMOJIBASE_PACKAGE = ("emojibase-data", "16.0.3")
 OPENMOJI_PACKAGE = ("openmoji", "17.0.0")
 DEFAULT_CACHE = Path("var/cache/npm")
@@ -433,10 +440,10 @@ def _decodes(path: Path) -> tuple[int, int] | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Google
+# emoji-datasource sets (Google, Twitter)
 
 
-def _google_entries(package: Path) -> list[dict]:
+def _datasource_entries(package: Path) -> list[dict]:
     entries = json.loads((package / "emoji.json").read_text(encoding="utf-8"))
     return sorted(entries, key=lambda e: (e.get("sort_order", 0), e["unified"]))
 
@@ -464,7 +471,7 @@ def google_concepts(cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[set[s
     cldr = _emojibase(cache_dir)
     codes: set[str] = set()
     keys: set[str] = set()
-    for entry in _google_entries(package):
+    for entry in _datasource_entries(package):
         variants = [entry["unified"], entry.get("non_qualified") or "", *(entry.get("skin_variations") or {})]
         for code in filter(None, variants):
             codes.add(normalize_hexcode(code))
@@ -476,7 +483,7 @@ def google_concepts(cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[set[s
     return codes, keys
 
 
-def _google_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: _Report,
+def _datasource_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: _Report,
                   image_set: str = "google") -> list[_Item]:
     """Emoji of ``image_set`` with a decodable, distinct drawing and at least one caption, in
     ``entries`` order; captions as Google names them (the sets share one ``emoji.json``)."""
@@ -533,7 +540,7 @@ def heldout_google_captions(cache_dir: str | os.PathLike = DEFAULT_CACHE, seed: 
     """
     cache_dir = Path(cache_dir)
     package = fetch_npm_package(*GOOGLE_PACKAGE, cache_dir)
-    items = _google_items(package, _emojibase(cache_dir), _google_entries(package), _Report())
+    items = _datasource_items(package, _emojibase(cache_dir), _datasource_entries(package), _Report())
     return {i.hexcode: i.captions[0] for i in items if heldout_concept(i.hexcode, seed)}
 
 
@@ -541,13 +548,13 @@ def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, i
                      val_fraction: float = 0.05, test_fraction: float = 0.10) -> dict:
     """Training manifest of one ``emoji-datasource-<image_set>`` package (see :func:`build_emoji_manifest`)."""
     started = time.perf_counter()
-    package_id = (f"emoji-datasource-{image_set}", DATASOURCE_VERSION)
+    package_id = datasource_package(image_set)
     package = fetch_npm_package(*package_id, cache_dir)
     cldr = _emojibase(cache_dir)
-    entries = _google_entries(package)[:limit]
+    entries = _datasource_entries(package)[:limit]
     report = _Report()
     items = []
-    for item in _google_items(package, cldr, entries, report, image_set):
+    for item in _datasource_items(package, cldr, entries, report, image_set):
         if heldout_concept(item.hexcode, seed):  # after duplicates: an alias of it goes too
             report.image(item.id, HELDOUT_REASON, name=item.meta["name"], concept=concept_key(item.hexcode))
             continue
