@@ -415,8 +415,8 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
 
 
 def _machine() -> str:
-    """The machine in words. Trained weights are reproducible on one machine only: another CPU's
-    kernels round differently, and 600 steps turn that into other weights."""
+    """The machine in words: the same config and data train other weights on another machine, so a
+    report's numbers belong to the machine that produced them."""
     import torch
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -446,6 +446,7 @@ def _train_data(ws: Workspace) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    commit = _commit()  # before the report rewrites its own tracked files under docs/
     ws = Workspace(Path(args.workdir))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -473,7 +474,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     overuse_figure({UNTRAINED: untrained} | {n: runs[0] for n, runs in trained.items()}, out)
     command = "lexvla report" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
     command += f" --seeds {args.seeds}" if args.seeds != len(SEEDS) else ""
-    meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": _machine(), "commit": _commit(),
+    meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": _machine(), "commit": commit,
             "config": Path(args.config).name, "minutes": (time.monotonic() - started) / 60, "train_data": _train_data(ws)}
     write_markdown(out, meta, trained, untrained, baselines, examples)
     (out / "quality-report.json").write_text(json.dumps({"meta": meta, "trained": trained, "untrained": untrained,
