@@ -86,6 +86,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _floats(features: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Cached float16 features as a float32 tensor in torch's own (64-byte aligned) memory.
+
+    ``torch.from_numpy`` would keep numpy's buffer, placed wherever the process's earlier
+    allocations left room. With it, a first training (features just computed) and a retrain
+    (features read from the cache) learned different weights from bit-equal features; with this
+    copy they learn the same, and a retrain the same as before.
+    """
+    return torch.from_numpy(np.ascontiguousarray(features)).to(device=device, dtype=torch.float32)
+
+
 HEAD_DIMS = "image.head_dims"  # saved beside the trainable tensors: which words the heads write
 WORD_SCALE = "image.word_scale"  # and the word-rate calibration fitted after training
 TOP_WORDS = 10  # the words a person sees first: an image's strongest ten
@@ -260,7 +271,7 @@ class Trainer:
         hidden, mask, token_ids = self.text_cache
         mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
         width = int(mask_b.sum(1).max())
-        h = torch.from_numpy(np.asarray(hidden[caption_ids, :width], dtype=np.float32)).to(self.device)
+        h = _floats(hidden[caption_ids, :width], self.device)
         ids = torch.from_numpy(token_ids[caption_ids][:, :width]).to(self.device)
         return self.model.text.from_hidden(h, mask_b[:, :width], ids), ids, mask_b[:, :width]
 
@@ -272,7 +283,7 @@ class Trainer:
         return caption_word_loss(img[:, dims], words[:, dims])
 
     def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-        feats = torch.from_numpy(np.asarray(self.image_feats[image_ids], dtype=np.float32)).to(self.device)
+        feats = _floats(self.image_feats[image_ids], self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"):
             img, _ = self.model.image.from_features(feats, patches=False)  # [B, V]
             txt, ids, mask = self.text_vectors(caption_ids)  # [B, V]
@@ -307,7 +318,7 @@ class Trainer:
         image.eval()
         rows = []
         for start in range(0, len(self.image_feats), 256):
-            feats = torch.from_numpy(np.asarray(self.image_feats[start : start + 256], dtype=np.float32)).to(self.device)
+            feats = _floats(self.image_feats[start : start + 256], self.device)
             rows.append(image.from_features(feats, patches=False)[0][:, image.head_dims].float().cpu())
         weights = torch.cat(rows)
         sources = torch.as_tensor(self.image_source) if self.cfg.word_rate_per_source else None

@@ -212,3 +212,22 @@ def test_a_word_its_captions_use_keeps_its_weight_where_they_use_it():
     # counted on the images whose captions lack it, word 0 is within the ceiling (20 of 200 = 10%)
     wrong = ((idx == 0) & (captioned.gather(1, idx) == 0)).sum()
     assert int(wrong) <= 20
+
+
+def test_a_first_training_and_a_retrain_from_the_feature_cache_learn_the_same_weights(tiny_manifest, tmp_path):
+    cache = tmp_path / "cache"
+    first = Trainer(_config("lexvla-mini", tiny_manifest, tmp_path / "a", max_steps=12, cache_dir=str(cache))).fit()
+    assert any(cache.glob("image-*.npy"))  # the first run computed the features and cached them
+    again = Trainer(_config("lexvla-mini", tiny_manifest, tmp_path / "b", max_steps=12, cache_dir=str(cache))).fit()
+    a, b = torch.load(first), torch.load(again)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cached_features_reach_the_model_in_torchs_own_aligned_memory():
+    from models.train import _floats
+
+    buffer = np.arange(1 + 4 * 49 * 8, dtype=np.float16)
+    features = buffer[1:].reshape(4, 49, 8)  # a view that starts 2 bytes into numpy's buffer
+    tensor = _floats(features, torch.device("cpu"))
+    assert tensor.dtype == torch.float32 and torch.equal(tensor, torch.from_numpy(features.astype(np.float32)))
+    assert not np.shares_memory(tensor.numpy(), buffer) and tensor.data_ptr() % 64 == 0
