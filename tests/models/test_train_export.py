@@ -26,7 +26,10 @@ def _config(card, manifest, out, **kw):
 def test_overfits_a_tiny_batch_and_exports(card, tiny_manifest, tmp_path):
     # The random toy LM's word vectors are noise: at this learning rate the penalty makes its run oscillate.
     regularizer = "none" if card == "tiny-random" else "overuse"
-    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run", regularizer=regularizer))
+    # lexvla-mini: at 60 steps, whether the last of the eight pairs ranks first depends on rounding
+    # (it moved with how the features reach the model); at 90 and 120 every pair does.
+    steps = 60 if card == "tiny-random" else 100
+    trainer = Trainer(_config(card, tiny_manifest, tmp_path / "run", regularizer=regularizer, max_steps=steps))
     weights = trainer.fit()
     losses = [json.loads(line)["contrastive"] for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
