@@ -37,10 +37,11 @@ TRAINED: dict[str, dict] = {
 # Variants of inference alone: the default's own trained weights of each seed, exported again with
 # one part undone (no retraining). name -> (bundle suffix, what is undone, the bundle's extra note).
 # The word-rate calibration runs after training (``word_scale`` = 1 undoes it); the typed-word floor
-# (``text.exact_floor``) has no weights (0 undoes it).
+# (``text.exact_floor``) and the relatedness gate (``text.expansion_min_relatedness``) have no weights (0 undoes them).
 DERIVED: dict[str, tuple[str, Callable[[Any], None], dict]] = {
     "no word-rate calibration": ("uncalibrated", lambda m: m.image.word_scale.fill_(1.0), {"word_rate_calibration": False}),
     "no typed-word floor": ("unfloored", lambda m: setattr(m.text, "exact_floor", 0.0), {"exact_floor": 0.0}),
+    "no relatedness gate": ("ungated", lambda m: setattr(m.text, "min_relatedness", 0.0), {"expansion_min_relatedness": 0.0}),
 }
 REGULARIZER_VARIANTS = ("FLOPs regulariser", "no penalty")  # what the overuse penalty is compared with
 SEEDS = (0, 1, 2)
@@ -59,6 +60,7 @@ METRICS = [
 ]
 WORD_METRICS = [
     (("retention", "retention"), "word retention %"), (("precision", "precision_at_10"), "image top-10 precision %"),
+    (("expansion", "precision_at_10"), "query expansion precision %"), (("expansion", "added"), "expansion words per query"),
     (("in_domain", "image_top10_max_share"), "most-used top-10 image word, % of images"),
     (("in_domain", "image_top10_max_share_beyond_captions"), "most-used beyond its captions, % of images"),
     (("patchdis", "mIoU"), "PatchDis mIoU"),
@@ -108,6 +110,7 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
         encode_records,
         evaluate_patchdis,
         evaluate_retrieval,
+        expansion_precision,
         flatten_captions,
         image_word_precision,
         word_retention,
@@ -123,6 +126,8 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
         "heldout": evaluate_retrieval(bundle, heldout, encoded=enc_held),
         "retention": word_retention(bundle, flatten_captions(records)[0], vectors=enc_test[1] + enc_held[1]),
         "precision": image_word_precision(bundle, records, vectors=enc_test[0] + enc_held[0]),
+        "expansion": expansion_precision(bundle, records, enc_test[1] + enc_held[1],
+                                         np.concatenate([enc_test[2], enc_held[2] + len(test)])),
         "patchdis": evaluate_patchdis(bundle, read_manifest(ws.scenes, split="test")[:patchdis_limit]),
         "bundle_version": bundle.version,
         "top_k": {"image": bundle.config.image_top_k, "text": bundle.config.text_top_k},

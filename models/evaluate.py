@@ -271,6 +271,39 @@ def record_words(record, known: set[str]) -> set[str]:
     return {singular(w, known) or w for t in texts for w in _WORD.findall(t.lower())}
 
 
+def expansion_precision(bundle, records, text_vectors: Sequence[SparseVector], text_image: np.ndarray,
+                        k: int = 10) -> dict:
+    """Do the words a query adds describe the image it is meant to find?
+
+    A query's expansion words are the words of its indexed text vector (impact >= 1) that the caption
+    did not type; precision@k is the share of its ``k`` strongest expansion words that are words of
+    its image's captions or keywords (``record_words``). ``text_vectors[m]`` is caption ``m`` of
+    ``flatten_captions(records)``, ``text_image[m]`` its record. Queries that add no word are not
+    counted; ``added`` is the mean number of expansion words per query.
+    """
+    from models.vocab import singular
+
+    known = set(bundle.words)
+    captions, _ = flatten_captions(records)
+    covers = [record_words(r, known) for r in records]
+    precisions, added, examples = [], [], []
+    for caption, vec, n in zip(captions, text_vectors, text_image, strict=True):
+        typed = {singular(w, known) or w for w in _WORD.findall(caption.lower())}
+        impacts = quantize(vec, bundle.config.quant_scale)
+        expansion = [bundle.words[int(i)] for i in vec.ids
+                     if impacts.get(int(i), 0) >= 1 and (singular(bundle.words[int(i)], known) or bundle.words[int(i)]) not in typed]
+        added.append(len(expansion))
+        if not expansion:
+            continue
+        top = expansion[:k]  # a SparseVector is sorted by weight
+        hits = [w for w in top if (singular(w, known) or w) in covers[n]]
+        precisions.append(len(hits) / len(top))
+        if len(examples) < 5:
+            examples.append((caption, top, hits))
+    return {f"precision_at_{k}": float(100.0 * np.mean(precisions)) if precisions else 0.0,
+            "queries": len(precisions), "added": float(np.mean(added)) if added else 0.0, "examples": examples}
+
+
 def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
                          vectors: Sequence[SparseVector] | None = None) -> dict:
     """Precision@k of each image's top-k indexed words against the words of its captions.

@@ -11,7 +11,7 @@ from torch import nn
 from models.backbones import load_image_backbone, load_text_lm
 from models.preprocess import ImageSpec, TextPreprocessor
 from models.registry import ModelCard, resolve_path
-from models.towers import ClassPrior, ExactWords, ImageTower, TextTower, whole_word_dims
+from models.towers import ClassPrior, ExactWords, ImageTower, TextTower, caption_mask, whole_word_dims
 from models.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,11 @@ class LexVLA(nn.Module):
         head_token_ids = [self.vocab.token_ids[j] for j in self.head_dims]
         self.text = TextTower(lm, head_token_ids, dims, len(self.vocab), card.text.readout, exact=exact,
                               skip_head=head, skip_tail=tail, expansion=card.text.expansion,
-                              exact_floor=card.text.exact_floor)
+                              exact_floor=card.text.exact_floor, min_relatedness=card.text.expansion_min_relatedness)
+        if self.text.min_relatedness:
+            if card.text.lora.rank > 0:
+                raise ValueError(f"card {card.name}: expansion_min_relatedness needs a frozen LM (lora.rank 0)")
+            self.text.word_states = self.word_states([self.vocab.words[j] for j in self.head_dims])
 
         prior = None
         if class_words is not None:
@@ -136,6 +140,16 @@ class LexVLA(nn.Module):
             for j in {int(d) - 1 for d in torch.cat([dims, lemmas], dim=1).flatten().tolist() if d > 0}:
                 counts[j] = counts.get(j, 0) + 1
         return sorted(j for j, c in counts.items() if c >= min_count)
+
+    @torch.no_grad()
+    def word_states(self, words: list[str], batch_size: int = 512) -> torch.Tensor:
+        """``[len(words), d]``: each word read alone as a caption, its unit caption state (``TextTower.caption_state``)."""
+        states = []
+        for start in range(0, len(words), batch_size):
+            ids, mask = self.text_inputs(words[start:start + batch_size])
+            caption = caption_mask(mask, self.text.skip_head, self.text.skip_tail)
+            states.append(self.text.caption_state(self.text.hidden_states(ids, mask), caption))  # [b, d]
+        return torch.cat(states) if states else torch.zeros(0, self.text.codebook.shape[1])
 
     def text_inputs(self, texts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask ``[B, L]`` of ``texts`` in the card's prompt."""

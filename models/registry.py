@@ -59,6 +59,9 @@ class TextCfg:
     exact_match: bool = False  # the caption's own words are in its vector
     exact_floor: float = 0.0  # each of them weighs at least this share of the vector's strongest word
     expansion: bool = True  # learned expansion words beside them (needs exact_match when False)
+    # An expansion word needs a cosine above this between the frozen LM's state of the caption and of
+    # the word alone (models.towers.TextTower.relatedness_gate); 0: no gate. Needs a frozen LM (lora.rank 0).
+    expansion_min_relatedness: float = 0.0
     lora: LoraCfg = field(default_factory=LoraCfg)
 
 

@@ -20,6 +20,11 @@ Text: LM -> hidden states ``[B,L,d]``.
   - learned expansion (card option ``text.expansion``, on by default): pooled state -> mapper ->
     logits against the frozen text codebook -> ``lexical_activation``, times ``gate``. Without it a
     query vector holds only the words typed, and every matched word is one of them.
+  - relatedness gate on the expansion (card option ``text.expansion_min_relatedness``): a word may
+    be added only as far as the frozen LM finds it related to the whole caption, by the cosine of
+    the caption's pooled state with the pooled state of the word read alone (``word_states``). The
+    learned expansion can rank related words; it cannot add words unrelated to what was typed
+    ("a red apple" -> fruit, pear, but not shoes or holiday).
 
 ``D`` ("head dimensions") is the set of vocabulary dimensions the trained heads may write: every
 word by default, or the words the training captions use plus the prior's words (card option
@@ -200,12 +205,15 @@ class ExactWords(nn.Module):
 class TextTower(nn.Module):
     def __init__(self, lm: nn.Module, head_token_ids: list[int], head_dims: torch.Tensor, vocab_size: int,
                  readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1,
-                 expansion: bool = True, exact_floor: float = 0.0):
+                 expansion: bool = True, exact_floor: float = 0.0, min_relatedness: float = 0.0):
         super().__init__()
         if not expansion and exact is None:
             raise ValueError("a text tower needs the exact-match path, the expansion, or both")
         if not 0.0 <= exact_floor <= 1.0 or (exact_floor and exact is None):
             raise ValueError(f"exact_floor must be in [0, 1] and needs the exact-match path, not {exact_floor!r}")
+        if not 0.0 <= min_relatedness < 1.0 or (min_relatedness and not expansion):
+            raise ValueError(f"expansion_min_relatedness must be in [0, 1) and needs the expansion, not {min_relatedness!r}")
+        self.min_relatedness = float(min_relatedness)
         # Each of the caption's own words weighs at least exact_floor x the vector's strongest word,
         # so the learned importance and expansion can rank a typed word low but never drop it.
         self.exact_floor = float(exact_floor)
@@ -226,13 +234,21 @@ class TextTower(nn.Module):
             nn.init.zeros_(self.mapper.bias)
             # Without an exact-match path the expansion is the whole text vector: it starts open.
             self.gate = nn.Parameter(torch.zeros(()) if exact is not None else torch.ones(()))
+        # [D, d] unit vectors: the frozen LM's caption state of each head word read alone (LexVLA.word_states).
+        self.register_buffer("word_states", torch.zeros(len(head_dims) if min_relatedness else 0, d), persistent=False)
         self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.lm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, L, d]
 
     def expansion(self, hidden: torch.Tensor, attention_mask: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
-        """Learned word weights over the head dimensions ``[B,D]``."""
+        """Learned word weights over the head dimensions ``[B,D]``, times the relatedness gate when there is one."""
+        weights = self._expansion(hidden, attention_mask, caption)
+        if self.min_relatedness:
+            weights = weights * self.relatedness_gate(hidden, caption)
+        return weights
+
+    def _expansion(self, hidden: torch.Tensor, attention_mask: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         if self.readout == "last_token":
             last = attention_mask.sum(dim=1) - 1  # right padding: the prompt's final token
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, d]
@@ -242,6 +258,17 @@ class TextTower(nn.Module):
         token_logits = self.mapper(hidden) @ self.codebook.t()  # [B, L, D]
         # Max over the caption's tokens before the (monotonic) activation: same result, cheaper.
         return lexical_activation(masked_max_pool(token_logits, caption))
+
+    @staticmethod
+    def caption_state(hidden: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        """The caption's unit-length mean-pooled state ``[B,d]`` (the LM's sentence embedding, template excluded)."""
+        return nn.functional.normalize(masked_mean_pool(hidden, caption), dim=-1)
+
+    def relatedness_gate(self, hidden: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        """``[B,D]`` in [0, 1]: 0 for a head word whose cosine with the caption is at most
+        ``min_relatedness``, rising linearly to 1 at cosine 1."""
+        cosine = self.caption_state(hidden, caption) @ self.word_states.t()  # [B, D]
+        return ((cosine - self.min_relatedness) / (1.0 - self.min_relatedness)).clamp(0.0, 1.0)
 
     def from_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """LM hidden states ``[B,L,d]`` -> word weights ``[B,V]``."""

@@ -10,6 +10,7 @@ import torch
 from models.model import LexVLA
 from models.preprocess import load_image
 from models.registry import load_card
+from models.towers import caption_mask
 
 PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # a person in military uniform
 
@@ -137,3 +138,61 @@ def test_exact_floor_needs_the_exact_match_path():
     card = load_card("tiny-random")
     with pytest.raises(ValueError, match="exact_floor"):
         LexVLA(replace(card, text=replace(card.text, exact_match=False, exact_floor=0.2)))
+
+
+RELATED = ["apple", "fruit", "pear"]  # words the frozen MiniLM finds related to "a red apple"
+UNRELATED = ["shoes", "holiday", "penny", "laundry", "diet"]  # expansion words earlier bundles added to it
+
+
+def gated(card, mini, words, threshold=0.3):
+    dims = [mini.vocab.index(w) for w in words]
+    return LexVLA(replace(card, text=replace(card.text, expansion_min_relatedness=threshold)), head_dims=dims).eval()
+
+
+def test_relatedness_gate_opens_for_related_words_only(mini):
+    """The gate is the frozen LM's cosine between the caption and each word read alone, above the threshold."""
+    card = load_card("lexvla-mini")
+    model = gated(card, mini, RELATED + UNRELATED)
+    ids, mask = model.text_inputs(["a red apple"])
+    caption = caption_mask(mask, model.text.skip_head, model.text.skip_tail)
+    with torch.no_grad():
+        gate = model.text.relatedness_gate(model.text.hidden_states(ids, mask), caption)[0]  # [D]
+    by_word = {model.vocab.words[j]: float(g) for j, g in zip(model.head_dims, gate, strict=True)}
+    assert all(by_word[w] > 0.1 for w in RELATED), by_word
+    assert all(by_word[w] == 0.0 for w in UNRELATED), by_word
+    assert by_word["apple"] > by_word["fruit"] > by_word["pear"]  # nearer words pass more
+
+
+def test_a_gated_expansion_adds_only_related_words_in_the_exported_bundle(mini, tmp_path):
+    """However the expansion is trained, the gate scales it word by word (the same weights without a
+    gate add unrelated words), and the exported ONNX graph does the same."""
+    from models.export import export_bundle
+
+    card = load_card("lexvla-mini")
+    model = gated(card, mini, RELATED + UNRELATED)
+    plain = LexVLA(card, head_dims=model.head_dims).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.text.mapper.weight, std=0.3)  # an expansion towards many words ...
+        model.text.mapper.bias.fill_(0.5)
+        model.text.gate.fill_(1.0)
+        plain.load_state_dict(model.state_dict())
+        free = words_of(plain, plain.encode_text_batch(["a red apple"])[0])
+        kept = words_of(model, model.encode_text_batch(["a red apple"])[0])
+    assert set(UNRELATED) & set(free)  # ... unrelated ones among them without the gate
+    assert not set(UNRELATED) & set(kept) and {"red", "apple"} <= set(kept)
+    bundle = export_bundle(model, tmp_path / "bundle")  # raises when ONNX and PyTorch disagree
+    (vec,) = bundle.encode_texts(["a red apple"])
+    assert set(vec.words(bundle.words)) == set(kept)
+
+
+def test_relatedness_gate_needs_the_expansion_and_a_frozen_lm():
+    card = load_card("tiny-random")
+    with pytest.raises(ValueError, match="needs the expansion"):
+        LexVLA(replace(card, text=replace(card.text, expansion=False, expansion_min_relatedness=0.3)))
+    with pytest.raises(ValueError, match="frozen LM"):
+        LexVLA(replace(card, text=replace(card.text, expansion_min_relatedness=0.3)))
+    no_lora = replace(card.text, lora=replace(card.text.lora, rank=0), expansion_min_relatedness=0.3)
+    model = LexVLA(replace(card, text=no_lora), head_dims=list(range(100, 140)))
+    assert model.text.word_states.shape == (len(model.head_dims), model.text.codebook.shape[1])
+    assert torch.allclose(model.text.word_states.norm(dim=1), torch.ones(len(model.head_dims)), atol=1e-5)
