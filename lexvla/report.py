@@ -8,6 +8,7 @@ that wrote it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -60,7 +61,7 @@ METRICS = [
 ]
 WORD_METRICS = [
     (("retention", "retention"), "word retention %"), (("precision", "precision_at_10"), "image top-10 precision %"),
-    (("expansion", "precision_at_10"), "query expansion precision %"), (("expansion", "added"), "expansion words per query"),
+    (("expansion", "support_at_10"), "query expansion support %"), (("expansion", "added"), "expansion words per query"),
     (("in_domain", "image_top10_max_share"), "most-used top-10 image word, % of images"),
     (("in_domain", "image_top10_max_share_beyond_captions"), "most-used beyond its captions, % of images"),
     (("patchdis", "mIoU"), "PatchDis mIoU"),
@@ -102,6 +103,16 @@ def derived_bundle(ws: Workspace, bundle_dir: Path, name: str) -> Path:
     return out
 
 
+@functools.cache
+def training_annotations(ws: Workspace, known: frozenset[str]) -> dict:
+    """Which words people wrote together on the training images (``models.evaluate.cooccurring_words``)."""
+    from models.data.manifest import read_manifest
+    from models.evaluate import cooccurring_words
+
+    records = [r for manifest in ensure_data(ws) for r in read_manifest(manifest, split="train")]
+    return cooccurring_words(records, set(known))
+
+
 def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> dict:
     """Everything the report says about one bundle: retrieval in and out of domain, words, PatchDis."""
     from models.bundle import Bundle
@@ -110,7 +121,7 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
         encode_records,
         evaluate_patchdis,
         evaluate_retrieval,
-        expansion_precision,
+        expansion_support,
         flatten_captions,
         image_word_precision,
         word_retention,
@@ -126,8 +137,8 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
         "heldout": evaluate_retrieval(bundle, heldout, encoded=enc_held),
         "retention": word_retention(bundle, flatten_captions(records)[0], vectors=enc_test[1] + enc_held[1]),
         "precision": image_word_precision(bundle, records, vectors=enc_test[0] + enc_held[0]),
-        "expansion": expansion_precision(bundle, records, enc_test[1] + enc_held[1],
-                                         np.concatenate([enc_test[2], enc_held[2] + len(test)])),
+        "expansion": expansion_support(bundle, flatten_captions(records)[0], enc_test[1] + enc_held[1],
+                                       training_annotations(ws, frozenset(bundle.words))),
         "patchdis": evaluate_patchdis(bundle, read_manifest(ws.scenes, split="test")[:patchdis_limit]),
         "bundle_version": bundle.version,
         "top_k": {"image": bundle.config.image_top_k, "text": bundle.config.text_top_k},
@@ -340,7 +351,7 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
         "",
         f"- **Training data**: {meta['train_data']}. Every trained model uses the same config (`{meta['config']}`), "
         "data and number of steps; only the regulariser, the caption-word loss, the word-rate calibration, the typed-word "
-        "floor and the seed differ.",
+        "floor, the relatedness gate and the seed differ.",
         f"- **In-domain test**: {first['in_domain']['images']} openclipart drawings ({first['in_domain']['captions']} captions: "
         "cleaned titles and keywords, the style of the training captions), never trained on.",
         f"- **Held-out source**: {first['heldout']['images']} OpenMoji drawings with one short caption each (the emoji's "
@@ -387,11 +398,25 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
         "(`models.towers.TextTower`, `models.sparse.sparsify`); the learned importance and expansion can rank a typed "
         "word low but not drop it. It holds in training and at search. *no typed-word floor* is the default's own "
         "trained weights of each seed exported with the floor at 0 (top-k alone).",
+        "- **relatedness gate** (`text.expansion_min_relatedness` of the card): a word the caption did not type is "
+        "added to its query only as far as the frozen MiniLM finds it related to the whole caption: its expansion weight "
+        "is scaled by how far the cosine between the caption's pooled state and the word's own (the word read alone) lies "
+        "above the threshold (`models.towers.TextTower.relatedness_gate`). It holds in training and at search. "
+        "*no relatedness gate* is the default's own trained weights of each seed exported with the gate open.",
+        "- **query expansion support**: of a query's 10 strongest words that it did not type (impact >= 1), the share "
+        "that people wrote beside one of its typed words on at least two training images' captions or keywords "
+        "(\"fruit\" beside \"apple\", not \"shoes\"); a judge independent of MiniLM. **expansion words per query**: how "
+        "many such words a query holds (in-domain and held-out captions; `models.evaluate.expansion_support`).",
         f"- PatchDis (random {first['patchdis']['random_mIoU']:.1f}): each object patch of a generated scene gets the shape "
         "word with the highest weight on it.",
         "",
         "Captions whose words were dropped (default, seed 0): "
         + "; ".join(f"\"{c}\" lost {', '.join(w)}" for c, w in first["retention"]["dropped_examples"][:6]) + ".",
+        "",
+        "Words queries added (default, seed 0, the first in-domain test captions; in bold the words people wrote beside "
+        "a typed word on the training images): " + "; ".join(
+            f"\"{c}\" -> " + ", ".join(f"**{w}**" if w in hits else w for w in top)
+            for c, top, hits in first["expansion"]["examples"]) + ".",
         "",
         "## The 20 words most often among an image's top 10 (in-domain test, seed 0)",
         "",

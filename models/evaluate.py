@@ -271,37 +271,48 @@ def record_words(record, known: set[str]) -> set[str]:
     return {singular(w, known) or w for t in texts for w in _WORD.findall(t.lower())}
 
 
-def expansion_precision(bundle, records, text_vectors: Sequence[SparseVector], text_image: np.ndarray,
-                        k: int = 10) -> dict:
-    """Do the words a query adds describe the image it is meant to find?
+def cooccurring_words(records, known: set[str]) -> dict[str, Counter]:
+    """``{word: Counter(other word -> records)}``: on how many records people wrote two words together
+    (a record's captions and keywords, ``record_words``)."""
+    together: dict[str, Counter] = {}
+    for record in records:
+        words = record_words(record, known) & known
+        for word in words:
+            together.setdefault(word, Counter()).update(words - {word})
+    return together
+
+
+def expansion_support(bundle, captions: Sequence[str], text_vectors: Sequence[SparseVector],
+                      together: dict[str, Counter], k: int = 10, min_records: int = 2) -> dict:
+    """Are the words a query adds words people write beside the words it typed?
 
     A query's expansion words are the words of its indexed text vector (impact >= 1) that the caption
-    did not type; precision@k is the share of its ``k`` strongest expansion words that are words of
-    its image's captions or keywords (``record_words``). ``text_vectors[m]`` is caption ``m`` of
-    ``flatten_captions(records)``, ``text_image[m]`` its record. Queries that add no word are not
-    counted; ``added`` is the mean number of expansion words per query.
+    did not type. One is *supported* when, on at least ``min_records`` records of ``together``
+    (``cooccurring_words`` of the training annotations), people wrote it beside one of the caption's
+    typed words ("apple" beside "fruit"; not "apple" beside "shoes"). Support@k is the share of a
+    query's ``k`` strongest expansion words that are supported, over the queries that add any;
+    ``added`` is the mean number of expansion words per query.
     """
     from models.vocab import singular
 
     known = set(bundle.words)
-    captions, _ = flatten_captions(records)
-    covers = [record_words(r, known) for r in records]
-    precisions, added, examples = [], [], []
-    for caption, vec, n in zip(captions, text_vectors, text_image, strict=True):
+    supports, added, examples = [], [], []
+    for caption, vec in zip(captions, text_vectors, strict=True):
         typed = {singular(w, known) or w for w in _WORD.findall(caption.lower())}
         impacts = quantize(vec, bundle.config.quant_scale)
-        expansion = [bundle.words[int(i)] for i in vec.ids
-                     if impacts.get(int(i), 0) >= 1 and (singular(bundle.words[int(i)], known) or bundle.words[int(i)]) not in typed]
+        words = [bundle.words[int(i)] for i in vec.ids if impacts.get(int(i), 0) >= 1]  # sorted by weight
+        expansion = [w for w in words if (singular(w, known) or w) not in typed]
         added.append(len(expansion))
         if not expansion:
             continue
-        top = expansion[:k]  # a SparseVector is sorted by weight
-        hits = [w for w in top if (singular(w, known) or w) in covers[n]]
-        precisions.append(len(hits) / len(top))
-        if len(examples) < 5:
+        top = expansion[:k]
+        beside = [together.get(t, Counter()) for t in typed]
+        hits = [w for w in top if any(c[singular(w, known) or w] >= min_records for c in beside)]
+        supports.append(len(hits) / len(top))
+        if len(examples) < 8:
             examples.append((caption, top, hits))
-    return {f"precision_at_{k}": float(100.0 * np.mean(precisions)) if precisions else 0.0,
-            "queries": len(precisions), "added": float(np.mean(added)) if added else 0.0, "examples": examples}
+    return {f"support_at_{k}": float(100.0 * np.mean(supports)) if supports else 0.0,
+            "queries": len(supports), "added": float(np.mean(added)) if added else 0.0, "examples": examples}
 
 
 def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,

@@ -202,3 +202,31 @@ def test_words_beyond_captions_counts_only_what_the_captions_do_not_cover():
     # icon: on 4 of 4 images, each caption holds it (icons counts as icon): not overuse. edit: on 3
     # images, one caption holds it. dog: on image 2, whose caption lacks it (image 1's holds it).
     assert got == [("edit", 0.75, 0.25, 0.5), ("dog", 0.25, 0.25, 0.25)]
+
+
+def test_expansion_support_counts_words_people_wrote_beside_the_typed_ones(bundle):
+    import numpy as np
+
+    from models.data.manifest import ManifestRecord
+    from models.evaluate import cooccurring_words, expansion_support
+    from models.sparse import SparseVector
+
+    annotations = ["apple, fruit, food", "red apple, fruit", "apple, holiday", "red shoes"]
+    records = [ManifestRecord(id=str(i), image=f"{i}.png", captions=[c]) for i, c in enumerate(annotations)]
+    known = set(bundle.words)
+    together = cooccurring_words(records, known)
+    assert together["apple"]["fruit"] == 2 and together["apple"]["holiday"] == 1 and together["red"]["shoe"] == 1  # plurals count as their singular
+
+    def vec(**weights):
+        ids = [bundle.vocab.index(w) for w in weights]
+        return SparseVector(np.array(ids, dtype=np.int64), np.array(list(weights.values()), dtype=np.float32))
+
+    captions = ["a red apple", "an apple", "a red apple"]
+    vectors = [vec(apple=0.6, red=0.5, fruit=0.3, holiday=0.2, shoes=0.1),  # fruit: twice beside apple
+               vec(apple=0.9, apples=0.3),  # the plural of a typed word is not an added word
+               vec(apple=0.7, red=0.7)]  # adds nothing: not counted
+    out = expansion_support(bundle, captions, vectors, together)
+    assert out["support_at_10"] == pytest.approx(100.0 / 3) and out["queries"] == 1
+    assert out["added"] == pytest.approx(1.0)
+    assert out["examples"] == [("a red apple", ["fruit", "holiday", "shoes"], ["fruit"])]
+    assert expansion_support(bundle, captions, vectors, together, min_records=1)["support_at_10"] == 100.0
