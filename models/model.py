@@ -144,11 +144,15 @@ class LexVLA(nn.Module):
     @torch.no_grad()
     def word_states(self, words: list[str], batch_size: int = 512) -> torch.Tensor:
         """``[len(words), d]``: each word read alone as a caption, its unit caption state (``TextTower.caption_state``)."""
-        states = []
-        for start in range(0, len(words), batch_size):
-            ids, mask = self.text_inputs(words[start:start + batch_size])
-            caption = caption_mask(mask, self.text.skip_head, self.text.skip_tail)
-            states.append(self.text.caption_state(self.text.hidden_states(ids, mask), caption))  # [b, d]
+        states, training = [], self.text.lm.training
+        self.text.lm.eval()  # no dropout: the same states whenever and with whatever seed a model is built
+        try:
+            for start in range(0, len(words), batch_size):
+                ids, mask = self.text_inputs(words[start:start + batch_size])
+                caption = caption_mask(mask, self.text.skip_head, self.text.skip_tail)
+                states.append(self.text.caption_state(self.text.hidden_states(ids, mask), caption))  # [b, d]
+        finally:
+            self.text.lm.train(training)
         return torch.cat(states) if states else torch.zeros(0, self.text.codebook.shape[1])
 
     def text_inputs(self, texts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

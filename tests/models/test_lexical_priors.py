@@ -117,7 +117,8 @@ def test_a_floored_bundle_keeps_every_typed_word_in_the_query(tmp_path):
     from models.sparse import quantize, sparsify
 
     card = load_card("lexvla-mini")
-    model = LexVLA(replace(card, text=replace(card.text, exact_floor=0.25))).eval()
+    # no relatedness gate: it would keep the unrelated words of this flat expansion out of the top-k
+    model = LexVLA(replace(card, text=replace(card.text, exact_floor=0.25, expansion_min_relatedness=0.0))).eval()
     torch.manual_seed(0)
     with torch.no_grad():
         torch.nn.init.normal_(model.text.mapper.weight, std=0.2)  # a flat expansion of hundreds of words
@@ -196,3 +197,14 @@ def test_relatedness_gate_needs_the_expansion_and_a_frozen_lm():
     model = LexVLA(replace(card, text=no_lora), head_dims=list(range(100, 140)))
     assert model.text.word_states.shape == (len(model.head_dims), model.text.codebook.shape[1])
     assert torch.allclose(model.text.word_states.norm(dim=1), torch.ones(len(model.head_dims)), atol=1e-5)
+
+
+def test_word_states_do_not_depend_on_the_seed_or_dropout(mini):
+    """Word states are the frozen LM's own: the same for a trained model's seed and for the seed it is
+    loaded with for export, and the same as read from a model in eval mode."""
+    card = load_card("lexvla-mini")
+    dims = [mini.vocab.index(w) for w in RELATED + UNRELATED]
+    gated_card = replace(card, text=replace(card.text, expansion_min_relatedness=0.3))
+    one, two = LexVLA(gated_card, head_dims=dims, seed=1), LexVLA(gated_card, head_dims=dims, seed=2)
+    torch.testing.assert_close(one.text.word_states, two.text.word_states)
+    torch.testing.assert_close(one.text.word_states, one.eval().word_states([one.vocab.words[j] for j in one.head_dims]))
