@@ -132,12 +132,13 @@ def evaluate_variant(bundle_dir: Path, ws: Workspace, patchdis_limit: int) -> di
     # Each set is encoded once; retrieval, retention and precision all read the same vectors.
     enc_test, enc_held = encode_records(bundle, test), encode_records(bundle, heldout)
     records = test + heldout
+    captions = flatten_captions(records)[0]
     return {
         "in_domain": evaluate_retrieval(bundle, test, encoded=enc_test),
         "heldout": evaluate_retrieval(bundle, heldout, encoded=enc_held),
-        "retention": word_retention(bundle, flatten_captions(records)[0], vectors=enc_test[1] + enc_held[1]),
+        "retention": word_retention(bundle, captions, vectors=enc_test[1] + enc_held[1]),
         "precision": image_word_precision(bundle, records, vectors=enc_test[0] + enc_held[0]),
-        "expansion": expansion_support(bundle, flatten_captions(records)[0], enc_test[1] + enc_held[1],
+        "expansion": expansion_support(bundle, captions, enc_test[1] + enc_held[1],
                                        training_annotations(ws, frozenset(bundle.words))),
         "patchdis": evaluate_patchdis(bundle, read_manifest(ws.scenes, split="test")[:patchdis_limit]),
         "bundle_version": bundle.version,
