@@ -405,7 +405,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: _Report, params: dict,
-           seconds: float, out: Path) -> dict:
+           seconds: float, out: Path, extra: dict | None = None) -> dict:
     image_bytes = sum((out / "images" / source / f"{r.id}.png").stat().st_size for r in records)
     return {
         "source": source,
@@ -413,13 +413,18 @@ def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: _
         **corpus_stats(records, report.counts("image"), report.counts("caption")),
         "groups": dict(Counter(r.meta.get("group") or r.meta.get("category") for r in records).most_common()),
         "image_bytes": image_bytes,
+        **(extra or {}),
         "params": params,
         "seconds": round(seconds, 2),
     }
 
 
 def _finish(out: Path, source: str, records: list[ManifestRecord], report: _Report, n_entries: int,
-            params: dict, started: float) -> dict:
+            params: dict, started: float, extra: dict | None = None) -> dict:
+    """Write ``manifest.jsonl``, ``dropped.jsonl`` and ``stats.json``; remove stale images of ``source``.
+
+    ``extra``: more ``stats.json`` fields (a licence, an attribution), written before ``params``.
+    """
     keep = {Path(r.image).name for r in records}
     for stale in sorted((out / "images" / source).glob("*.png")):
         if stale.name not in keep:  # left by an earlier build with another limit
@@ -427,7 +432,7 @@ def _finish(out: Path, source: str, records: list[ManifestRecord], report: _Repo
     write_manifest(out / "manifest.jsonl", records)
     _write_jsonl(out / "dropped.jsonl", report.rows)
     # seconds vary between runs; manifest.jsonl and dropped.jsonl are byte-identical.
-    stats = _stats(source, n_entries, records, report, params, time.perf_counter() - started, out)
+    stats = _stats(source, n_entries, records, report, params, time.perf_counter() - started, out, extra)
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return stats
 
