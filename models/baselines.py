@@ -174,7 +174,8 @@ def random_baseline(records, seed: int = 0) -> dict:
     per_image = np.bincount(text_image, minlength=n)
     analytic = {f"t2i_R@{k}": 100.0 * min(k, n) / n if n else 0.0 for k in RECALL_AT}
     for k in RECALL_AT:
-        hit = [1.0 - comb(m - c, k) / comb(m, k) if m else 0.0 for c in per_image]
+        # with no more than K captions every one is in the top K: comb(m, k) is then 0 and the hit certain
+        hit = [1.0 - comb(m - c, k) / comb(m, k) if m > k else float(m > 0) for c in per_image]
         analytic[f"i2t_R@{k}"] = float(100.0 * np.mean(hit)) if n else 0.0
     out["analytic"] = analytic
     return out

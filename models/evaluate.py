@@ -315,6 +315,27 @@ def expansion_support(bundle, captions: Sequence[str], text_vectors: Sequence[Sp
             "queries": len(supports), "added": float(np.mean(added)) if added else 0.0, "examples": examples}
 
 
+def _image_vectors(bundle, records, vectors, batch_size: int) -> Sequence[SparseVector]:
+    from models.preprocess import load_image
+
+    if vectors is not None:
+        return vectors
+    return [v for start in range(0, len(records), batch_size)
+            for v in bundle.encode_images([load_image(r.image) for r in records[start : start + batch_size]])]
+
+
+def _top_word_hits(bundle, records, vectors: Sequence[SparseVector], k: int):
+    """For each record: its image's ``k`` strongest words and those of them its captions or keywords hold
+    (``record_words``: singular and plural count as one)."""
+    from models.vocab import singular
+
+    known = set(bundle.words)
+    for rec, vec in zip(records, vectors, strict=True):
+        top = [bundle.words[int(i)] for i in vec.ids[:k]]  # a SparseVector is sorted by weight
+        relevant = record_words(rec, known)
+        yield rec, top, [w for w in top if (singular(w.lower(), known) or w.lower()) in relevant]
+
+
 def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
                          vectors: Sequence[SparseVector] | None = None) -> dict:
     """Precision@k of each image's top-k indexed words against the words of its captions.
@@ -324,21 +345,31 @@ def image_word_precision(bundle, records, k: int = 10, batch_size: int = 32,
     mapped to its singular when that singular is a vocabulary word). An image with no active
     word scores 0. ``vectors``: the records' sparse image vectors when already encoded.
     """
-    from models.preprocess import load_image
-    from models.vocab import singular
-
-    if vectors is None:
-        vectors = [v for start in range(0, len(records), batch_size)
-                   for v in bundle.encode_images([load_image(r.image) for r in records[start : start + batch_size]])]
-    known = set(bundle.words)
+    vectors = _image_vectors(bundle, records, vectors, batch_size)
     precisions: list[float] = []
     examples: list[tuple[str, list[str], list[str]]] = []
-    for rec, vec in zip(records, vectors, strict=True):
-        top = [bundle.words[int(i)] for i in vec.ids[:k]]  # a SparseVector is sorted by weight
-        relevant = record_words(rec, known)
-        hits = [w for w in top if (singular(w.lower(), known) or w.lower()) in relevant]
+    for rec, top, hits in _top_word_hits(bundle, records, vectors, k):
         precisions.append(len(hits) / len(top) if top else 0.0)
         if len(examples) < 5:
             examples.append((rec.id, top, hits))
     precision = float(100.0 * np.mean(precisions)) if precisions else 0.0
     return {f"precision_at_{k}": precision, "images": len(precisions), "examples": examples}
+
+
+def image_word_accuracy(bundle, records, ks: Sequence[int] = (5, 10), batch_size: int = 32,
+                        vectors: Sequence[SparseVector] | None = None, examples: int = 8) -> dict:
+    """Does an image say what it shows? The share of images whose ``k`` strongest indexed words
+    include a word of their captions or keywords (``record_words``; singular and plural count as one),
+    for each ``k`` in ``ks``; ``accuracy_at_5`` is the report's image word accuracy.
+
+    Vocabulary dimensions are never function words, so a hit is a content word. ``examples``: the
+    first records' ids with their 5 strongest words and the hits among them.
+    """
+    vectors = _image_vectors(bundle, records, vectors, batch_size)
+    out: dict = {"images": len(vectors)}
+    for k in ks:
+        hits = [bool(h) for _, _, h in _top_word_hits(bundle, records, vectors, k)]
+        out[f"accuracy_at_{k}"] = float(100.0 * np.mean(hits)) if hits else 0.0
+    out["examples"] = [(rec.id, rec.captions[0] if rec.captions else "", top, hits)
+                       for rec, top, hits in list(_top_word_hits(bundle, records[:examples], vectors[:examples], 5))]
+    return out

@@ -186,6 +186,26 @@ def test_image_word_precision(bundle, image_dir, records):
     assert image_word_precision(bundle, keywords[:1])["examples"][0][2] == [word]
 
 
+def test_image_word_accuracy_counts_images_whose_top_words_hold_a_caption_word():
+    import numpy as np
+
+    from models.data.manifest import ManifestRecord
+    from models.evaluate import image_word_accuracy
+    from models.sparse import SparseVector
+
+    class Words:  # what the metric reads of a bundle: its dimension -> word list
+        words = ["icon", "dog", "cat", "tree", "car", "house", "flag"]
+
+    vec = lambda *ids: SparseVector(np.array(ids, dtype=np.int64), np.ones(len(ids), dtype=np.float32))  # noqa: E731
+    vectors = [vec(0, 4, 5, 6, 3, 1), vec(2, 0), vec(4, 5)]  # sorted by weight: "dog" is image 0's 6th word
+    records = [ManifestRecord(id=str(i), image=f"{i}.png", captions=[c]) for i, c in
+               enumerate(["two dogs", "a cat", "a red apple"])]  # fmt: skip
+    got = image_word_accuracy(Words(), records, ks=(5, 10), vectors=vectors)
+    # image 0: dogs (plural) is its 6th word, outside the top 5; image 1: cat first; image 2: nothing true
+    assert got["accuracy_at_5"] == pytest.approx(100 / 3) and got["accuracy_at_10"] == pytest.approx(200 / 3)
+    assert got["examples"][1] == ("1", "a cat", ["cat", "icon"], ["cat"])
+
+
 def test_words_beyond_captions_counts_only_what_the_captions_do_not_cover():
     import numpy as np
 
