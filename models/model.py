@@ -82,7 +82,7 @@ class LexVLA(nn.Module):
             for k, j in enumerate(self.head_dims):
                 if j in column:
                     matrix[:, k] = torch.from_numpy(class_words[:, column[j]])
-            prior = ClassPrior(backbone.classifier[-1], matrix)
+            prior = ClassPrior(backbone.classifier[-1], matrix, top_k=card.vision.class_prior_top_k)
         self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden, dims, len(self.vocab), prior)
         self.logit_scale = nn.Parameter(torch.tensor(2.6593))  # log(1/0.07), as CLIP
         log.info("%s: %d lexical dimensions", card.name, len(self.vocab))

@@ -41,6 +41,9 @@ class VisionCfg:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     adapter_hidden: int = 1024
     class_prior: str | None = None  # "imagenet": word prior from the backbone's own ImageNet classifier
+    # Only the k most probable classes speak (0: all): spread-out mass over many classes of one kind
+    # (118 dog breeds) does not add up to that kind's word on a picture the classifier does not know.
+    class_prior_top_k: int = 0
     head_vocab: str = "all"  # "training": heads write only words of the training captions (+ prior words)
     head_min_count: int = 3  # with head_vocab "training": captions a word must appear in
 

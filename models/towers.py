@@ -11,6 +11,11 @@ Image: frozen backbone -> patch features ``[B,P,d]``.
     probabilities, and a fixed class -> word matrix turns them into word weights (e.g. golden
     retriever -> retriever, dog). The image vector uses the whole image's class probabilities; the
     per-patch maps use each patch's, so heatmaps show where a class word is.
+  - familiarity (fitted after training, ``models.train.fit_familiarity``): the learned part is
+    scaled by how close the image's pooled features lie to the training images' (max cosine to
+    ``prototypes``, mapped through ``familiar_range`` onto [0, 1]). On a picture unlike any it
+    learned from (a photo, for a model trained on drawings) the tower says its prior's words,
+    not associations learned on other pictures; on training-like pictures the factor is 1.
   - word-rate calibration: the sum is multiplied by a fixed per-word factor ``word_scale`` (1 until
     ``models.train.fit_word_scale`` sets it after training), so that no word is among the strongest
     words of most images -- the overuse penalty's aim, enforced on the training images' statistics.
@@ -87,17 +92,28 @@ class Adapter(nn.Module):
 
 
 class ClassPrior(nn.Module):
-    """Frozen classifier ``[C,d]`` + fixed class -> word matrix ``[C,D]``: word weights from class probabilities."""
+    """Frozen classifier ``[C,d]`` + fixed class -> word matrix ``[C,D]``: word weights from class probabilities.
 
-    def __init__(self, classifier: nn.Linear, class_words: torch.Tensor):
+    With ``top_k`` only the ``top_k`` most probable classes contribute. Summing every class's
+    probability into its words lets a picture the classifier does not know (a flag, a star rating)
+    collect a word shared by many classes: ImageNet's 118 dog breeds put "dog" among the strongest
+    words of about one symbol in twelve. With the top 5, a dog photo still sums its breeds into
+    "dog"; a symbol gets "dog" only if a breed is among its five best guesses.
+    """
+
+    def __init__(self, classifier: nn.Linear, class_words: torch.Tensor, top_k: int = 0):
         super().__init__()
         self.register_buffer("weight", classifier.weight.detach().clone().float())
         self.register_buffer("bias", classifier.bias.detach().clone().float())
         self.register_buffer("class_words", class_words.float())
+        self.top_k = int(top_k)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """Features ``[..., d]`` -> expected word weights ``[..., D]`` under the class distribution."""
-        probs = torch.softmax(feats @ self.weight.t() + self.bias, dim=-1)
+        """Features ``[..., d]`` -> expected word weights ``[..., D]`` under the (top-k) class distribution."""
+        probs = torch.softmax(feats @ self.weight.t() + self.bias, dim=-1)  # [..., C]
+        if self.top_k:
+            kth = probs.topk(self.top_k, dim=-1).values[..., -1:]  # [..., 1]
+            probs = probs * (probs >= kth).to(probs.dtype)
         return probs @ self.class_words
 
 
@@ -118,6 +134,10 @@ class ImageTower(nn.Module):
         self.register_buffer("head_dims", head_dims.clone(), persistent=True)
         # Per-word factors [D], fitted on the training images after training (models.train.fit_word_scale).
         self.register_buffer("word_scale", torch.ones(len(head_dims)), persistent=True)
+        # [K, d] unit centroids of the training images' pooled features and the [unfamiliar, familiar]
+        # cosines between which the learned part fades in (models.train.fit_familiarity); K = 0: always 1.
+        self.register_buffer("prototypes", torch.zeros(0, d_feat), persistent=True)
+        self.register_buffer("familiar_range", torch.zeros(2), persistent=True)
         self.to_vocab = ToVocabulary(head_dims, vocab_size)
 
     def train(self, mode: bool = True):
@@ -130,14 +150,23 @@ class ImageTower(nn.Module):
         mapped = self.mapper(self.adapter(feats))  # [B, P, d_c]
         return mapped @ self.codebook.t()  # [B, P, D]
 
+    def familiarity(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[B, 1]`` in [0, 1]: how like the training images patch features ``[B,P,d]`` are (1 without prototypes)."""
+        if self.prototypes.shape[0] == 0:
+            return torch.ones(feats.shape[0], 1, dtype=feats.dtype, device=feats.device)
+        pooled = nn.functional.normalize(feats.mean(dim=1), dim=-1)  # [B, d]
+        nearest = (pooled @ self.prototypes.t()).amax(dim=1, keepdim=True)  # [B, 1]: cosine to the closest centroid
+        low, high = self.familiar_range[0], self.familiar_range[1]
+        return ((nearest - low) / (high - low).clamp(min=1e-6)).clamp(0.0, 1.0)
+
     def from_features(self, feats: torch.Tensor, patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Image word weights ``[B,V]`` (and per-patch weights ``[B,P,V]`` when asked)."""
         logits = self.patch_logits(feats)
         # log1p(relu(.)) is monotonic: pooling the logits first gives the same max over patches
         # while the activation (and its backward) runs on [B,D] instead of [B,P,D].
-        gate = self.gate.clamp(min=0.0)  # non-negative weights; the gradient still flows at 0
+        gate = self.gate.clamp(min=0.0) * self.familiarity(feats)  # [B, 1]; non-negative, the gradient still flows at 0
         vec = gate * lexical_activation(logits.amax(dim=1))
-        per_patch = gate * lexical_activation(logits) if patches else None
+        per_patch = gate.unsqueeze(-1) * lexical_activation(logits) if patches else None
         if self.prior is not None:
             scale = self.prior_scale.clamp(min=0.0)
             vec = vec + scale * self.prior(feats.mean(dim=1))  # the classifier's own view: pooled features

@@ -208,3 +208,27 @@ def test_word_states_do_not_depend_on_the_seed_or_dropout(mini):
     one, two = LexVLA(gated_card, head_dims=dims, seed=1), LexVLA(gated_card, head_dims=dims, seed=2)
     torch.testing.assert_close(one.text.word_states, two.text.word_states)
     torch.testing.assert_close(one.text.word_states, one.eval().word_states([one.vocab.words[j] for j in one.head_dims]))
+
+
+ANIMAL_WORDS = {"dog", "animal", "mammal", "cat", "bird", "retriever", "terrier", "hound", "spaniel", "primate"}
+STARS = [Path("/usr/share/openclipart/png/shapes/stars") / f"{name}.png" for name in ("star_15pt07step", "star_25pt12step")]
+
+
+def test_the_image_prior_writes_no_animal_on_an_abstract_symbol(mini):
+    """Star drawings the ImageNet classifier is unsure of: summing every class's probability into its
+    words made dog, animal and mammal among their 5 strongest words (118 dog breeds add up); the
+    card's top-5 classes do not."""
+    missing = [str(p) for p in STARS if not p.is_file()]
+    assert not missing, f"Debian openclipart-png is needed (bash scripts/setup.sh): {missing}"
+    pixels = torch.from_numpy(mini.image_spec.batch([load_image(p) for p in STARS]))
+    assert mini.image.prior.top_k == 5
+    for top_k, expect_animals in ((5, False), (0, True)):
+        mini.image.prior.top_k = top_k
+        try:
+            with torch.no_grad():
+                vec, _ = mini.encode_image_batch(pixels)
+        finally:
+            mini.image.prior.top_k = 5
+        for row in vec:
+            top5 = {mini.vocab.words[i] for i in row.topk(5).indices.tolist()}
+            assert bool(top5 & ANIMAL_WORDS) == expect_animals, (top_k, top5)
