@@ -92,3 +92,24 @@ def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, 
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, hidden=hidden, mask=masks, ids=token_ids)
     return hidden, masks, token_ids
+
+
+def text_hidden_groups(model: LexVLA, groups: Sequence[Sequence[str]], cache_dir: Path | None,
+                       device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``text_hidden`` of each group of captions (one cache entry each), concatenated in order.
+
+    Groups are the training manifests' captions: a run that adds or leaves out one manifest
+    reuses the others' hidden states. Shorter groups are padded to the widest (mask 0, pad id).
+    """
+    parts = [text_hidden(model, list(g), cache_dir, device=device) for g in groups if len(g)]
+    if not parts:
+        return text_hidden(model, [], cache_dir, device=device)
+    width = max(p[0].shape[1] for p in parts)
+    pad_id = model.text_preprocessor.pad_id
+
+    def padded(a: np.ndarray, value) -> np.ndarray:
+        widths = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+        return np.pad(a, widths, constant_values=value)
+
+    return (np.concatenate([padded(h, 0) for h, _, _ in parts]), np.concatenate([padded(m, 0) for _, m, _ in parts]),
+            np.concatenate([padded(i, pad_id) for _, _, i in parts]))

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from models.data.manifest import ManifestRecord, read_manifest
-from models.features import image_features, text_hidden
+from models.features import image_features, text_hidden_groups
 from models.losses import REGULARIZERS, caption_word_loss, info_nce, regularizer_weight
 from models.model import LexVLA
 from models.registry import load_card
@@ -54,6 +54,11 @@ class TrainConfig:
     word_rate_from_captions: bool = True
     # The ceiling holds in each training manifest on its own, not only over all of them together.
     word_rate_per_source: bool = True
+    # After training: the learned image words fade out on pictures unlike the training images
+    # (``fit_familiarity``): this many centroids of their pooled features (0: off), and the quantiles
+    # of the training images' own familiarity at which the learned part is fully off and fully on.
+    familiarity_prototypes: int = 0
+    familiarity_quantiles: tuple[float, float] = (0.0, 0.1)
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
@@ -99,12 +104,14 @@ def _floats(features: np.ndarray, device: torch.device) -> torch.Tensor:
 
 HEAD_DIMS = "image.head_dims"  # saved beside the trainable tensors: which words the heads write
 WORD_SCALE = "image.word_scale"  # and the word-rate calibration fitted after training
+FITTED = (HEAD_DIMS, WORD_SCALE, "image.prototypes", "image.familiar_range")  # buffers a weights file carries
 TOP_WORDS = 10  # the words a person sees first: an image's strongest ten
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     state = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
-    return state | {HEAD_DIMS: model.image.head_dims.detach().cpu(), WORD_SCALE: model.image.word_scale.detach().cpu()}
+    buffers = dict(model.named_buffers())
+    return state | {name: buffers[name].detach().cpu() for name in FITTED}
 
 
 def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -113,7 +120,10 @@ def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> No
         raise KeyError("weights do not fit this model: they were trained for other head words")
     if WORD_SCALE in state:  # weights from before the calibration existed keep a scale of 1
         model.image.word_scale.copy_(state[WORD_SCALE])
-    state = {k: v for k, v in state.items() if k not in (HEAD_DIMS, WORD_SCALE)}
+    if "image.prototypes" in state:  # weights from before the familiarity existed keep the learned part on
+        model.image.prototypes = state["image.prototypes"].to(model.image.prototypes)
+        model.image.familiar_range.copy_(state["image.familiar_range"])
+    state = {k: v for k, v in state.items() if k not in FITTED}
     unknown = sorted(set(state) - set(params))
     if unknown:
         raise KeyError(f"weights do not fit this card: unknown tensors {unknown[:5]}")
@@ -185,6 +195,32 @@ def fit_word_scale(weights: torch.Tensor, max_rate: float, top: int = TOP_WORDS,
     return scale
 
 
+@torch.no_grad()
+def fit_familiarity(pooled: torch.Tensor, k: int, quantiles: tuple[float, float], seed: int = 0,
+                    iterations: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prototypes [k, d], familiar_range [2])`` from the training images' pooled features ``[N, d]``.
+
+    Spherical k-means gives ``k`` unit centroids; an image's familiarity is its cosine to the
+    nearest one. The learned part is fully on from the ``quantiles[1]`` quantile of the training
+    images' own familiarity and fully off at ``quantiles[0]`` (the least familiar training image
+    for 0.0), so nearly every training-like picture keeps it and a picture further from every
+    centroid than any training image says its prior's words only.
+    """
+    x = torch.nn.functional.normalize(pooled.float(), dim=-1)
+    k = min(k, len(x))
+    generator = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randperm(len(x), generator=generator)[:k]].clone()
+    for _ in range(iterations):
+        assign = (x @ centroids.t()).argmax(dim=1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        empty = torch.bincount(assign, minlength=k) == 0
+        sums[empty] = centroids[empty]  # a centroid that lost every image stays where it was
+        centroids = torch.nn.functional.normalize(sums, dim=-1)
+    nearest = (x @ centroids.t()).amax(dim=1)
+    low, high = torch.quantile(nearest, torch.tensor(quantiles, dtype=nearest.dtype))
+    return centroids, torch.stack([torch.minimum(low, high - 1e-3), high])
+
+
 class PairSampler:
     """Epochs over images; each time an image is drawn, one of its captions is picked at random."""
 
@@ -230,13 +266,25 @@ class Trainer:
         records, self.image_feats, self.image_source = self._without_failed(records, feats, sources, [e for _, errs in parts for e in errs])
         self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         # A frozen LM gives the same hidden states every epoch: cache them too.
-        self.text_cache = None if self.model.lm_trainable else text_hidden(self.model, self.sampler.captions, cache, device=str(self.device))
+        self.text_cache = None if self.model.lm_trainable else text_hidden_groups(
+            self.model, self._captions_by_source(), cache, device=str(self.device))
         self.regularizer = REGULARIZERS[cfg.regularizer]
         if cfg.word_loss_weight and self.model.text.exact is None:
             raise ValueError("word_loss_weight needs a card with text.exact_match: the caption words are its targets")
         self.optimizer = self._optimizer()
         self.step = 0
         self.log_path = self.out / "train_log.jsonl"
+
+    def _captions_by_source(self) -> list[list[str]]:
+        """The sampler's captions in order, cut where one training manifest's records end and the next one's begin."""
+        groups: list[list[str]] = []
+        last = None
+        for image, source in enumerate(self.image_source):
+            if source != last:
+                groups.append([])
+                last = source
+            groups[-1] += [self.sampler.captions[c] for c in self.sampler.caption_index[image]]
+        return groups
 
     def _without_failed(self, records: list[ManifestRecord], feats: np.ndarray, sources: list[int],
                         failed: list) -> tuple[list, np.ndarray, list[int]]:  # fmt: skip
@@ -302,6 +350,20 @@ class Trainer:
                 stats |= {"reg_image": float(reg_img.detach()), "reg_text": float(reg_txt.detach())}
         stats |= {"active_image": float((img > 0).sum(1).float().mean()), "active_text": float((txt > 0).sum(1).float().mean())}
         return total, stats
+
+    @torch.no_grad()
+    def fit_familiarity(self) -> None:
+        """Fit the image tower's familiarity on the training images (``fit_familiarity``), before the word rates."""
+        image = self.model.image
+        if not self.cfg.familiarity_prototypes:
+            return
+        pooled = torch.cat([_floats(self.image_feats[s : s + 1024], self.device).mean(dim=1).cpu()
+                            for s in range(0, len(self.image_feats), 1024)])
+        prototypes, bounds = fit_familiarity(pooled, self.cfg.familiarity_prototypes, tuple(self.cfg.familiarity_quantiles), self.cfg.seed)
+        image.prototypes = prototypes.to(image.prototypes)
+        image.familiar_range.copy_(bounds)
+        log.info("familiarity: %d centroids, learned words fade in between cosines %.3f and %.3f",
+                 len(prototypes), float(bounds[0]), float(bounds[1]))
 
     @torch.no_grad()
     def calibrate_word_rates(self) -> None:
@@ -411,6 +473,7 @@ class Trainer:
                     log.warning("stopping at step %d: max_minutes=%s reached", self.step, self.cfg.max_minutes)
                     break
         bar.close()
+        self.fit_familiarity()
         self.calibrate_word_rates()
         self.save_checkpoint()
         weights = self.out / WEIGHTS

@@ -251,3 +251,42 @@ def test_cached_features_reach_the_model_in_torchs_own_aligned_memory():
     tensor = _floats(features, torch.device("cpu"))
     assert tensor.dtype == torch.float32 and torch.equal(tensor, torch.from_numpy(features.astype(np.float32)))
     assert not np.shares_memory(tensor.numpy(), buffer) and tensor.data_ptr() % 64 == 0
+
+
+def test_fit_familiarity_finds_the_training_clusters_and_shuts_out_a_stranger():
+    from models.train import fit_familiarity
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(8)[:2] * 10  # two clusters of training features
+    pooled = torch.cat([centres[i] + torch.randn(50, 8, generator=g) for i in (0, 1)])
+    prototypes, (low, high) = fit_familiarity(pooled, k=2, quantiles=(0.0, 0.1))
+    assert prototypes.shape == (2, 8) and torch.allclose(prototypes.norm(dim=1), torch.ones(2))
+    assert sorted(int(p.argmax()) for p in prototypes) == [0, 1]
+    cos = torch.nn.functional.normalize(pooled, dim=-1) @ prototypes.t()
+    assert float((cos.amax(1) >= high).float().mean()) == pytest.approx(0.9, abs=0.02)  # 90% fully familiar
+    assert low < high and float(cos.amax(1).min()) == pytest.approx(float(low), abs=1e-5)
+
+
+def test_familiarity_fades_the_learned_words_out_on_unfamiliar_pictures(tiny_manifest, tmp_path):
+    """Trained with familiarity: a training image keeps its learned words; a picture unlike every
+    training image gets its prior's words alone, in PyTorch and in the exported bundle."""
+    cfg = _config("lexvla-mini", tiny_manifest, tmp_path / "run", max_steps=10, familiarity_prototypes=4,
+                  familiarity_quantiles=(0.0, 0.5))
+    trainer = Trainer(cfg)
+    weights = trainer.fit()
+    model = load_trained("lexvla-mini", weights)
+    assert model.image.prototypes.shape == (4, model.image.backbone.feature_dim)
+    with torch.no_grad():
+        model.image.gate.fill_(1.0)  # make the learned part large enough to see
+    feats = torch.from_numpy(np.asarray(trainer.image_feats, dtype=np.float32))
+    stranger = -feats[:1]  # pooled features pointing away from every training image
+    familiar = model.image.familiarity(feats)
+    assert float(familiar.max()) == 1.0 and float(model.image.familiarity(stranger)) == 0.0
+    image = model.image
+    prior_only = (image.prior_scale * image.prior(stranger.mean(dim=1))) * image.word_scale
+    vec = image.from_features(stranger, patches=False)[0][:, image.head_dims]
+    torch.testing.assert_close(vec, prior_only)
+    bundle = export_bundle(model, tmp_path / "bundle")
+    assert max(json.loads((tmp_path / "bundle" / "parity.json").read_text()).values()) <= PARITY_TOLERANCE
+    dense, _ = bundle.encode_images_dense([load_image(r.image) for r in read_manifest(tiny_manifest, split="train")])
+    assert np.allclose(dense, model.image.from_features(feats, patches=False)[0].detach().numpy(), atol=1e-3)
