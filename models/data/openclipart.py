@@ -14,9 +14,48 @@ description and keywords. That metadata is noisy in ways seen in the data:
 Captions are the cleaned title (or the cleaned file name when the title is unusable), the
 keywords joined by commas, and the description; no templates, so no caption words that merely
 leak the data source.
+
+The image tower learns to write the words of these captions, so a word that names nothing a
+person sees in the picture teaches it to write that word on unrelated images (a trained model
+wrote "usa, oceania" on a hammer and "martin" on side cutters). ``WordFilter`` removes such words
+from every caption and keyword, with WordNet 3.0 (Debian ``wordnet-base``) as the dictionary;
+``dropped.jsonl`` gets one ``kind: word`` row per removed word per caption (field, word, reason)
+and ``stats.json`` the counts by reason (``words_dropped``). The rules:
+
+- ``licence_word``: licence, site and tool words (``LICENCE_WORDS``: public domain, clipart, svg,
+  inkscape, vectorized, ...); a description sentence naming a licence or the drawing tool goes
+  whole ("This work is hereby released into the Public Domain.", "Made with inkscape").
+- ``author_name``: parts of any creator's or contributor's name in the corpus, not only the
+  drawing's own (about 660 words: ``rollandin``, ``sergio``), unless the part is a common word
+  (``park``, ``cliff``, ``navy``) or a place (left to the place rule).
+- ``person_name``: words WordNet knows only as named individuals (``edison``, ``luther``), and on
+  a drawing that names a person by a WordNet phrase (``Martin Luther King``) that phrase's words in
+  all its captions (``martin``, ``king``); figures drawn with fixed attributes stay (``santa``).
+- ``place_name_outside_flag_or_map``: proper names of places, or tied to one by WordNet (rivers,
+  continents, nationalities: ``europe``, ``american``; not buildings such as the Eiffel Tower),
+  kept only where the title, keywords or file name say flag, map, coat of arms, emblem, banner,
+  globe, ... (``MAP_WORDS``); ``place_name_not_in_title``: even there, only the places the title
+  or file name says stay ("canada" on Canada's flag), not the continent and country tags that
+  openclipart puts on every flag of a region (``europe`` on 177 flags, ``america``, ``oceania``).
+- ``no_visible_meaning``: words WordNet does not know in any part of speech, inflected forms
+  included (codes, typos, foreign words: ``rpg``, ``baloon``, ``tasto``), and proper-name
+  abbreviations of two letters (``md``, ``jr``); function words (``models.vocab.STOPWORDS``) and a
+  few visible words WordNet 3.0 lacks (``usb``, ``hdd``: ``VISIBLE_WORDS``) stay. A glued compound
+  is split instead when its halves are words (``roadsign`` -> "road sign", ``stats.json``'s
+  ``compounds_split``).
+- ``collection_tag`` (keywords only): a keyword on ``COLLECTION_MIN_DRAWINGS``+ drawings, 90%+ of
+  them by one author, that those drawings' own titles, descriptions and file names rarely say and
+  that has no noun sense for a visible thing (``geometry`` on 1,375 stars, ``webpage`` on buttons,
+  ``subnational`` on flags); the list measured is in ``stats.json`` (``collection_tags``).
+
+A caption left without words, or in which WordNet knows none of the words (or at most half of
+three or more: foreign text), is dropped whole (``captions_dropped``: ``no_visible_words``,
+``mostly_unknown_words``; a keyword dropped so is one word row); a drawing left with no caption is
+dropped (``no_captions``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -25,13 +64,17 @@ import os
 import re
 import struct
 import time
+import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
+from models.data.wordnet import LEXFILES, WORDNET_DIR, Lexicon, Sense
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, load_image
+from models.vocab import STOPWORDS
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +194,19 @@ def _strip_authors_from_title(tokens: list[str], words: set[str]) -> list[str]:
 
 def _finish(text: str) -> str | None:
     """Tidy punctuation and spacing; None when too little is left."""
-    text = re.sub(r"\(\s*[^\w\s]*\s*\)|\[\s*[^\w\s]*\s*\]", " ", text)  # brackets emptied by removals
-    text = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s+", " ", text))
-    text = _balance_brackets(text.strip(_EDGE_PUNCT))
+    text = _tidy(text)
     if sum(ch.isalpha() for ch in text) < MIN_LETTERS or not re.search(r"[^\W\d_]{2,}", text):
         return None
     if text.casefold() in JUNK_CAPTIONS:
         return None
     return text
+
+
+def _tidy(text: str) -> str:
+    """Punctuation and spacing left right after removals."""
+    text = re.sub(r"\(\s*[^\w\s]*\s*\)|\[\s*[^\w\s]*\s*\]", " ", text)  # brackets emptied by removals
+    text = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s+", " ", text))
+    return _balance_brackets(text.strip(_EDGE_PUNCT))
 
 
 def _balance_brackets(text: str) -> str:
@@ -186,13 +234,18 @@ def clean_keywords(keywords: Iterable[str], authors: Iterable[str] = ()) -> str 
     str or None
         Up to ``MAX_KEYWORDS`` distinct keywords joined by ``", "``, or None.
     """
+    return ", ".join(keyword_list(keywords, authors)[:MAX_KEYWORDS]) or None
+
+
+def keyword_list(keywords: Iterable[str], authors: Iterable[str] = ()) -> list[str]:
+    """The distinct useful keywords, casefolded, in their order (``clean_keywords`` before the cut)."""
     names = {a.casefold().strip() for a in authors} | _author_words(authors)
     kept: list[str] = []
     for raw in keywords:
         word = re.sub(r"[\s_]+", " ", _PERL_REF.sub(" ", html.unescape(raw))).strip(_EDGE_PUNCT).casefold()
         if _useful_keyword(word, names) and word not in kept:
             kept.append(word)
-    return ", ".join(kept[:MAX_KEYWORDS]) or None
+    return kept
 
 
 def _useful_keyword(word: str, names: set[str]) -> bool:
@@ -262,6 +315,275 @@ def _text(fragment: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", fragment))).strip()
 
 
+# ----------------------------------------------------------------------------- words that show nothing
+# Licence, tool and site words; multi-word ones are matched as phrases.
+LICENCE_WORDS = frozenset({
+    "public domain", "publicdomain", "creative commons", "licence", "license", "copyright", "copyleft", "gpl", "lgpl",
+    "cc", "pd", "clipart", "cliparts", "clip art", "clip arts", "openclipart", "ocal", "svg", "png", "eps", "inkscape",
+    "sodipodi", "remix", "vector", "vectorized", "vectorization", "autotraced", "wikipedia", "openoffice",
+})
+# A description sentence that names a licence or the drawing tool says nothing about the picture ("This
+# work is dedicated to the Public Domain", "Made with inkscape").
+_LICENCE_SENTENCE = re.compile(
+    r"\b(?:public\s+domain|licen[cs]e[ds]?|copyright|creative\s+commons|gpl|inkscape|sodipodi)\b", re.I)
+# Place names stay on drawings whose title, keywords or file name say one of these.
+MAP_WORDS = frozenset({"flag", "map", "coat of arms", "emblem", "banner", "ensign", "pennant", "heraldry", "blazon",
+                       "atlas", "globe", "geography"})
+# Visible things WordNet 3.0 (2006) lacks or knows only as a name, checked by eye among the corpus words.
+VISIBLE_WORDS = frozenset({"usb", "hdd", "cdrom", "vhs", "wc", "smartphone", "xbox", "manga", "pc", "lcd", "gps"})
+# Figures drawn with fixed attributes (Santa's red suit) whom WordNet files as individuals.
+VISIBLE_NAMES = frozenset({"santa", "santa claus", "father christmas", "jesus", "jesus christ", "christ"})
+# Function words beyond the project's STOPWORDS that WordNet (open classes only) does not list.
+FUNCTION_WORDS = STOPWORDS | {"without", "within", "upon", "onto", "towards", "among", "amongst", "despite", "unto",
+                              "something", "anything", "everything", "someone", "anyone", "everyone", "thy"}
+# Noun lexicographer files of things one can see: a concentrated keyword with such a sense is content, not a tag.
+VISIBLE_LEXFILES = frozenset(LEXFILES[f"noun.{name}"] for name in (
+    "animal", "artifact", "body", "food", "location", "object", "person", "phenomenon", "plant", "shape", "substance"))
+# Pointers from a proper name to a place: part/member holonym or meronym, pertainym, region domain.
+_GEO_POINTERS = ("#p", "%p", "#m", "\\", ";r")
+COLLECTION_MIN_DRAWINGS = 8
+COLLECTION_AUTHOR_SHARE = 0.9
+COLLECTION_MENTIONED_MAX = 0.2
+MAX_PHRASE_WORDS = 3
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+def _fold(text: str) -> str:
+    """Casefolded, accents removed (``Aragón`` -> ``aragon``, as WordNet spells it)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+class Context(NamedTuple):
+    """One drawing's facts for the word rules: whether it is a flag or map, the words of its title
+    and file name (the places it shows), and the words of the people it names (``martin``,
+    ``luther``, ``king``: dropped from all of its captions, also where alone they could mean a bird
+    or a monarch)."""
+
+    on_map: bool = False
+    names: frozenset[str] = frozenset()
+    subject: frozenset[str] = frozenset()
+
+
+class Filtered(NamedTuple):
+    """``WordFilter.filter_text``'s answer: the text left (None if the caption goes), ``(word,
+    reason)`` of each removal, and the caption's reason when it goes whole."""
+
+    text: str | None
+    dropped: list[tuple[str, str]]
+    reason: str | None
+
+
+class WordFilter:
+    """Which words of a caption name something a person sees (the rules: module docstring).
+
+    Parameters
+    ----------
+    lexicon : Lexicon
+        WordNet 3.0.
+    author_words : iterable of str
+        Casefolded name parts of every creator and contributor in the corpus (``for_drawings``).
+    collection_tags : iterable of str
+        Keywords that mark one author's batch, not the drawing (``for_drawings``).
+    """
+
+    def __init__(self, lexicon: Lexicon, author_words: Iterable[str] = (), collection_tags: Iterable[str] = ()) -> None:
+        self.lexicon = lexicon
+        self.author_words = frozenset(author_words)
+        self.collection_tags = frozenset(collection_tags)
+        self.compounds_split = 0
+
+    @classmethod
+    def for_drawings(cls, metas: list[tuple[str, SvgMeta]], lexicon: Lexicon) -> WordFilter:
+        """Author words and collection tags measured on ``(file stem, metadata)`` of the whole corpus."""
+        self = cls(lexicon)
+        self.author_words = frozenset(w for _, m in metas for w in _author_words(m.authors) if self._name_part(w))
+        self.collection_tags = frozenset(self._collection_tags(metas))
+        return self
+
+    def _name_part(self, word: str) -> bool:
+        """A name part that is no common word (``rollandin``, ``allen``; not ``park``, ``navy``)."""
+        senses = self.lexicon.senses(word)
+        return word not in FUNCTION_WORDS and all(s.proper for s in senses) and not any(map(self._geographic, senses))
+
+    def _collection_tags(self, metas: list[tuple[str, SvgMeta]]) -> set[str]:
+        """Keywords on ``COLLECTION_MIN_DRAWINGS``+ drawings, nearly all by one author, that the drawings'
+        own titles, descriptions and file names rarely say, and that have no visible WordNet sense."""
+        uses: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for stem, meta in metas:
+            own = re.sub(r"[\W\d_]+", "", f"{meta.title} {meta.description} {stem}".casefold())
+            for keyword in keyword_list(meta.keywords, meta.authors):
+                forms = {keyword} | self.lexicon.base_forms(keyword)
+                mentioned = any(re.sub(r"[\W\d_]+", "", f) in own for f in forms)
+                uses[keyword].append((meta.authors[0] if meta.authors else "", mentioned))
+        tags = set()
+        for keyword, rows in uses.items():
+            author, top = Counter(a for a, _ in rows).most_common(1)[0]
+            if (author and len(rows) >= COLLECTION_MIN_DRAWINGS and top >= COLLECTION_AUTHOR_SHARE * len(rows)
+                    and sum(m for _, m in rows) <= COLLECTION_MENTIONED_MAX * len(rows) and not self._visible(keyword)):
+                tags.add(keyword)
+        return tags
+
+    def _visible(self, phrase: str) -> bool:
+        """Whether the phrase, or one of its words, has a noun sense in a ``VISIBLE_LEXFILES`` file."""
+        phrase = self._split_compound(phrase) or phrase
+        return any(s.pos == "n" and s.lexfile in VISIBLE_LEXFILES
+                   for unit in {phrase, *phrase.split()} for s in self.lexicon.senses(unit))
+
+    def context(self, meta: SvgMeta, stem: str = "") -> Context:
+        """What the rules need to know of one drawing besides the caption at hand."""
+        words = _WORD.findall(f"{meta.title} {' '.join(meta.keywords)} {stem}".replace("_", " ").casefold())
+        forms = {f for w in words for f in (w, *self.lexicon.base_forms(w))}
+        on_map = bool(forms & MAP_WORDS) or "coat of arms" in " ".join(words)
+        names = frozenset(w for text in (meta.title, meta.description, *meta.keywords) for _, _, key in self._units(text)
+                          if " " in key and self.reason(key) == "person_name" for w in key.split()
+                          if w not in FUNCTION_WORDS)
+        return Context(on_map, names, frozenset(_fold(w) for w in _WORD.findall(f"{meta.title} {stem}".replace("_", " "))))
+
+    def reason(self, unit: str, context: Context = Context()) -> str | None:
+        """Why a word or phrase (casefolded) names nothing visible, or None to keep it."""
+        if unit in LICENCE_WORDS:
+            return "licence_word"
+        head = re.split(r"['’]", unit)[0]  # rubik's -> rubik, doesn't -> doesn
+        if len(head) < 2 or head in FUNCTION_WORDS or unit in VISIBLE_NAMES:
+            return None
+        if head in context.names:
+            return "person_name"
+        if head in self.author_words:
+            return "author_name"
+        senses = self.lexicon.senses(head)
+        if not senses:
+            return None if head in VISIBLE_WORDS else "no_visible_meaning"
+        if not all(s.proper for s in senses) or head in VISIBLE_WORDS:
+            return None
+        geographic = any(self._geographic(s) for s in senses)
+        if geographic and context.on_map:  # "canada" on Canada's flag; not "america", "oceania" tagging flags
+            return None if set(re.split(r"[\s-]+", head)) <= context.subject else "place_name_not_in_title"
+        if len(head) <= 2:  # abbreviations and foreign words: "md", "jr", "de"
+            return "no_visible_meaning"
+        if geographic:
+            return "place_name_outside_flag_or_map"
+        if all(s.lexfile == LEXFILES["noun.person"] and self._individual(s) for s in senses):
+            return "person_name"
+        return None
+
+    def _geographic(self, sense: Sense) -> bool:
+        """A place (noun.location), or a name tied to one (a river, a continent, a nationality), but no
+        building (``Eiffel Tower``, noun.artifact)."""
+        if sense.pos == "n" and sense.lexfile == LEXFILES["noun.location"]:
+            return True
+        if sense.pos == "n" and sense.lexfile == LEXFILES["noun.artifact"]:
+            return False
+        targets = self.lexicon.targets(self.lexicon.synset(sense), _GEO_POINTERS)
+        return any(t.pos == "n" and t.lexfile == LEXFILES["noun.location"] for t in targets)
+
+    def _individual(self, sense: Sense) -> bool:
+        """An instance (``Luther``, ``Santa``), not a class of people (``Aztec``)."""
+        return any(symbol == "@i" for symbol, _, _ in self.lexicon.synset(sense).pointers)
+
+    def _split_compound(self, word: str) -> str | None:
+        """``roadsign`` -> ``road sign``: a word WordNet lacks that is two words it knows (the pair a
+        WordNet phrase, or both of 4+ letters, common and seen in SemCor: not ``puls ante``)."""
+        if len(word) < 6 or not word.isalpha() or word in self.lexicon or word in self.author_words:
+            return None
+        best = None
+        for i in range(2, len(word) - 1):
+            pair = f"{word[:i]} {word[i:]}"
+            if pair in self.lexicon:
+                return pair
+            if min(i, len(word) - i) >= 4 and all(self._common(w) for w in pair.split()):
+                best = max(best or pair, pair, key=lambda p: min(map(len, p.split())))
+        return best
+
+    def _common(self, word: str) -> bool:
+        return (word not in FUNCTION_WORDS and word not in self.author_words and self.lexicon.tagged[word] > 0
+                and any(not s.proper for s in self.lexicon.senses(word)))
+
+    def _units(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """``(start, end, casefolded text)`` of the words, and of the WordNet phrases ("coat of arms",
+        "north america", "t-shirt") or licence phrases, that make up ``text``."""
+        words = list(_WORD.finditer(text))
+        i = 0
+        while i < len(words):
+            for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+                group = words[i:i + n]
+                if any(text[a.end():b.start()] not in (" ", "-") for a, b in zip(group, group[1:], strict=False)):
+                    continue
+                key = _fold(text[group[0].start():group[-1].end()])
+                if key not in self.lexicon and key.replace("-", " ") in self.lexicon:
+                    key = key.replace("-", " ")  # "digital-camera"
+                if n == 1 or key in LICENCE_WORDS or key in self.lexicon:
+                    break
+            yield group[0].start(), group[-1].end(), key
+            i += n
+
+    def filter_text(self, text: str, context: Context = Context(), sentences: bool = False) -> Filtered:
+        """The text without the words that name nothing visible (glued compounds split).
+
+        With ``sentences``, a sentence that names a licence goes whole (reported as one "word"). The
+        text is None, with the caption's reason, when no word is left (``no_visible_words``) or WordNet
+        knows none of its words, or at most half of three or more (``mostly_unknown_words``: foreign
+        text, codes).
+        """
+        dropped: list[tuple[str, str]] = []
+        if sentences:
+            kept_sentences = []
+            for sentence in re.split(r"(?<=[.!?])\s+", text):
+                if _LICENCE_SENTENCE.search(sentence):
+                    dropped.append((sentence, "licence_word"))
+                else:
+                    kept_sentences.append(sentence)
+            text = " ".join(kept_sentences)
+        out, pos, content, unknown, splits = [], 0, 0, 0, 0
+        for start, end, key in self._units(text):
+            why, split = self.reason(key, context), None
+            if why == "no_visible_meaning" and (split := self._split_compound(key)):
+                parts = [split] if split in self.lexicon else split.split()
+                why = next((r for r in (self.reason(p, context) for p in parts) if r), None)
+            words = sum(len(w) > 1 and w not in FUNCTION_WORDS for w in re.split(r"[\s-]+", key))
+            content += words
+            unknown += words if why == "no_visible_meaning" else 0
+            out.append(text[pos:start])
+            if why:
+                dropped.append((text[start:end].casefold(), why))
+                if out[-1].endswith("-"):  # arrow-down-blue -> arrow-blue, kallisti-grenade -> grenade
+                    out[-1] = out[-1][:-1]
+                elif text.startswith("-", end):
+                    end += 1
+            else:
+                out.append(split or text[start:end])
+                splits += split is not None
+            pos = end
+        out.append(text[pos:])
+        kept = _tidy("".join(out))
+        dropped = list(dict.fromkeys(dropped))
+        if unknown and (unknown == content or (content >= 3 and 2 * unknown >= content)):
+            return Filtered(None, dropped, "mostly_unknown_words")
+        if not re.search(r"[^\W\d_]", kept):
+            return Filtered(None, dropped, "no_visible_words")
+        self.compounds_split += splits
+        return Filtered(kept, dropped, None)
+
+    def filter_keywords(
+        self, keywords: list[str], context: Context = Context()
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Keywords after ``filter_text`` (collection tags go whole), distinct, in order, and
+        ``(word, reason)`` of each removal (a keyword dropped whole for its unknown words included)."""
+        kept: list[str] = []
+        dropped: list[tuple[str, str]] = []
+        for keyword in keywords:
+            if keyword in self.collection_tags:
+                dropped.append((keyword, "collection_tag"))
+                continue
+            text, removed, reason = self.filter_text(keyword, context)
+            dropped += removed
+            if reason == "mostly_unknown_words" and " " in keyword:
+                dropped.append((keyword, reason))
+            if text and text.casefold() not in kept:
+                kept.append(text.casefold())
+        return kept, list(dict.fromkeys(dropped))
+
+
 def png_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """``(width, height)`` from the PNG header, or None if the file is not a PNG.
 
@@ -301,6 +623,11 @@ class _Report:
     def caption(self, path: Path | str, reason: str, field_name: str, text: str) -> None:
         self.rows.append({"path": str(path), "kind": "caption", "reason": reason, "field": field_name, "text": text})
 
+    def words(self, path: Path | str, field_name: str, dropped: list[tuple[str, str]]) -> None:
+        """One row per word (or licence sentence) removed from one caption."""
+        for text, reason in dropped:
+            self.rows.append({"path": str(path), "kind": "word", "reason": reason, "field": field_name, "text": text})
+
     def counts(self, kind: str) -> dict[str, int]:
         return dict(Counter(r["reason"] for r in self.rows if r["kind"] == kind).most_common())
 
@@ -314,6 +641,7 @@ def build_openclipart_manifest(
     test_fraction: float = 0.10,
     limit: int | None = None,
     verify_images: bool = False,
+    wordnet_dir: str | os.PathLike = WORDNET_DIR,
 ) -> dict:
     """Build the openclipart manifest, a report of what was dropped, and statistics.
 
@@ -331,6 +659,8 @@ def build_openclipart_manifest(
         Only the first ``limit`` PNG files in path order (for tests).
     verify_images : bool
         Fully decode every PNG with Pillow instead of checking its header only.
+    wordnet_dir : path-like
+        WordNet 3.0 data files (Debian ``wordnet-base``), for the word rules.
 
     Returns
     -------
@@ -339,21 +669,35 @@ def build_openclipart_manifest(
     """
     started = time.perf_counter()
     png_root, svg_root, out_dir = Path(png_root), Path(svg_root), Path(out_dir)
+    if not (Path(wordnet_dir) / "data.noun").is_file():
+        raise FileNotFoundError(f"WordNet 3.0 not found in {wordnet_dir}: apt-get install wordnet-base")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = _Report()
     pngs = sorted(png_root.rglob("*.png"))[:limit]
     drawings = _unique_drawings(pngs, png_root, svg_root, report, verify_images)
-    _caption_drawings(drawings, report)
+    words = WordFilter.for_drawings([(d.png.stem, d.meta) for d in drawings], _lexicon(str(wordnet_dir)))
+    _caption_drawings(drawings, report, words)
     drawings = _cap_same_captions(drawings, report, seed)
     records = [_record(d, seed, val_fraction, test_fraction) for d in drawings]
     write_manifest(out_dir / "manifest.jsonl", records)
     _write_jsonl(out_dir / "dropped.jsonl", report.rows)
     params = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "limit": limit,
-              "shared_text_min": SHARED_TEXT_MIN, "max_same_captions": MAX_SAME_CAPTIONS}
+              "shared_text_min": SHARED_TEXT_MIN, "max_same_captions": MAX_SAME_CAPTIONS,
+              "collection_min_drawings": COLLECTION_MIN_DRAWINGS, "collection_author_share": COLLECTION_AUTHOR_SHARE,
+              "collection_mentioned_max": COLLECTION_MENTIONED_MAX}
     stats = _stats(len(pngs), records, report, params, time.perf_counter() - started)
+    stats["words_dropped"] = report.counts("word")
+    stats["compounds_split"] = words.compounds_split
+    stats["collection_tags"] = sorted(words.collection_tags)
+    stats["author_words"] = len(words.author_words)
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info("openclipart: kept %d of %d PNGs in %.1fs", len(records), len(pngs), stats["seconds"])
     return stats
+
+
+@functools.lru_cache(maxsize=1)
+def _lexicon(wordnet_dir: str) -> Lexicon:
+    return Lexicon(wordnet_dir)  # 3 s; kept for the next build in the same process
 
 
 def _unique_drawings(
@@ -407,18 +751,46 @@ def _decodes(png: Path) -> bool:
         return False
 
 
-def _caption_drawings(drawings: list[_Drawing], report: _Report) -> None:
-    """Fill ``captions``/``sources`` of every drawing, reporting each caption left out."""
+def _caption_drawings(drawings: list[_Drawing], report: _Report, words: WordFilter) -> None:
+    """Fill ``captions``/``sources`` of every drawing, reporting each caption and word left out."""
     titles = [clean_caption(d.meta.title, d.meta.authors) for d in drawings]
     descriptions = [_clean_description(d.meta) for d in drawings]
     shared = Counter(_key(t) for t in titles + descriptions if t)
     for drawing, title, description in zip(drawings, titles, descriptions, strict=True):
+        context = words.context(drawing.meta, drawing.png.stem)
+        description = _shared_check(drawing, "description", description, shared, report)
         candidates = [
-            ("title", _title_caption(drawing, title, shared, report)),
-            ("keywords", clean_keywords(drawing.meta.keywords, drawing.meta.authors)),
-            ("description", _shared_check(drawing, "description", description, shared, report)),
+            ("title", _title_caption(drawing, title, shared, report, words, context)),
+            ("keywords", _keyword_caption(drawing, report, words, context)),
+            ("description", _filter_words(drawing, "description", description, report, words, context)),
         ]
         _add_distinct(drawing, candidates, report)
+
+
+def _filter_words(
+    drawing: _Drawing, name: str, text: str | None, report: _Report, words: WordFilter, context: Context
+) -> str | None:
+    """``text`` without the words that show nothing; each removal reported, and the caption if none is left."""
+    if not text:
+        return text
+    kept, dropped, reason = words.filter_text(text, context, sentences=name == "description")
+    report.words(drawing.png, name, dropped)
+    if kept and dropped:
+        kept = _finish(kept)  # too little left, or only "image"
+        reason = reason or (None if kept else "no_visible_words")
+    if reason:
+        report.caption(drawing.png, reason, name, text)
+    return kept
+
+
+def _keyword_caption(drawing: _Drawing, report: _Report, words: WordFilter, context: Context) -> str | None:
+    """The keywords that show something, at most ``MAX_KEYWORDS``, joined by commas."""
+    keywords = keyword_list(drawing.meta.keywords, drawing.meta.authors)
+    kept, dropped = words.filter_keywords(keywords, context)
+    report.words(drawing.png, "keywords", dropped)
+    if keywords and not kept:
+        report.caption(drawing.png, "no_visible_words", "keywords", ", ".join(keywords))
+    return ", ".join(kept[:MAX_KEYWORDS]) or None
 
 
 def _clean_description(meta: SvgMeta) -> str | None:
@@ -438,18 +810,23 @@ def _shared_check(drawing: _Drawing, name: str, text: str | None, shared: Counte
     return text
 
 
-def _title_caption(drawing: _Drawing, title: str | None, shared: Counter, report: _Report) -> str | None:
+def _title_caption(
+    drawing: _Drawing, title: str | None, shared: Counter, report: _Report, words: WordFilter, context: Context
+) -> str | None:
     """The cleaned title; the cleaned file name when the title is empty or a collection name."""
     if title is None and drawing.meta.title:
         report.caption(drawing.png, "title_empty_after_cleaning", "title", drawing.meta.title)
-    title = _shared_check(drawing, "title", title, shared, report)
+    title = _filter_words(drawing, "title", _shared_check(drawing, "title", title, shared, report), report, words,
+                          context)
     if title:
         return title
     stem = clean_caption(drawing.png.stem, drawing.meta.authors, filename=True)
     if stem is None:
         report.caption(drawing.png, "filename_empty_after_cleaning", "filename", drawing.png.stem)
         return None
-    drawing.sources.append("filename")
+    stem = _filter_words(drawing, "filename", stem, report, words, context)
+    if stem:
+        drawing.sources.append("filename")
     return stem
 
 

@@ -11,7 +11,7 @@ Sources:
   torchvision wheel (downloaded, never installed; parsed with ``ast``). Index = classifier output.
 * the ILSVRC-2012 wnids (``n`` + 8-digit WordNet noun offset), from ``imagenet_synsets.txt`` in the
   timm wheel (downloaded, never installed).
-* WordNet 3.0 ``data.noun`` (parsed here, no nltk). ILSVRC classes are sorted by wnid, so the
+* WordNet 3.0 ``data.noun`` (parsed by ``models.data.wordnet``, no nltk). ILSVRC classes are sorted by wnid, so the
   synsets of classes 0..999 have strictly increasing offsets; a dynamic program picks, among the
   synsets whose lemmas match each class name, the increasing sequence that matches the most
   classes. Names alone leave ~50 classes ambiguous (two "tabby" synsets both fit the order), so
@@ -43,6 +43,8 @@ import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+
+from models.data.wordnet import read_synsets
 
 TORCHVISION = "torchvision==0.28.0"
 TIMM = "timm==1.0.31"  # ships the ILSVRC-2012 wnid list (timm/data/_info/imagenet_synsets.txt)
@@ -202,25 +204,8 @@ def imagenet_categories(wheel: Path) -> list[str]:
 
 def load_wordnet(path: Path) -> dict[int, tuple[list[str], list[int]]]:
     """``offset -> (lemmas, hypernym offsets)`` from a WordNet ``data.noun`` file."""
-    synsets: dict[int, tuple[list[str], list[int]]] = {}
-    with open(path, encoding="latin-1") as fh:
-        for line in fh:
-            if line.startswith("  "):  # licence header
-                continue
-            fields = line.partition(" | ")[0].split()
-            n_words = int(fields[3], 16)
-            lemmas = [fields[4 + 2 * i] for i in range(n_words)]
-            k = 4 + 2 * n_words
-            n_ptrs = int(fields[k])
-            k += 1
-            hypernyms = []
-            for _ in range(n_ptrs):
-                symbol, target, pos = fields[k], fields[k + 1], fields[k + 2]
-                k += 4
-                if symbol in ("@", "@i") and pos == "n":
-                    hypernyms.append(int(target))
-            synsets[int(fields[0])] = (lemmas, hypernyms)
-    return synsets
+    return {s.offset: (list(s.lemmas), [t for symbol, t, pos in s.pointers if symbol in ("@", "@i") and pos == "n"])
+            for s in read_synsets(path)}
 
 
 # ----------------------------------------------------------------------------- matching
