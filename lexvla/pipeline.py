@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,22 +30,26 @@ class Workspace:
     def _tag(self) -> str:
         return "" if self.data_limit is None else f"-first{self.data_limit}"
 
+    def manifest(self, source: str) -> Path:
+        """The manifest of one of ``SOURCES`` (built by ``ensure_source``)."""
+        return self.root / "data" / f"{source}{self._tag}" / "manifest.jsonl"
+
     @property
     def openclipart(self) -> Path:
-        return self.root / "data" / f"openclipart{self._tag}" / "manifest.jsonl"
+        return self.manifest("openclipart")
 
     @property
     def scenes(self) -> Path:
-        return self.root / "data" / f"scenes{self._tag}" / "manifest.jsonl"
+        return self.manifest("scenes")
 
     def emoji_set(self, image_set: str) -> Path:
         """One ``emoji-datasource`` set's drawings (``google``, ``twitter``), captioned by their names: training data."""
-        return self.root / "data" / f"emoji-{image_set}{self._tag}" / "manifest.jsonl"
+        return self.manifest(f"emoji-{image_set}")
 
     @property
     def heldout(self) -> Path:
         """OpenMoji drawings of concepts the training sources never show: never trained on."""
-        return self.root / "data" / f"openmoji{self._tag}" / "manifest.jsonl"
+        return self.manifest("openmoji")
 
     @property
     def npm_cache(self) -> Path:
@@ -73,27 +78,163 @@ class Workspace:
         return self.root / "runs" / key
 
 
-def ensure_data(ws: Workspace, scenes: int = 2000) -> list[Path]:
-    """Build the training manifests (openclipart, Google and Twitter emoji, generated scenes) and the held-out
-    OpenMoji manifest unless they exist (seconds, plus a one-off npm download).
+@dataclass(frozen=True)
+class Source:
+    """One corpus the default pipeline builds under ``<workspace>/data/<name>``.
 
-    With ``ws.data_limit`` only that many drawings, emoji and scenes are used. Returns the
-    training manifests; the held-out one is ``ws.heldout``.
+    ``style`` groups sources drawn alike (the report leaves one style out of training and tests on
+    it); ``train``: whether the default trains on it (the others are evaluation only);
+    ``cap``: at most this many images (a seeded sample) with the full corpus, so the first run's
+    feature pass stays short.
     """
-    from models.data.emoji import DATASOURCE_SETS, build_emoji_manifest
+
+    name: str
+    style: str
+    train: bool
+    build: Callable[[Workspace, Path], object]
+    cap: int | None = None
+
+
+def _openclipart(ws: Workspace, out: Path):
     from models.data.openclipart import build_openclipart_manifest
+
+    return build_openclipart_manifest(out, limit=ws.data_limit)
+
+
+def _emoji(source: str) -> Callable[[Workspace, Path], object]:
+    def build(ws: Workspace, out: Path):
+        from models.data.emoji import build_emoji_manifest
+
+        return build_emoji_manifest(out, source, cache_dir=ws.npm_cache, limit=ws.data_limit)
+    return build
+
+
+def _fluent3d(ws: Workspace, out: Path):
+    from models.data.fluent3d import build_fluent3d_manifest
+
+    return build_fluent3d_manifest(out, cache_dir=ws.npm_cache, limit=ws.data_limit)
+
+
+def _icons(source: str) -> Callable[[Workspace, Path], object]:
+    def build(ws: Workspace, out: Path):
+        from models.data.icons import build_icon_manifest
+
+        return build_icon_manifest(out, source, cache_dir=ws.npm_cache, limit=ws.data_limit)
+    return build
+
+
+def _pysiogame(ws: Workspace, out: Path):
+    from models.data.pysiogame import build_pysiogame_manifest
+
+    return build_pysiogame_manifest(out, limit=ws.data_limit)
+
+
+def _fashion(ws: Workspace, out: Path):
+    from models.data.photos import build_fashion_manifest
+
+    return build_fashion_manifest(out, per_class=max(1, ws.data_limit // 10) if ws.data_limit else 100)
+
+
+def _scenes(ws: Workspace, out: Path):
     from models.data.scenes import write_scene_set
 
-    if not ws.openclipart.is_file():
-        stats = build_openclipart_manifest(ws.openclipart.parent, limit=ws.data_limit)
-        log.info("openclipart manifest: %s", {k: stats[k] for k in list(stats)[:4]})
-    emoji = [(ws.emoji_set(s), s) for s in DATASOURCE_SETS]
-    for manifest, source in (*emoji, (ws.heldout, "openmoji")):
-        if not manifest.is_file():
-            build_emoji_manifest(manifest.parent, source, cache_dir=ws.npm_cache, limit=ws.data_limit)
-    if not ws.scenes.is_file():
-        write_scene_set(ws.scenes.parent, n=ws.data_limit or scenes, seed=0)
-    return [ws.openclipart, *(m for m, _ in emoji), ws.scenes]
+    return write_scene_set(out, n=ws.data_limit or 2000, seed=0)
+
+
+# Every corpus the default pipeline knows, in training order. OpenMoji draws emoji concepts held
+# out of the Google and Twitter sets; the photos are never trained on.
+SOURCES = (
+    Source("openclipart", "clipart", True, _openclipart),
+    Source("emoji-google", "flat emoji", True, _emoji("google")),
+    Source("emoji-twitter", "flat emoji", True, _emoji("twitter")),
+    Source("scenes", "generated scenes", True, _scenes),
+    Source("fluent3d", "3D renders", True, _fluent3d, cap=1500),
+    Source("tabler", "line icons and silhouettes", True, _icons("tabler"), cap=1500),
+    Source("game-icons", "line icons and silhouettes", True, _icons("game-icons"), cap=1500),
+    Source("pysiogame", "cartoon drawings", True, _pysiogame),
+    Source("openmoji", "flat emoji", False, _emoji("openmoji")),
+    Source("fashion", "photos", False, _fashion),
+)
+SOURCE = {s.name: s for s in SOURCES}
+# The styles the report leaves out of training one at a time; generated scenes stay (they are no
+# style people search, and PatchDis needs them).
+STYLES = tuple(dict.fromkeys(s.style for s in SOURCES if s.style != "generated scenes"))
+
+
+def ensure_source(ws: Workspace, name: str) -> Path:
+    """``name``'s manifest, built unless it exists (seconds to minutes, plus a one-off npm download)."""
+    source, manifest = SOURCE[name], ws.manifest(name)
+    if not manifest.is_file():
+        source.build(ws, manifest.parent)
+        if source.cap and ws.data_limit is None:
+            cap_manifest(manifest, source.cap)
+    return manifest
+
+
+def cap_manifest(manifest: Path, cap: int) -> None:
+    """Keep a seeded-hash sample of ``cap`` records (in file order); the others go to ``capped.jsonl``."""
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    if len(lines) <= cap:
+        return
+    rank = sorted(range(len(lines)), key=lambda i: hashlib.sha1(json.loads(lines[i])["id"].encode()).hexdigest())
+    keep = set(rank[:cap])
+    (manifest.parent / "capped.jsonl").write_text("".join(lines[i] for i in range(len(lines)) if i not in keep), encoding="utf-8")
+    manifest.write_text("".join(lines[i] for i in range(len(lines)) if i in keep), encoding="utf-8")
+
+
+def ensure_data(ws: Workspace, without_style: str | None = None) -> list[Path]:
+    """Build every corpus of ``SOURCES`` that is missing and return the training manifests, less
+    those of ``without_style`` when given (the report's leave-one-style-out runs).
+
+    With ``ws.data_limit`` only that many drawings, emoji and scenes are used.
+    """
+    for source in SOURCES:
+        ensure_source(ws, source.name)
+    return [ws.manifest(s.name) for s in SOURCES if s.train and s.style != without_style]
+
+
+def style_records(ws: Workspace, style: str, held_out: bool, limit: int | None = None) -> list:
+    """Evaluation records of one style: its sources' test splits, or, when the style was held out
+    of training (``held_out``), every record of it (none was trained on), in a seeded-hash sample of
+    at most ``limit``."""
+    from models.data.manifest import read_manifest
+
+    records = [r for s in SOURCES if s.style == style
+               for r in read_manifest(ensure_source(ws, s.name), split=None if held_out else "test")]
+    records.sort(key=lambda r: hashlib.sha1(r.id.encode()).hexdigest())
+    return records[:limit] if limit else records
+
+
+CAPTION_FIELDS = ("captions", "caption", "text", "title")
+
+
+def user_manifest(ws: Workspace, source: str | Path, seed: int = 0) -> Path:
+    """A user's captioned images (a ``.jsonl``, ``.csv`` or ``.parquet`` manifest as ``lexvla index`` reads
+    it, with a ``caption`` or ``captions`` field) as a training manifest under ``<workspace>/data/``,
+    split train/val/test by a seeded hash of each id. Entries without a caption are left out and counted."""
+    from indexer.manifest import iter_inputs
+    from models.data.manifest import ManifestRecord, assign_split, write_manifest
+
+    records, uncaptioned = [], 0
+    for chunk in iter_inputs(source):
+        for item in chunk:
+            field_name = next((f for f in CAPTION_FIELDS if item.meta.get(f)), None)
+            value = item.meta.get(field_name) if field_name else None
+            captions = [str(c) for c in (value if isinstance(value, list) else [value]) if str(c or "").strip()]
+            if not captions:
+                uncaptioned += 1
+                continue
+            meta = {k: v for k, v in item.meta.items() if k != field_name}
+            records.append(ManifestRecord(item.doc_id, item.path, captions, assign_split(item.doc_id, seed), meta))
+    if not records:
+        raise ValueError(f"{source}: no entry has a caption (fields tried: {', '.join(CAPTION_FIELDS)})")
+    digest = hashlib.sha256(json.dumps([(r.id, r.image, r.captions) for r in records]).encode()).hexdigest()[:12]
+    manifest = ws.root / "data" / f"user-{digest}" / "manifest.jsonl"
+    if not manifest.is_file():
+        write_manifest(manifest, records)
+    if uncaptioned:
+        log.warning("%s: %d entries without a caption left out", source, uncaptioned)
+    return manifest
 
 
 def training_key(config: dict, manifests: list[Path]) -> str:
@@ -118,11 +259,13 @@ def load_config(path: Path, manifests: list[Path], **overrides) -> dict:
     return config
 
 
-def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, **overrides) -> Path:
-    """The default bundle for ``config_path`` on this workspace's data, training it if needed."""
+def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, without_style: str | None = None,
+                          extra_manifests: tuple[Path, ...] = (), **overrides) -> Path:
+    """The default bundle for ``config_path`` on this workspace's data (less one style's sources when
+    ``without_style`` is given, plus ``extra_manifests``), training it if needed."""
     from models.bundle import Bundle, BundleError
 
-    manifests = ensure_data(ws)
+    manifests = ensure_data(ws, without_style) + list(extra_manifests)
     config = load_config(config_path, manifests, **overrides)
     key = training_key(config, manifests)
     bundle_dir = ws.bundle(key)

@@ -7,6 +7,10 @@ from pathlib import Path
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.manifest:
+        return _train_on_manifest(args)
+    if not args.config:
+        raise SystemExit("lexvla train: give a training config, or --manifest with your captioned images")
     from models.train import TrainConfig, train
 
     cfg = TrainConfig.load(args.config, out_dir=args.out, max_steps=args.max_steps, device=args.device,
@@ -19,6 +23,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         bundle = export_bundle(load_trained(cfg.card, weights, cfg.vision_path, cfg.text_path), args.export)
         print(f"bundle: {bundle.path} (version {bundle.version})")
+    return 0
+
+
+def _train_on_manifest(args: argparse.Namespace) -> int:
+    """The default model trained on its own data plus the user's captioned images (one command, no config to edit)."""
+    import shutil
+
+    from lexvla.pipeline import DEFAULT_CONFIG, Workspace, ensure_default_bundle, user_manifest
+
+    ws = Workspace(Path(args.workdir), data_limit=args.data_limit)
+    manifest = user_manifest(ws, args.manifest)
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device)) if v is not None}
+    bundle = ensure_default_bundle(ws, Path(args.config or DEFAULT_CONFIG), extra_manifests=(manifest,), **overrides)
+    if args.export:
+        shutil.copytree(bundle, args.export, dirs_exist_ok=True)
+        bundle = Path(args.export)
+    print(f"bundle: {bundle} (your images: {manifest})")
     return 0
 
 
@@ -77,8 +98,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a JSON training config")
-    p.add_argument("config", help="training config JSON (see configs/)")
+    p = sub.add_parser("train", help="train a model from a JSON training config, or the default on your own captioned images")
+    p.add_argument("config", nargs="?", help="training config JSON (see configs/); with --manifest, the default's")
+    p.add_argument("--manifest", help="your captioned images (.jsonl/.csv/.parquet with id, path and caption): "
+                   "train the default config on its data plus these")
+    p.add_argument("--workdir", default="var", help="with --manifest: where data, runs and bundles are kept")
+    p.add_argument("--data-limit", type=int, help="with --manifest: a small corpus of each default source, for a quick look")
     p.add_argument("--out", help="output directory (overrides the config)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
