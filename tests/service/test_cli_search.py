@@ -29,15 +29,16 @@ def test_topics_into_a_trec_run(mini_bundle_dir, shape_index, shape_images, engi
     topics = tmp_path / "topics.tsv"
     topics.write_text("q1\ta red circle\nq2\ta blue star\nq3\t-red\n")
     run = tmp_path / "run.trec"
-    assert _search(mini_bundle_dir, shape_index, "--topics", str(topics), "--output", str(run), "--hits", "5") == 1
+    assert _search(mini_bundle_dir, shape_index, "--topics", str(topics), "--output", str(run), "--hits", "3") == 1
     err = capsys.readouterr().err
     assert "topic q3: empty query" in err and "1 of 3 topics failed" in err  # named, not dropped silently
     rows = [line.split() for line in run.read_text().splitlines()]
-    assert len(rows) == 10 and all(len(r) == 6 and r[1] == "Q0" and r[5] == "lexvla" for r in rows)
+    # 3 hits each: with its top-5 ImageNet classes alone, the untrained prior matches "a blue star" to 3 shapes
+    assert len(rows) == 6 and all(len(r) == 6 and r[1] == "Q0" and r[5] == "lexvla" for r in rows)
     for qid, text in (("q1", "a red circle"), ("q2", "a blue star")):
         mine = [r for r in rows if r[0] == qid]
-        assert [int(r[3]) for r in mine] == [1, 2, 3, 4, 5]
-        expected = engine.search_text(text, 5).hits  # what the service answers for the same query
+        assert [int(r[3]) for r in mine] == [1, 2, 3]
+        expected = engine.search_text(text, 3).hits  # what the service answers for the same query
         assert [r[2] for r in mine] == [h.doc_id for h in expected]
         assert [float(r[4]) for r in mine] == pytest.approx([h.score for h in expected], abs=1e-6)
     qrels = tmp_path / "qrels.txt"
@@ -45,7 +46,7 @@ def test_topics_into_a_trec_run(mini_bundle_dir, shape_index, shape_images, engi
     ids = sorted(p.relative_to(shape_images).as_posix() for p in shape_images.rglob("*.png"))  # the index's ids
     qrels.write_text("".join(f"{q} 0 {d} {int(key in d)}\n" for q, key in relevant.items() for d in ids))
     measures = _trec_eval(qrels, run, "num_q", "num_ret", "num_rel")
-    assert measures == {"num_q": "2", "num_ret": "10", "num_rel": "4"}
+    assert measures == {"num_q": "2", "num_ret": "6", "num_rel": "4"}
 
 
 def test_jsonl_topics_and_one_query_as_json(mini_bundle_dir, shape_index, tmp_path, capsys):
