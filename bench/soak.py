@@ -1,10 +1,12 @@
 """Soak and fault run of the service (not a test): memory, liveness under load, 5xx, a Redis
-restart and an index publish under load, and the odd inputs of issue 10.
+restart and an index publish under load, the odd inputs of issues 10 and 25, and resets under
+keep-alive load.
 
 Starts its own ``redis-server`` (a free port, nothing persisted) and the service as a uvicorn
 subprocess of this checkout with the default settings (only bundle, index, Redis URL, device and
-a 1 s reload poll are set), on an index of ``--count`` images of ``--images`` built once under
-``--work``. Then, in order:
+a 1 s reload poll are set; the keep-alive timeout is the one ``lexvla serve`` sets), on an index
+of ``--count`` images of ``--images`` built once under ``--work``. Then, in order (``--phases``
+picks some):
 
 1. 32 concurrent near-limit uploads to ``/encode``: the issue's 6300x6300 RGBA PNG (under the
    40 Mpx limit, a few hundred KB). Server RSS before, at peak and 3 s after.
@@ -15,17 +17,27 @@ a 1 s reload poll are set), on an index of ``--count`` images of ``--images`` bu
    Redis answering again to the service using its cache again.
 5. A new generation (``--publish`` more images) published under a search load: failed requests,
    seconds until the service serves it.
+6. Keep-alive: ``--keepalive-clients`` (32) clients, each with its own pool of keep-alive
+   connections that it drops after ``--client-idle-s`` idle (httpx's default, 5 s), make bursts of
+   ``--keepalive-burst`` (20) cached searches and liveness probes, pausing between bursts for a
+   time in the last ``--idle-window-s`` (10 ms) of that expiry, until ``--keepalive-requests``
+   (20,000) answers: the connection resets they meet (any transport error). They meet some when
+   the server closes idle connections as soon as the clients do (``--server-keep-alive-s 5``,
+   uvicorn's default; ``--client-idle-s 1 --server-keep-alive-s 1 --keepalive-burst 2`` shows it
+   in a minute).
 
 Every answer of every phase is counted; ``5xx`` and transport errors are summed at the end. The
-``issue`` column repeats what issue 10 measured on the code before it.
+``issue`` column repeats what issues 10 and 25 measured on the code before them.
 
     .venv/bin/python bench/soak.py --bundle var/bundles/lexvla-mini --images /usr/share/openclipart/png
+    .venv/bin/python bench/soak.py --bundle var/bundles/lexvla-mini --phases keepalive --count 50
 """
 from __future__ import annotations
 
 import argparse
 import io
 import os
+import random
 import shutil
 import signal
 import socket
@@ -114,15 +126,19 @@ class Redis:
 
 
 class Server:
-    """The service in a uvicorn subprocess; ``rss_mb`` samples it."""
+    """The service in a uvicorn subprocess; ``rss_mb`` samples it. ``keep_alive_s``: the server's
+    idle keep-alive timeout (default: the setting ``lexvla serve`` passes to uvicorn)."""
 
-    def __init__(self, bundle: Path, index: Path, redis_port: int):
+    def __init__(self, bundle: Path, index: Path, redis_port: int, keep_alive_s: int | None = None):
+        from service.config import Settings
+
+        self.keep_alive_s = keep_alive_s or Settings(_env_file=None).keep_alive_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "LEXVLA_BUNDLE": str(bundle), "LEXVLA_INDEX": str(index), "LEXVLA_DEVICE": "cpu",
                "LEXVLA_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LEXVLA_RELOAD_INTERVAL_S": "1"}  # fmt: skip
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env", "--host", "127.0.0.1",
-               "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+               "--port", str(self.port), "--log-level", "warning", "--timeout-keep-alive", str(self.keep_alive_s)]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         self.ps = psutil.Process(self.proc.pid)
         wait_port(self.port, timeout=180)
@@ -167,6 +183,46 @@ def request(client: httpx.Client, method: str, url: str, **kw) -> httpx.Response
         return None
     count(r.status_code)
     return r
+
+
+def post_bytes(path: str, body: bytes, ctype: str = "application/json") -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def same_connection(port: int, requests: list[bytes]) -> list[str]:
+    """Send raw HTTP/1.1 requests one after another on one connection, each after the previous
+    answer: ``status (connection: header)`` of each, or how the connection failed."""
+    out = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock, sock.makefile("rb") as f:
+        for req in requests:
+            try:
+                sock.sendall(req)
+                status = f.readline().decode("latin-1").split(" ", 2)
+                if len(status) < 2:
+                    out.append("connection closed")
+                    break
+                headers = {}
+                while (line := f.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                f.read(int(headers.get("content-length", 0)))
+                out.append(f"{status[1]}" + (f" (connection: {headers['connection']})" if "connection" in headers else ""))
+            except OSError as exc:
+                out.append(type(exc).__name__)
+                break
+    return out
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header declares ``width`` x ``height`` (a few bytes; refused from the header)."""
+    import struct
+    import zlib
+
+    data = bytearray(png(Image.new("L", (1, 1))))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
 
 
 def png(img: Image.Image) -> bytes:
@@ -293,6 +349,21 @@ def phase_odd_inputs(server: Server, redis: Redis, words: list[str]) -> list[tup
             rows[-1] = (rows[-1][0], rows[-1][1], rows[-1][2] + f"; allow-origin: {r.headers.get('access-control-allow-origin')}")
         doc = c.get("/openapi.json").json()
         rows.append(("OpenAPI ImageJSONRequest", "referenced, undefined", "defined" if "ImageJSONRequest" in doc["components"]["schemas"] else "MISSING"))
+        # issue 25
+        deep = b"[" * 960 + b"]" * 960
+        for route in ("/encode", "/search/image", "/search", "/embed_sparse"):
+            probe(f"JSON 960 deep to {route}", "500" if "image" in route or route == "/encode" else "400", "POST", route,
+                  content=deep, headers={"content-type": "application/json"})  # fmt: skip
+        answers = same_connection(server.port, [post_bytes("/encode", deep), b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"])
+        rows.append(("deep JSON, then /healthz, one connection", "500, then the next request failed 7 of 7", "; ".join(answers)))
+        long_query = " ".join(QUERIES * 6)[:512]
+        r = probe("512-character query", "200, 32 of 128 tokens encoded, unsaid", "POST", "/search", json={"query": long_query, "k": 3})
+        if r is not None and r.status_code == 200:
+            rows[-1] = (*rows[-1][:2], rows[-1][2] + f"; not_encoded: {len(r.json()['query']['not_encoded'])} words")
+        probe("the same text to /embed_sparse", "200, truncated unsaid", "POST", "/embed_sparse", json={"inputs": [long_query]})
+        probe("GET /images/<60,000-character id>", "404, 60,072 B", "GET", "/images/" + "a" * 60_000)
+        for w, h, was in ((7000, 7000, "413, the 40,000,000 limit"), (30000, 30000, "413, Pillow's 178956970")):
+            probe(f"{w}x{h} PNG header", was, "POST", "/encode", files={"file": ("x.png", png_header(w, h), "image/png")})
 
     # 100 MB chunked upload: server RSS growth and how much the client got to send
     sent = 0
@@ -388,6 +459,56 @@ def phase_publish(server: Server, bundle: Path, new_files: list[Path], folder: P
     return {"failures": load.failures, "switch_s": switched, "doc_count": after["doc_count"], "changed": after["index_version"] != before}
 
 
+def phase_keepalive(server: Server, clients: int, total: int, idle_s: float, burst: int = 20, window_s: float = 0.01) -> dict:
+    """``clients`` threads, each with its own httpx client whose idle connections expire after
+    ``idle_s``, make bursts of ``burst`` requests (cached searches and /healthz) and pause between
+    bursts for a random time in the last ``window_s`` before ``idle_s``: each burst then starts on
+    a connection the client still keeps, as late as it keeps it. Stops at ``total`` answers or errors."""
+    done = threading.Event()
+    made = Counter()
+    statuses: Counter = Counter()
+    resets: Counter = Counter()
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        rng = random.Random(n)
+        limits = httpx.Limits(max_keepalive_connections=4, keepalive_expiry=idle_s)
+        with httpx.Client(base_url=server.url, timeout=60, limits=limits) as c:
+            time.sleep(rng.uniform(0, idle_s))  # spread the clients' bursts
+            while not done.is_set():
+                for i in range(burst):
+                    with lock:
+                        if made["sent"] >= total:
+                            done.set()
+                            return
+                        made["sent"] += 1
+                    try:
+                        if i % 4 == 3:
+                            r = c.get("/healthz")
+                        else:
+                            r = c.post("/search", json={"query": QUERIES[rng.randrange(len(QUERIES))], "k": 5})
+                        with lock:
+                            statuses[r.status_code] += 1
+                        count(r.status_code)
+                    except httpx.TransportError as exc:
+                        with lock:
+                            resets[type(exc).__name__] += 1
+                        count("error")
+                time.sleep(rng.uniform(max(0.0, idle_s - window_s), idle_s - 0.001))
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"requests": made["sent"], "statuses": statuses, "resets": resets, "s": time.perf_counter() - t0,
+            "clients": clients, "idle_s": idle_s, "server_s": server.keep_alive_s}  # fmt: skip
+
+
+PHASES = ("uploads", "flood", "odd", "redis", "publish", "keepalive")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, required=True)
@@ -395,7 +516,18 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=1000, help="images in the index")
     ap.add_argument("--publish", type=int, default=50, help="images added by the publish under load")
     ap.add_argument("--work", type=Path, default=Path("var/soak"))
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    ap.add_argument("--keepalive-clients", type=int, default=32)
+    ap.add_argument("--keepalive-requests", type=int, default=20_000)
+    ap.add_argument("--client-idle-s", type=float, default=5.0, help="the clients' idle keep-alive expiry (httpx's default)")
+    ap.add_argument("--idle-window-s", type=float, default=0.01, help="pauses between bursts fall in this last part of the expiry")
+    ap.add_argument("--keepalive-burst", type=int, default=20, help="requests a client makes between pauses")
+    ap.add_argument("--server-keep-alive-s", type=int, default=None,
+                    help="the server's keep-alive timeout (default: LEXVLA_KEEP_ALIVE_S, what `lexvla serve` sets)")
     args = ap.parse_args()
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if unknown := set(phases) - set(PHASES):
+        ap.error(f"unknown phases: {', '.join(sorted(unknown))}")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     folder, root = work / "images", work / "index"
@@ -406,7 +538,8 @@ def main() -> int:
 
     redis = Redis(work)
     redis.start()
-    server = Server(args.bundle.resolve(), root, redis.port)
+    server = Server(args.bundle.resolve(), root, redis.port, args.server_keep_alive_s)
+    rows, failures = [], []
     try:
         from models.bundle import Bundle
 
@@ -414,42 +547,56 @@ def main() -> int:
         with httpx.Client(base_url=server.url, timeout=120) as c:  # warm-up: sessions, JVM, first search
             request(c, "POST", "/search", json={"query": "warm up", "k": 5})
             request(c, "POST", "/encode", files={"file": ("w.png", png(Image.new("RGB", (64, 64), "red")), "image/png")})
-        print("1/5 uploads", flush=True)
-        up = phase_uploads(server)
-        print("2/5 flood", flush=True)
-        flood = phase_flood(server)
-        print("3/5 odd inputs", flush=True)
-        odd = phase_odd_inputs(server, redis, words)
-        print("4/5 redis restart", flush=True)
-        rr = phase_redis_restart(server, redis)
-        print("5/5 publish", flush=True)
-        pub = phase_publish(server, args.bundle, files[args.count :], folder, root)
+        for step, phase in enumerate(phases, 1):
+            print(f"{step}/{len(phases)} {phase}", flush=True)
+            if phase == "uploads":
+                up = phase_uploads(server)
+                rows.append(("32 x 6300x6300 RGBA PNG upload", "6 at once: peak 5.6 GB, 4.8 GB kept",
+                             f"{up['file_kb']:.0f} KB file; RSS {up['before']:.0f} -> peak {up['peak']:.0f} "
+                             f"(+{up['peak'] - up['before']:.0f} MB) -> after {up['after']:.0f} MB "
+                             f"(+{up['after'] - up['before']:.0f}); {dict(up['statuses'])} in {up['s']:.0f} s"))  # fmt: skip
+            elif phase == "flood":
+                flood = phase_flood(server)
+                rows += [("/healthz during 48 heavy /encode", "28.6 s", f"{flood['health']}"),
+                         ("/search during 48 heavy /encode", "28.6 s", f"{flood['search']}"),
+                         ("48 heavy /encode (16 PNG heatmaps)", "-", f"{dict(flood['statuses'])} in {flood['s']:.0f} s")]  # fmt: skip
+            elif phase == "odd":
+                rows += phase_odd_inputs(server, redis, words)
+            elif phase == "redis":
+                rr = phase_redis_restart(server, redis)
+                failures += rr["failures"]
+                rows.append(("Redis restart under 8 search clients", "0 failed; cache off 13 s more",
+                             f"{len(rr['failures'])} failed; cache on {rr['cache_back_s']:.2f} s after Redis answered; "
+                             f"results {dict(rr['outcomes'])}"))  # fmt: skip
+            elif phase == "publish":
+                pub = phase_publish(server, args.bundle, files[args.count :], folder, root)
+                failures += pub["failures"]
+                rows.append(("publish under 8 search clients", "0 failed",
+                             f"{len(pub['failures'])} failed; served {pub['switch_s']:.1f} s after publish, {pub['doc_count']} docs"))  # fmt: skip
+            elif phase == "keepalive":
+                ka = phase_keepalive(server, args.keepalive_clients, args.keepalive_requests, args.client_idle_s,
+                                     args.keepalive_burst, args.idle_window_s)  # fmt: skip
+                rows.append((f"keep-alive: {ka['clients']} clients, idle up to {ka['idle_s']:g} s, server {ka['server_s']} s",
+                             "4 resets in 31,977 (server 5 s)",
+                             f"{sum(ka['resets'].values())} resets in {ka['requests']:,} requests"
+                             f"{' ' + str(dict(ka['resets'])) if ka['resets'] else ''} in {ka['s']:.0f} s; "
+                             f"{dict(ka['statuses'])}"))  # fmt: skip
+                print(f"keep-alive resets: {sum(ka['resets'].values())} in {ka['requests']} requests "
+                      f"({ka['clients']} clients, client idle expiry {ka['idle_s']:g} s, server keep-alive {ka['server_s']} s)",
+                      flush=True)  # fmt: skip
     finally:
         server.stop()
         redis.proc.terminate()
 
     fivexx = sum(n for s, n in STATUSES.items() if isinstance(s, int) and s >= 500)
-    rows = [
-        ("32 x 6300x6300 RGBA PNG upload", "6 at once: peak 5.6 GB, 4.8 GB kept",
-         f"{up['file_kb']:.0f} KB file; RSS {up['before']:.0f} -> peak {up['peak']:.0f} (+{up['peak'] - up['before']:.0f} MB) "
-         f"-> after {up['after']:.0f} MB (+{up['after'] - up['before']:.0f}); {dict(up['statuses'])} in {up['s']:.0f} s"),
-        ("/healthz during 48 heavy /encode", "28.6 s", f"{flood['health']}"),
-        ("/search during 48 heavy /encode", "28.6 s", f"{flood['search']}"),
-        ("48 heavy /encode (16 PNG heatmaps)", "-", f"{dict(flood['statuses'])} in {flood['s']:.0f} s"),
-        *odd,
-        ("Redis restart under 8 search clients", "0 failed; cache off 13 s more",
-         f"{len(rr['failures'])} failed; cache on {rr['cache_back_s']:.2f} s after Redis answered; results {dict(rr['outcomes'])}"),
-        ("publish under 8 search clients", "0 failed",
-         f"{len(pub['failures'])} failed; served {pub['switch_s']:.1f} s after publish, {pub['doc_count']} docs"),
-        ("5xx over the whole run", "several", f"{fivexx} (transport errors: {STATUSES.get('error', 0)})"),
-    ]
+    rows.append(("5xx over the whole run", "several", f"{fivexx} (transport errors: {STATUSES.get('error', 0)})"))
     width = max(len(r[0]) for r in rows)
     iw = max(len(r[1]) for r in rows)
     print(f"\n{'probe':<{width}}  {'issue':<{iw}}  this run")
     for name, issue, got in rows:
         print(f"{name:<{width}}  {issue:<{iw}}  {got}")
     print(f"\nanswers by status: {dict(sorted(STATUSES.items(), key=str))}")
-    for f in (rr["failures"] + pub["failures"])[:5]:
+    for f in failures[:5]:
         print("failure:", f)
     return 0
 

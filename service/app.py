@@ -142,6 +142,15 @@ def openapi_document(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
+def server_options(settings: Settings) -> dict:
+    """The uvicorn options the settings give (``lexvla serve`` passes them; the tests' servers too).
+
+    The keep-alive timeout is set rather than left at uvicorn's 5 s, which is also httpx's idle
+    expiry: a client then reused a connection in the instant the server closed it.
+    """
+    return {"timeout_keep_alive": settings.keep_alive_s}
+
+
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory service.app:app_from_env`` (settings from ``LEXVLA_*``)."""
     return create_app(get_settings())

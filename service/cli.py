@@ -59,24 +59,26 @@ def run_serve(args: argparse.Namespace) -> int:
     """Check bundle and index (fail fast), then run uvicorn."""
     import uvicorn
 
-    from service.app import create_app
+    from service.app import create_app, server_options
     from service.engine import Engine
 
     settings = _settings(args)
+    options = server_options(settings)
     if settings.workers > 1:
         from service import metrics
 
         Engine.load(settings).close()  # fail fast here rather than in every worker
         made = metrics.prepare_multiprocess_dir()  # before the workers start: they read it at import
         try:
-            uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=settings.workers)
+            uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=settings.workers,
+                        **options)  # fmt: skip
         finally:
             if made is not None:
                 shutil.rmtree(made, ignore_errors=True)
         return 0
     engine = Engine.load(settings)
     try:
-        uvicorn.run(create_app(settings, engine), host=args.host, port=args.port)
+        uvicorn.run(create_app(settings, engine), host=args.host, port=args.port, **options)
     finally:
         engine.close()
     return 0
@@ -136,6 +138,8 @@ def _print_text(out, result) -> None:
     print("query:", ", ".join(f"{w} {v:.3f}" for w, v in list(edited.weights.items())[:16]), file=out)
     if edited.ignored:
         print("ignored (not in the vocabulary):", ", ".join(edited.ignored), file=out)
+    if result.query.not_encoded:
+        print("not encoded (past the text encoder's token budget):", " ".join(result.query.not_encoded), file=out)
     for rank, hit in enumerate(result.hits, 1):
         words = ", ".join(f"{m.word} {hit.share(m):.0%}" for m in hit.matches[:8])
         print(f"{rank:3d}. {hit.score:.4f}  {hit.doc_id}  [{words}]", file=out)

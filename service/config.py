@@ -5,8 +5,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Pillow refuses to open an image over twice its MAX_IMAGE_PIXELS, whatever the caller allows:
+# the service's pixel limit stays under it, so that one limit answers, in one message.
+PILLOW_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
 class Settings(BaseSettings):
@@ -38,6 +43,11 @@ class Settings(BaseSettings):
         False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    keep_alive_s: int = Field(
+        75, ge=1, le=3600,
+        description="seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive); clients and "
+        "proxies should close idle connections sooner (httpx does after 5 s)",
+    )  # fmt: skip
     encode_max_batch: int = Field(
         32, ge=1, description="queries encoded in one ONNX call: those that arrive while the encoder is busy wait and go together"
     )
@@ -48,7 +58,10 @@ class Settings(BaseSettings):
     # ---- bounded work per request
     max_upload_bytes: int = Field(10_000_000, ge=1, description="image file limit (the image routes' body: base64 and form overhead on top)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="body limit of every other route")
-    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) an upload may declare")
+    max_pixels: int = Field(
+        40_000_000, ge=1, le=PILLOW_MAX_PIXELS,
+        description=f"largest image (width x height) an upload may declare (at most {PILLOW_MAX_PIXELS}, Pillow's own limit)",
+    )  # fmt: skip
     decode_side: int = Field(
         1024, ge=64, description="images longer than twice this are decoded at reduced size (long side up to 2x this)"
     )
@@ -56,7 +69,10 @@ class Settings(BaseSettings):
     image_workers: int = Field(2, ge=1, description="image jobs (decode, encode, heatmaps, thumbnails) run at once")
     image_queue: int = Field(64, ge=0, description="image requests that may wait for a worker; more get 503 + Retry-After")
     retry_after_s: int = Field(1, ge=1, description="Retry-After of 503 (busy) and the minimum of 429 answers")
-    max_query_chars: int = Field(512, ge=1, description="longest query text")
+    max_query_chars: int = Field(
+        512, ge=1, description="longest query text, and /embed_sparse text (the text encoder reads the bundle's "
+        "max_caption_tokens tokens of it: /search lists the words past them in query.not_encoded)",
+    )
     max_query_words: int = Field(
         256, ge=1, le=4000, description="words a query may have after edits, excluded words included (one Lucene clause each)"
     )

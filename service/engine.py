@@ -5,7 +5,9 @@ synchronous methods that the routes run in a thread pool (ONNX and Lucene work i
 """
 from __future__ import annotations
 
+import io
 import logging
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -17,11 +19,12 @@ from PIL import Image
 
 from models.batching import MicroBatcher
 from models.bundle import Bundle, BundleError
-from models.preprocess import ImageError, InputError, decode_image
+from models.preprocess import ImageError, InputError, TextPreprocessor, decode_image
 from models.sparse import SparseVector, quantize_weights, sparsify
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
-from service.config import Settings
+from service.config import PILLOW_MAX_PIXELS, Settings
+from service.echo import echo, echo_words
 from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
 from service.results import (
     EncodeResult,
@@ -201,16 +204,37 @@ class Engine:
         if n > limit:
             raise BatchTooLarge(f"{n} {what} in one request; the limit is {limit} ({setting})")
 
-    def embed_texts(self, texts: list[str], quantized: bool = False) -> list[dict[str, float]]:
+    def embed_texts(self, texts: list[str], quantized: bool = False, truncate: bool = False) -> list[dict[str, float]]:
         """Each text's ``{word: weight}`` exactly as text search queries the index (the text as it
-        is: no query operators), or its integer impacts with ``quantized``."""
+        is: no query operators), or its integer impacts with ``quantized``.
+
+        A text longer than the text encoder reads (:meth:`not_encoded`) is refused (422, naming
+        the token budget and the words left over) unless ``truncate``: then its first tokens are
+        encoded, as TEI's ``truncate`` does.
+        """
         self.check_batch(len(texts), self.settings.max_embed_texts, "texts", "LEXVLA_MAX_EMBED_TEXTS")
         for i, text in enumerate(texts):
             if len(text) > self.settings.max_query_chars:
-                raise InputError(f"inputs[{i}] is {len(text)} characters; the limit is {self.settings.max_query_chars}", "inputs")
+                raise InputError(f"inputs[{i}] is {len(text)} characters; the limit is {self.settings.max_query_chars} "
+                                 "(LEXVLA_MAX_QUERY_CHARS)", "inputs")  # fmt: skip
             if not text.strip():
                 raise InputError(f"inputs[{i}] is empty: each text needs at least one word", "inputs")
+            if not truncate and (left := self.not_encoded(text)):
+                raise InputError(
+                    f"inputs[{i}] is longer than the text encoder reads ({self.token_budget} tokens): {len(left)} words "
+                    f"would not be encoded ({echo_words(left)}); shorten it, or send truncate: true to encode what fits",
+                    "inputs",
+                )
         return [self._embedding(weights, quantized) for weights, _ in self.encode_texts(texts)]
+
+    @property
+    def token_budget(self) -> int:
+        """Tokens of a text the text encoder reads (the bundle's ``max_caption_tokens``)."""
+        return self.bundle.text_preprocessor.max_caption_tokens
+
+    def not_encoded(self, text: str) -> list[str]:
+        """The words of ``text`` past the text encoder's token budget (:func:`unencoded_words`)."""
+        return unencoded_words(self.bundle.text_preprocessor, text)
 
     def embed_images(self, sources: list[tuple[str, bytes | BinaryIO]], quantized: bool = False) -> list[dict[str, float]]:
         """Each uploaded image's ``{word: weight}`` as the indexer computes it (the image top-k), or
@@ -225,7 +249,7 @@ class Engine:
             try:
                 image, _ = self.decode_upload(source)
             except InputError as exc:
-                exc.args = (f"file {i} ({name!r}): {exc}",)
+                exc.args = (f"file {i} ({echo(name)}): {exc}",)
                 raise
             pixels.append(self.bundle.image_spec.to_array(image))  # [3, S, S]; the decoded image is let go
         dense, _ = self.bundle.encode_pixels(np.stack(pixels))  # [B, V]
@@ -245,7 +269,8 @@ class Engine:
     ) -> QueryEdits:  # fmt: skip
         """Validate a query and split it into text and word-space edits."""
         if len(query) > self.settings.max_query_chars:
-            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}", "query")
+            raise InputError(f"query is {len(query)} characters; the limit is {self.settings.max_query_chars} "
+                             "(LEXVLA_MAX_QUERY_CHARS)", "query")  # fmt: skip
         edits = merge_edits(parse_inline(query), boost, exclude, require)
         if not edits.text and not edits.boosts:
             raise InputError("empty query: give at least one word (or a +word to search for)", "query")
@@ -262,10 +287,15 @@ class Engine:
         self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: list[str] | tuple[str, ...] = (),
         require: list[str] | tuple[str, ...] = (),
     ) -> TextSearchResult:  # fmt: skip
-        """Encode ``query`` (inline ``+word``/``-word``/``word^2`` edits apply), edit, search, explain."""
+        """Encode ``query`` (inline ``+word``/``-word``/``word^2`` edits apply), edit, search, explain.
+
+        The words of the text past the encoder's token budget are not encoded; the result lists
+        them (``query.not_encoded``).
+        """
         timer = StageTimer()
         k = self.check_k(k)
         edits = self.parse(query, boost, exclude, require)
+        left_out = self.not_encoded(edits.text) if edits.text else []
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
@@ -274,7 +304,7 @@ class Engine:
             with timer("cache"):
                 cached = self.cache.get(key, "results")
             if cached is not None:
-                return TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"})
+                return TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"}, left_out)
             with timer("encode"):
                 encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
             with timer("edit"):
@@ -283,7 +313,7 @@ class Engine:
                 raise InputError("the query has no words left after the edits" + _ignored_note(edited), "query")
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
             hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
-        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited), versions)
+        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited, left_out), versions)
         self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
         return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
@@ -315,8 +345,12 @@ class Engine:
         try:
             return decode_image(data, s.max_pixels, max_side=s.decode_side, max_bytes=s.decode_bytes, name="upload")
         except ImageError as exc:
-            exc.field = "file"
-            raise
+            over = pixel_limit_error(data, s.max_pixels, "upload") if _pillow_refused(exc) else None
+            if over is None:
+                exc.field = "file"
+                raise
+            over.field = "file"
+            raise over from exc
 
     def check_heatmaps(self, words: list[str], top_n_maps: int) -> None:
         """Refuse more than ``max_heatmaps`` heatmaps in one request."""
@@ -385,7 +419,7 @@ class Engine:
         """The indexed record of ``doc_id``; :class:`NotFound` for anything else."""
         record = self.searcher.document(doc_id) if doc_id else None
         if record is None:
-            raise NotFound(f"no indexed image with id {doc_id!r}")
+            raise NotFound(f"no indexed image with id {echo(doc_id)}")
         return record
 
     def image_file(self, doc_id: str, record=None) -> Path:
@@ -393,7 +427,7 @@ class Engine:
         ``settings.image_root`` where the images are mounted, or the root recorded at indexing)."""
         path = self.searcher.image_file(record or self.document(doc_id), self.settings.image_root)
         if not path.is_file():
-            raise NotFound(f"the file of indexed image {doc_id!r} is gone")
+            raise NotFound(f"the file of indexed image {echo(doc_id)} is gone")
         return path
 
     def indexed_image(self, doc_id: str) -> Image.Image:
@@ -405,7 +439,7 @@ class Engine:
         s = self.settings
         try:
             return decode_image(path, max(1, record.width * record.height), max_side=s.decode_side,
-                                max_bytes=s.decode_bytes, name=f"indexed image {doc_id!r}")[0]  # fmt: skip
+                                max_bytes=s.decode_bytes, name=f"indexed image {echo(doc_id)}")[0]  # fmt: skip
         except ImageError as exc:
             log.warning("indexed image %r (%s) cannot be decoded: %s", doc_id, path, exc.reason)
             raise
@@ -430,7 +464,7 @@ class Engine:
         """
         canonical = self.canonical(word)
         if canonical is None:
-            raise InputError(f"{word!r} is not a word of the vocabulary", "word")
+            raise InputError(f"{echo(word)} is not a word of the vocabulary", "word")
         image = self.indexed_image(doc_id)
         key = cache_key(self.settings.cache_prefix, "heat", (self.bundle.version, self.searcher.info.index_version),
                         {"id": doc_id, "word": canonical})  # fmt: skip
@@ -499,7 +533,70 @@ class BatchTooLarge(TooLarge):
 
 
 def _ignored_note(edited: EditedQuery) -> str:
-    return f" (not in the vocabulary: {', '.join(edited.ignored)})" if edited.ignored else ""
+    return f" (not in the vocabulary: {echo_words(edited.ignored)})" if edited.ignored else ""
+
+
+def unencoded_words(pre: TextPreprocessor, text: str) -> list[str]:
+    """The words of ``text`` that the text encoder does not read whole, in order and as written.
+
+    The preprocessor keeps the first ``max_caption_tokens`` tokens of a caption (and warns); a
+    word with any token after them is listed. Empty when the whole text fits. The text is prepared
+    and tokenized as :meth:`models.preprocess.TextPreprocessor.caption_ids` does it, and the
+    tokenizer's character offsets place the first token left out in it.
+    """
+    prepared = text.lower() if pre.lowercase else text.strip()
+    tokens = pre.tokenizer.encode(prepared, add_special_tokens=False)
+    budget = pre.max_caption_tokens
+    if len(tokens.ids) <= budget:
+        return []
+    cut = tokens.offsets[budget][0]  # where the first token left out starts in ``prepared``
+    spans = [m.span() for m in re.finditer(r"\S+", prepared)]
+    first = next((i for i, (_, end) in enumerate(spans) if end > cut), len(spans))
+    words = text.split()
+    return words[first:] if len(words) == len(spans) else [prepared[a:b] for a, b in spans[first:]]
+
+
+# Pillow refuses an image over twice its MAX_IMAGE_PIXELS (178,956,970 pixels by default) when it
+# opens it, in its own words and before any limit of ours is asked. The settings keep max_pixels
+# under that ceiling, and such an image is answered in the words of the service's own limit.
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def _pillow_refused(exc: ImageError) -> bool:
+    return isinstance(exc.__cause__, _BOMB)
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height an image file's header declares, read by the format's Pillow plugin as
+    ``Image.open`` reads it but without Pillow's pixel check; ``None`` when no format reads it."""
+    Image.init()
+    prefix = data[:16]
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept is not None:
+                taken = accept(prefix)
+                if not taken or isinstance(taken, str):
+                    continue
+            with factory(io.BytesIO(data), "") as img:
+                return img.size
+        except Exception:  # not this format (plugins raise SyntaxError, struct.error, ...), or a plugin that checks itself
+            continue
+    return None
+
+
+def pixel_limit_error(data: bytes, max_pixels: int, name: str) -> ImageError | None:
+    """The service's "too large" answer for an image Pillow refused by its size, in the words
+    :func:`models.preprocess.decode_image` uses for ``max_pixels``: with the declared size, or
+    "over" Pillow's ceiling where no header can be read without Pillow's check. ``None`` when the
+    declared size is within ``max_pixels`` (a frame, not the image, was too large: Pillow's
+    answer stands)."""
+    size = declared_size(data)
+    if size is None:
+        return ImageError(name, f"too large: over {PILLOW_MAX_PIXELS} pixels exceeds the limit of {max_pixels}")
+    if size[0] * size[1] <= max_pixels:
+        return None
+    return ImageError(name, f"too large: {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels}")
 
 
 def _image_hit(hit, record) -> ImageHit:

@@ -6,7 +6,14 @@ validation, a body a route parses itself (:class:`InvalidFields`), or a rule the
 (an ``InputError``, whose ``field`` gives the ``loc``).
 
 Bodies are ASCII JSON, so text a client sent (an unpaired surrogate, say) is escaped rather than
-failing to encode.
+failing to encode. They quote at most a short prefix of what the client sent (``service.echo``):
+a detail is at most ``MAX_DETAIL_CHARS`` characters, a field error's location parts and message
+are cut the same way, and at most ``MAX_ERRORS`` field errors are listed (the detail counts them
+all), whatever the request held.
+
+A 500 closes the connection (``Connection: close``): the server also drops it after logging the
+failure, and a client told so opens a new one instead of sending its next request into a closing
+socket.
 """
 from __future__ import annotations
 
@@ -20,11 +27,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.preprocess import ImageError, InputError
 from service import metrics
+from service.echo import ECHO_CHARS, cut
 from service.engine import NotFound, TooLarge
 from service.limits import Busy
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
+MAX_DETAIL_CHARS = 500  # a detail longer than this is cut (every message quotes its input short already)
+MAX_LOC_CHARS = ECHO_CHARS  # a location part (a field name or a client's dict key) longer than this is cut
+MAX_ERRORS = 20  # field errors listed in one answer (the detail counts them all)
+JSON_TOO_DEEP = "the JSON body is nested too deeply to parse"
+JSON_NOT_TEXT = "the JSON body is not UTF-8 (or UTF-16/32) text"
 
 
 class UnsupportedMediaType(InputError):
@@ -61,9 +74,9 @@ def request_id(scope) -> str:
 
 def error_body(scope, detail: str, errors: list[dict] | None = None) -> bytes:
     """An ``ErrorResponse`` as ASCII JSON bytes."""
-    body: dict = {"detail": detail, "request_id": request_id(scope)}
+    body: dict = {"detail": cut(detail, MAX_DETAIL_CHARS), "request_id": request_id(scope)}
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = errors[:MAX_ERRORS]
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 
@@ -73,9 +86,10 @@ def error_response(request: Request, status: int, detail: str, errors: list[dict
 
 def field_errors(errors, prefix: tuple = ()) -> list[dict]:
     """``[{loc, msg, type}]`` of pydantic or FastAPI errors, each ``loc`` after ``prefix``: never
-    the input itself (it may be huge or binary)."""
-    return [{"loc": [str(p) if not isinstance(p, int) else p for p in (*prefix, *e.get("loc", ()))],
-             "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
+    the input itself (it may be huge or binary), and a location part (a dict key the client chose)
+    cut to ``MAX_LOC_CHARS``."""
+    return [{"loc": [cut(str(p), MAX_LOC_CHARS) if not isinstance(p, int) else p for p in (*prefix, *e.get("loc", ()))],
+             "msg": cut(str(e.get("msg", "")), MAX_DETAIL_CHARS), "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict]:
@@ -90,7 +104,7 @@ def input_errors(request: Request, exc: InputError) -> list[dict]:
         return exc.errors
     field = getattr(exc, "field", None)
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
-    return [{"loc": [where, field] if field else [], "msg": str(exc), "type": "value_error"}]
+    return [{"loc": [where, field] if field else [], "msg": cut(str(exc), MAX_DETAIL_CHARS), "type": "value_error"}]
 
 
 def _summary(errors: list[dict]) -> str:
@@ -98,6 +112,18 @@ def _summary(errors: list[dict]) -> str:
     where = ".".join(str(p) for p in first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
+
+
+def _parse_failure(exc: StarletteHTTPException) -> str | None:
+    """What was wrong with a body FastAPI could not parse (its 400 says only that it could not),
+    in the words the routes that parse their own JSON use."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):  # Python's JSON parser recurses once per level
+        return JSON_TOO_DEEP
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return JSON_NOT_TEXT
+    return None
 
 
 def install(app: FastAPI) -> None:
@@ -128,7 +154,7 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code < 500:
             metrics.ERRORS.labels(f"input_{exc.status_code}").inc()
-        return error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+        return error_response(request, exc.status_code, _parse_failure(exc) or str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
@@ -136,4 +162,4 @@ def install(app: FastAPI) -> None:
         rid = request_id(request.scope)
         log.error("request %s: %s %s failed", rid, request.method, request.url.path, exc_info=exc)
         return error_response(request, 500, "internal error; the server log has the details under this request id",
-                              headers={REQUEST_ID_HEADER: rid})  # fmt: skip
+                              headers={REQUEST_ID_HEADER: rid, "Connection": "close"})  # fmt: skip

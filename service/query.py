@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from models.preprocess import InputError
+from service.echo import echo
 
 MAX_BOOST = 100.0
 _BOOST = re.compile(r"^(\+?)([^\s^+]+)\^(\d+(?:\.\d+)?|\.\d+)$")
@@ -104,7 +105,7 @@ def merge_edits(
     boosts = dict(inline.boosts)
     for word, factor in (boost or {}).items():
         if not 0 < factor <= MAX_BOOST:
-            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
+            raise InputError(f"boost for {echo(word)} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
         boosts[word.strip()] = boosts.get(word.strip(), 1.0) * float(factor)
     excludes = tuple(dict.fromkeys([*inline.excludes, *(w.strip() for w in exclude or ())]))
     requires = tuple(w for w in dict.fromkeys([*inline.requires, *(w.strip() for w in require or ())]) if w)
@@ -112,7 +113,7 @@ def merge_edits(
         boosts.setdefault(word, 1.0)
     for word, factor in boosts.items():
         if not 0 < factor <= MAX_BOOST:
-            raise InputError(f"boost for {word!r} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
+            raise InputError(f"boost for {echo(word)} must be in (0, {MAX_BOOST:g}], got {factor}", "boost")
     return QueryEdits(inline.text, {w: f for w, f in boosts.items() if w}, tuple(w for w in excludes if w), requires)
 
 

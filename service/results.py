@@ -30,11 +30,13 @@ class Versions:
 
 @dataclass(frozen=True)
 class TextQuery:
-    """The text that was encoded, the encoder's words, and the edited map that was searched."""
+    """The text that was encoded, the encoder's words, the edited map that was searched, and the
+    words of the text past the encoder's token budget (not encoded)."""
 
     text: str
     encoded: dict[str, float]
     edited: EditedQuery
+    not_encoded: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,15 @@ class TextSearchResult:
         }  # fmt: skip
 
     @classmethod
-    def from_cache(cls, data: dict, timings_ms: dict[str, float], cache: dict[str, str]) -> TextSearchResult:
+    def from_cache(cls, data: dict, timings_ms: dict[str, float], cache: dict[str, str],
+                   not_encoded: list[str] = ()) -> TextSearchResult:  # fmt: skip
+        """The result :meth:`to_cache` stored; ``not_encoded`` is not stored (the engine finds it
+        from the text, cached or not)."""
         text, encoded, (weights, excluded, boosted, added, ignored) = data["query"]
         hits = [ImageHit(d, s, w, h, tuple(WordMatch(*m) for m in matches)) for d, s, w, h, matches in data["hits"]]
         edited = EditedQuery(dict(weights), list(excluded), dict(boosted), list(added), list(ignored), list(data["required"]))
-        return cls(hits, TextQuery(text, dict(encoded), edited), Versions(*data["versions"]), timings_ms, cache)
+        query = TextQuery(text, dict(encoded), edited, list(not_encoded))
+        return cls(hits, query, Versions(*data["versions"]), timings_ms, cache)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ class ErrorResponse(BaseModel):
     detail: str = Field(description="what was wrong, for a person to read")
     request_id: str = Field(description="the request's id (also the X-Request-ID header); the server log has it too")
     errors: list[FieldError] | None = Field(
-        None, description="every 422 lists what was invalid, one entry per field (loc [] when no single field is to blame)"
+        None, description="every 422 lists what was invalid, one entry per field (loc [] when no single field is to blame; "
+        "the first 20, the detail counts them all)"
     )
 
 
@@ -65,6 +66,11 @@ class QueryReport(BaseModel):
     added: list[str]
     ignored: list[str] = Field(description="edited words that are not in the vocabulary")
     required: list[str] = Field(description="words every hit carries (`+word`, require)")
+    not_encoded: list[str] = Field(
+        default_factory=list,
+        description="words of `text` past the text encoder's token budget (the bundle's max_caption_tokens): "
+        "not encoded, so not searched; empty when the whole text was read",
+    )
 
 
 class Versions(BaseModel):
@@ -108,11 +114,15 @@ QUANTIZED_HELP = "integer impacts as the index stores them (weight x the bundle'
 
 
 class EmbedSparseRequest(BaseModel):
-    """Texts to turn into sparse vectors. Other TEI fields (``truncate``, ...) are accepted and ignored."""
+    """Texts to turn into sparse vectors. Other TEI fields (``truncation_direction``, ...) are accepted and ignored."""
 
     inputs: Text | list[Text] = Field(description="one text or a list (the service's batch limit applies); no query operators")
     format: EmbedFormat = Field("tei", description=EMBED_FORMAT_HELP)
     quantized: StrictBool = Field(False, description=QUANTIZED_HELP)
+    truncate: StrictBool = Field(
+        False, description="encode the first tokens of a text longer than the text encoder reads (the bundle's "
+        "max_caption_tokens) and drop the rest, as TEI does; false: such a text is a 422 naming the words left over",
+    )
 
     model_config = {"json_schema_extra": {"examples": [
         {"inputs": ["a red circle", "a blue star"]},

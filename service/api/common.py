@@ -6,7 +6,7 @@ from service.schemas import ErrorResponse
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 _WHY = {
-    400: "the body cannot be parsed (JSON that is not UTF-8, a multipart body without a boundary, ...)",
+    400: "the body cannot be parsed (JSON that is not UTF-8 or is nested too deeply, a multipart body without a boundary, ...)",
     401: "no or a wrong admin token",
     403: "admin routes are disabled (no admin token is configured)",
     404: "no such indexed image",

@@ -32,7 +32,7 @@ def search_response(res: r.TextSearchResult) -> s.SearchResponse:
     e = res.query.edited
     query = s.QueryReport(text=res.query.text, words=_words(e.weights), encoded=_words(res.query.encoded),
                           excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=e.ignored,
-                          required=e.required)  # fmt: skip
+                          required=e.required, not_encoded=res.query.not_encoded)  # fmt: skip
     return s.SearchResponse(hits=[hit(h) for h in res.hits], query=query, timings_ms=res.timings_ms, cache=res.cache,
                             versions=versions(res.versions))  # fmt: skip
 

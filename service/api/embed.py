@@ -50,14 +50,16 @@ OPENAPI_IMAGES_BODY = multipart_body(
 async def embed_sparse(req: EmbedSparseRequest, engine: EngineDep) -> EmbedSparseResponse:
     """Sparse vectors of a batch of texts, as text search queries the index with them.
 
-    One vector per input, in order, largest weight first. Too many texts answer 413 with the limit.
+    One vector per input, in order, largest weight first. Too many texts answer 413 with the limit;
+    a text longer than the text encoder reads answers 422 naming the words left over, unless
+    ``truncate`` asks for its first tokens only.
     """
     return await run_in_threadpool(_embed_texts, engine, req)
 
 
 def _embed_texts(engine: Engine, req: EmbedSparseRequest) -> EmbedSparseResponse:
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    return convert.embed_response(engine.embed_texts(texts, req.quantized), req.format, engine.dimension)
+    return convert.embed_response(engine.embed_texts(texts, req.quantized, req.truncate), req.format, engine.dimension)
 
 
 @router.post(

@@ -159,7 +159,9 @@ function renderQuery(q) {
   const words = q.words.slice(0, 24).map((w) =>
     el("span", { class: "qword", style: `--w:${(0.1 + 0.5 * w.weight / max).toFixed(2)}`, title: w.weight.toFixed(3) }, w.word));
   const ignored = q.ignored.map((w) => el("span", { class: "qword ignored", title: "not in the vocabulary" }, `${w}?`));
-  $("query-words").replaceChildren(...words, ...ignored);
+  const unread = (q.not_encoded || []).map((w) =>
+    el("span", { class: "qword unread", title: "past the text encoder's token budget: not encoded, not searched" }, w));
+  $("query-words").replaceChildren(...words, ...ignored, ...unread);
 }
 
 function renderEdits() {

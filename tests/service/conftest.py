@@ -66,12 +66,13 @@ class LiveServer:
     def __init__(self, settings, engine=None):
         import uvicorn
 
-        from service.app import create_app
+        from service.app import create_app, server_options
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, engine)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", workers=1)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", workers=1,
+                                **server_options(settings))  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -27,7 +27,8 @@ def page(server):
 
 
 def test_search_chips_edits_and_heatmap(page, tmp_path):
-    page.fill("#q", "a red circle")
+    # the untrained prior (top-5 ImageNet classes) writes "star" on 5 of the 40 shapes, "circle" on 3
+    page.fill("#q", "a blue star")
     page.click("#go")
     page.wait_for_selector(".card .chip")
     cards = page.locator(".card")
@@ -66,6 +67,15 @@ def test_error_is_shown_not_thrown(page):
     page.click("#go")
     page.wait_for_selector("#status.error")
     assert "422" in page.text_content("#status")
+
+
+def test_words_past_the_token_budget_are_shown_as_not_read(page):
+    text = " ".join(["red circle blue square green star"] * 8)  # 48 words, one token each: 16 past the 32
+    page.fill("#q", text)
+    page.click("#go")
+    page.wait_for_selector("#query-words .qword.unread")
+    unread = page.eval_on_selector_all("#query-words .qword.unread", "els => els.map(e => e.textContent)")
+    assert unread == text.split()[32:]
 
 
 def _settled(page) -> None:
@@ -156,7 +166,7 @@ def test_heatmap_toggle_encodes_each_hit_once(page, server, tmp_path):
         return metrics.CACHE.labels("heatmap", "hit")._value.get(), metrics.CACHE.labels("heatmap", "miss")._value.get()
 
     all_heatmaps = "() => [...document.querySelectorAll('.card img')].every(i => i.src.includes('heatmap') && i.complete)"
-    page.goto(server.url + "/?q=a+star&k=12")
+    page.goto(server.url + "/?q=a+circle&k=12")  # not the stars of the first test, whose heatmaps the browser holds
     page.wait_for_selector(".card")
     _settled(page)
     hits0, misses0 = served()

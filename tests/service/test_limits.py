@@ -176,3 +176,105 @@ def test_liveness_and_readiness_do_not_wait_for_the_thread_pool(served, engine):
     finally:
         release.set()
         holder.join()
+
+
+# ---- the text encoder's token budget ---------------------------------------------------------
+def _tokens(engine, text: str) -> int:
+    pre = engine.bundle.text_preprocessor
+    return len(pre.tokenizer.encode(text.lower() if pre.lowercase else text.strip(), add_special_tokens=False).ids)
+
+
+@pytest.mark.parametrize("text", [
+    " ".join(["red circle blue square green star"] * 20)[:512],  # the issue's 512 characters, a word cut at the end
+    "  a picture of " + "pneumonoultramicroscopic silicovolcanoconiosis, " * 8,  # long words: many tokens each
+    "Café, crème brûlée & ünïcode 😀 — dog-house; " * 6,  # punctuation splits words into several tokens
+    "a red circle",
+])  # fmt: skip
+def test_words_past_the_token_budget_are_exactly_those_not_encoded(engine, text):
+    """The words listed are those the preprocessor cuts: the words before them fit the budget, and
+    the first of them does not (in whole); the preprocessor's own truncation agrees."""
+    import warnings
+
+    from service.engine import unencoded_words
+
+    pre = engine.bundle.text_preprocessor
+    left = unencoded_words(pre, text)
+    words = text.split()
+    kept = words[: len(words) - len(left)]
+    assert words[len(kept):] == left
+    assert _tokens(engine, " ".join(kept)) <= pre.max_caption_tokens
+    if left:
+        assert _tokens(engine, " ".join([*kept, left[0]])) > pre.max_caption_tokens
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ids = pre.caption_ids(text)
+    assert (len(ids) == pre.max_caption_tokens) == bool(left) or _tokens(engine, text) == pre.max_caption_tokens
+
+
+def test_search_lists_the_words_it_did_not_encode(http, engine):
+    """A query up to max_query_chars is answered; the words past the encoder's 32 tokens are
+    listed in query.not_encoded (cached answers too), and one character more is a 422 naming the limit."""
+    budget = engine.bundle.text_preprocessor.max_caption_tokens
+    assert budget == 32
+    text = " ".join(["red circle blue square green star"] * 20)[:512]
+    for cached in (False, True):
+        r = http.post("/search", json={"query": text, "k": 3})
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        assert body["cache"]["results"] == ("hit" if cached else "miss")
+        words = text.split()
+        assert body["query"]["not_encoded"] == words[budget:] and len(words[budget:]) == 59
+    short = http.post("/search", json={"query": "a red circle +star", "k": 3}).json()
+    assert short["query"]["not_encoded"] == []
+    err = _error(http.post("/search", json={"query": text + "x"}), 422)
+    assert err.detail == "query is 513 characters; the limit is 512 (LEXVLA_MAX_QUERY_CHARS)"
+
+
+def test_embed_sparse_refuses_a_text_past_the_budget_unless_truncate(http):
+    text = " ".join(["red circle blue square green star"] * 20)[:512]
+    err = _error(http.post("/embed_sparse", json={"inputs": ["a red circle", text]}), 422)
+    assert err.detail.startswith("inputs[1] is longer than the text encoder reads (32 tokens): 59 words would not be "
+                                 "encoded (blue, square, green, star, red and 54 more)"), err.detail  # fmt: skip
+    assert err.errors[0].loc == ["body", "inputs"] and "truncate: true" in err.detail
+    r = http.post("/embed_sparse", json={"inputs": [text], "format": "words", "truncate": True})
+    assert r.status_code == 200, r.text[:300]
+    fits = " ".join(text.split()[:32])
+    assert r.json() == http.post("/embed_sparse", json={"inputs": [fits], "format": "words"}).json()
+    err = _error(http.post("/embed_sparse", json={"inputs": text + "x", "truncate": True}), 422)
+    assert err.detail == "inputs[0] is 513 characters; the limit is 512 (LEXVLA_MAX_QUERY_CHARS)"
+
+
+# ---- one pixel limit -------------------------------------------------------------------------
+def _png_declaring(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header declares ``width`` x ``height``: refused from the header alone."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(Image.new("L", (1, 1))))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("width", "height"), [(7000, 7000), (13_000, 13_000), (30_000, 30_000), (65_535, 65_535)])
+def test_one_pixel_limit_and_one_message_whatever_the_size(served, width, height):
+    """Past Pillow's own limit (178,956,970 pixels) as under it: a 413 naming the configured limit."""
+    srv = served(max_pixels=40_000_000)
+    data = _png_declaring(width, height)
+    with srv.client() as http:
+        for route in ("/encode", "/search/image"):
+            err = _error(http.post(route, files={"file": ("x.png", data, "image/png")}), 413)
+            assert err.detail == f"upload: too large: {width}x{height} pixels exceeds the limit of 40000000", err.detail
+        err = _error(http.post("/embed_sparse/images", files=[("file", ("x.png", data, "image/png"))]), 413)
+        assert err.detail == f"file 0 ('x.png'): upload: too large: {width}x{height} pixels exceeds the limit of 40000000"
+
+
+def test_the_pixel_limit_stays_under_pillows():
+    from pydantic import ValidationError
+
+    from service.config import PILLOW_MAX_PIXELS, Settings
+
+    assert PILLOW_MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS == 178_956_970
+    assert Settings(max_pixels=PILLOW_MAX_PIXELS, _env_file=None).max_pixels == PILLOW_MAX_PIXELS
+    with pytest.raises(ValidationError, match="less than or equal to 178956970"):
+        Settings(max_pixels=PILLOW_MAX_PIXELS + 1, _env_file=None)
