@@ -47,7 +47,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
+from models.data.manifest import (
+    DropReport,
+    ManifestRecord,
+    assign_split,
+    corpus_stats,
+    write_jsonl,
+    write_manifest,
+)
 from models.preprocess import ImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -359,22 +366,7 @@ class _Item:
     aliases: list[str] = field(default_factory=list)
 
 
-class _Report:
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def image(self, ident: str, reason: str, **extra) -> None:
-        self.rows.append({"id": ident, "kind": "image", "reason": reason, **extra})
-
-    def caption(self, ident: str, reason: str, field_name: str, text: str) -> None:
-        self.rows.append({"id": ident, "kind": "caption", "reason": reason, "field": field_name, "text": text})
-
-    def counts(self, kind: str) -> dict[str, int]:
-        return dict(sorted(Counter(r["reason"] for r in self.rows if r["kind"] == kind).items(),
-                           key=lambda kv: (-kv[1], kv[0])))
-
-
-def _add_captions(item: _Item, candidates: list[tuple[str, str | None]], report: _Report) -> None:
+def _add_captions(item: _Item, candidates: list[tuple[str, str | None]], report: DropReport) -> None:
     """Keep candidates whose content words differ from every caption kept before them."""
     seen: list[frozenset[str]] = []
     for name, text in candidates:
@@ -398,13 +390,7 @@ def _emojibase(cache_dir: Path) -> dict[str, dict]:
     return table
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-
-
-def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: _Report, params: dict,
+def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: DropReport, params: dict,
            seconds: float, out: Path, extra: dict | None = None) -> dict:
     image_bytes = sum((out / "images" / source / f"{r.id}.png").stat().st_size for r in records)
     return {
@@ -419,7 +405,7 @@ def _stats(source: str, n_entries: int, records: list[ManifestRecord], report: _
     }
 
 
-def _finish(out: Path, source: str, records: list[ManifestRecord], report: _Report, n_entries: int,
+def _finish(out: Path, source: str, records: list[ManifestRecord], report: DropReport, n_entries: int,
             params: dict, started: float, extra: dict | None = None) -> dict:
     """Write ``manifest.jsonl``, ``dropped.jsonl`` and ``stats.json``; remove stale images of ``source``.
 
@@ -430,7 +416,7 @@ def _finish(out: Path, source: str, records: list[ManifestRecord], report: _Repo
         if stale.name not in keep:  # left by an earlier build with another limit
             stale.unlink()
     write_manifest(out / "manifest.jsonl", records)
-    _write_jsonl(out / "dropped.jsonl", report.rows)
+    write_jsonl(out / "dropped.jsonl", report.rows)
     # seconds vary between runs; manifest.jsonl and dropped.jsonl are byte-identical.
     stats = _stats(source, n_entries, records, report, params, time.perf_counter() - started, out, extra)
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -488,7 +474,7 @@ def google_concepts(cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[set[s
     return codes, keys
 
 
-def _datasource_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: _Report,
+def _datasource_items(package: Path, cldr: dict[str, dict], entries: list[dict], report: DropReport,
                   image_set: str = "google") -> list[_Item]:
     """Emoji of ``image_set`` with a decodable, distinct drawing and at least one caption, in
     ``entries`` order; captions as Google names them (the sets share one ``emoji.json``)."""
@@ -545,7 +531,7 @@ def heldout_google_captions(cache_dir: str | os.PathLike = DEFAULT_CACHE, seed: 
     """
     cache_dir = Path(cache_dir)
     package = fetch_npm_package(*GOOGLE_PACKAGE, cache_dir)
-    items = _datasource_items(package, _emojibase(cache_dir), _datasource_entries(package), _Report())
+    items = _datasource_items(package, _emojibase(cache_dir), _datasource_entries(package), DropReport())
     return {i.hexcode: i.captions[0] for i in items if heldout_concept(i.hexcode, seed)}
 
 
@@ -557,7 +543,7 @@ def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, i
     package = fetch_npm_package(*package_id, cache_dir)
     cldr = _emojibase(cache_dir)
     entries = _datasource_entries(package)[:limit]
-    report = _Report()
+    report = DropReport()
     items = []
     for item in _datasource_items(package, cldr, entries, report, image_set):
         if heldout_concept(item.hexcode, seed):  # after duplicates: an alias of it goes too
@@ -584,7 +570,7 @@ def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, i
     return _finish(out, image_set, records, report, len(entries), params, started)
 
 
-def _drop_shared_keywords(items: list[_Item], report: _Report) -> None:
+def _drop_shared_keywords(items: list[_Item], report: DropReport) -> None:
     """Remove keyword captions that many emoji share (they would make batch false negatives)."""
     counts = Counter(c for i in items for c, s in zip(i.captions, i.sources, strict=True) if s == "keywords")
     for item in items:
@@ -626,7 +612,7 @@ def build_openmoji(out: Path, cache_dir: Path, seed: int, limit: int | None) -> 
     heldout = heldout_google_captions(cache_dir, seed)
     entries = sorted(json.loads((package / "data" / "openmoji.json").read_text(encoding="utf-8")),
                      key=lambda e: normalize_hexcode(e["hexcode"]))
-    report = _Report()
+    report = DropReport()
     candidates: list[_Item] = []
     seen_sha: dict[str, str] = {}
     seen_caption: dict[str, str] = {}

@@ -51,7 +51,6 @@ from models.data.emoji import (
     _emojibase,
     _finish,
     _google_captions,
-    _Report,
     concept_key,
     fetch_npm_package,
     heldout_concept,
@@ -59,7 +58,7 @@ from models.data.emoji import (
     split_group,
 )
 from models.data.icons import PngJob, Rendered, make_pngs
-from models.data.manifest import ManifestRecord, assign_split
+from models.data.manifest import DropReport, ManifestRecord, assign_split
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ def build_fluent3d_manifest(
     cldr = _emojibase(cache_dir)
     index = _emoji_index(_datasource_entries(google))
     files = sorted((package / "assets").glob("*.webp"), key=lambda f: _file_order(f, index))
-    report = _Report()
+    report = DropReport()
     renders: list[_Render] = []
     by_code: dict[str, str] = {}
     by_sha: dict[str, str] = {}
@@ -185,7 +184,7 @@ def build_fluent3d_manifest(
         by_sha[sha] = ident
         render = _Render(id=ident, hexcode=hexcode, file=path, sha256=sha, entry=entry)
         candidates, _ = _google_captions(entry, cldr.get(hexcode))
-        captions_report = _Report()
+        captions_report = DropReport()
         if candidates[0][1] is None:
             captions_report.caption(ident, "name_is_a_code", "name", entry["name"])
         _add_captions(render, candidates, captions_report)
@@ -194,7 +193,7 @@ def build_fluent3d_manifest(
             report.image(ident, "no_captions", file=path.name, name=entry["name"])
             continue
         renders.append(render)
-    shared = _Report()
+    shared = DropReport()
     _drop_shared_keywords(renders, shared)
     by_id = {r.id: r for r in renders}
     for row in shared.rows:

@@ -54,13 +54,12 @@ from models.data.emoji import (
     _add_captions,
     _drop_shared_keywords,
     _finish,
-    _Report,
     caption_key,
     fetch_npm_package,
     keyword_caption,
     render_svg,
 )
-from models.data.manifest import ManifestRecord, assign_split
+from models.data.manifest import DropReport, ManifestRecord, assign_split
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +291,7 @@ class _Icon:
     caption_rows: list[dict] = field(default_factory=list)  # reported if the icon is kept
 
 
-def _tabler_icons(cache_dir: Path, report: _Report) -> tuple[list[_Icon], int, dict, dict]:
+def _tabler_icons(cache_dir: Path, report: DropReport) -> tuple[list[_Icon], int, dict, dict]:
     """Tabler's outline icons with a phrase for a name; entries, params and licence fields."""
     package = fetch_npm_package(*TABLER_PACKAGE, cache_dir)
     info = json.loads((package / "icons.json").read_text(encoding="utf-8"))
@@ -316,7 +315,7 @@ def _tabler_icons(cache_dir: Path, report: _Report) -> tuple[list[_Icon], int, d
         icon = _Icon(id=ident, name=name, svg=svg.read_bytes(), dropped_tokens=dropped)
         icon.captions, icon.sources = [phrase], ["name"]
         if keywords:
-            captions_report = _Report()
+            captions_report = DropReport()
             _add_captions(icon, [("keywords", keywords)], captions_report)
             icon.caption_rows = captions_report.rows
         icon.meta = {"category": category or None, "tags": entry.get("tags") or [], "file": f"icons/outline/{svg.name}"}
@@ -329,7 +328,7 @@ def _tabler_icons(cache_dir: Path, report: _Report) -> tuple[list[_Icon], int, d
     return icons, len(svgs), params, extra
 
 
-def _game_icons(cache_dir: Path, report: _Report) -> tuple[list[_Icon], int, dict, dict]:
+def _game_icons(cache_dir: Path, report: DropReport) -> tuple[list[_Icon], int, dict, dict]:
     """The Iconify ``game-icons`` set's icons with a phrase for a name, wrapped as SVG documents."""
     package = fetch_npm_package(*ICONIFY_PACKAGE, cache_dir)
     data = json.loads((package / "icons.json").read_text(encoding="utf-8"))
@@ -425,7 +424,7 @@ def build_icon_manifest(
     started = time.perf_counter()
     out, cache_dir = Path(out_dir), Path(cache_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = _Report()
+    report = DropReport()
     gather = _tabler_icons if source == "tabler" else _game_icons
     icons, n_entries, params, extra = gather(cache_dir, report)
 
@@ -468,7 +467,7 @@ def build_icon_manifest(
         icon.meta.update(width=result.width, height=result.height, svg_sha256=hashlib.sha256(icon.svg).hexdigest())
         kept.append(icon)
     kept.sort(key=lambda i: i.id)
-    shared = _Report()
+    shared = DropReport()
     _drop_shared_keywords(kept, shared)
     by_id = {i.id: i for i in kept}
     for row in shared.rows:

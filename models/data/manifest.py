@@ -241,3 +241,40 @@ def corpus_stats(records: list[ManifestRecord], images_dropped: dict, captions_d
             "top_words": dict(vocab.most_common(30)),
         },
     }
+
+
+class DropReport:
+    """What a corpus builder left out and why: rows for ``dropped.jsonl``, counts for ``stats.json``.
+
+    Each row names the item by ``key`` (``"id"``, or ``"path"`` where a source file is the item),
+    its ``kind`` (image, caption, word) and ``reason``.
+    """
+
+    def __init__(self, key: str = "id") -> None:
+        self.key = key
+        self.rows: list[dict] = []
+
+    def image(self, item: str | os.PathLike, reason: str, **extra) -> None:
+        self.rows.append({self.key: str(item), "kind": "image", "reason": reason, **extra})
+
+    def caption(self, item: str | os.PathLike, reason: str, field_name: str, text: str, **extra) -> None:
+        self.rows.append({self.key: str(item), "kind": "caption", "reason": reason, "field": field_name, "text": text, **extra})
+
+    def words(self, item: str | os.PathLike, field_name: str, dropped: list[tuple[str, str]]) -> None:
+        """One row per word (or sentence) removed from one caption: ``dropped`` holds (text, reason)."""
+        for text, reason in dropped:
+            self.rows.append({self.key: str(item), "kind": "word", "reason": reason, "field": field_name, "text": text})
+
+    def counts(self, kind: str) -> dict[str, int]:
+        """``{reason: rows}`` of one kind, most frequent first (ties by reason)."""
+        from collections import Counter
+
+        counts = Counter(r["reason"] for r in self.rows if r["kind"] == kind)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict], sort_keys: bool = True) -> None:
+    """One JSON object per line, UTF-8 kept as is (``dropped.jsonl`` and the like)."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=sort_keys) + "\n")

@@ -71,7 +71,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
+from models.data.manifest import (
+    DropReport,
+    ManifestRecord,
+    assign_split,
+    corpus_stats,
+    write_jsonl,
+    write_manifest,
+)
 from models.data.wordnet import LEXFILES, WORDNET_DIR, Lexicon, Sense
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, load_image
 from models.vocab import STOPWORDS
@@ -611,27 +618,6 @@ class _Drawing:
     sources: list[str] = field(default_factory=list)
 
 
-class _Report:
-    """Collects dropped images and captions with their reasons."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def image(self, path: Path | str, reason: str, **extra) -> None:
-        self.rows.append({"path": str(path), "kind": "image", "reason": reason, **extra})
-
-    def caption(self, path: Path | str, reason: str, field_name: str, text: str) -> None:
-        self.rows.append({"path": str(path), "kind": "caption", "reason": reason, "field": field_name, "text": text})
-
-    def words(self, path: Path | str, field_name: str, dropped: list[tuple[str, str]]) -> None:
-        """One row per word (or licence sentence) removed from one caption."""
-        for text, reason in dropped:
-            self.rows.append({"path": str(path), "kind": "word", "reason": reason, "field": field_name, "text": text})
-
-    def counts(self, kind: str) -> dict[str, int]:
-        return dict(Counter(r["reason"] for r in self.rows if r["kind"] == kind).most_common())
-
-
 def build_openclipart_manifest(
     out_dir: str | os.PathLike,
     png_root: str | os.PathLike = PNG_ROOT,
@@ -672,7 +658,7 @@ def build_openclipart_manifest(
     if not (Path(wordnet_dir) / "data.noun").is_file():
         raise FileNotFoundError(f"WordNet 3.0 not found in {wordnet_dir}: apt-get install wordnet-base")
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = _Report()
+    report = DropReport("path")
     pngs = sorted(png_root.rglob("*.png"))[:limit]
     drawings = _unique_drawings(pngs, png_root, svg_root, report, verify_images)
     words = WordFilter.for_drawings([(d.png.stem, d.meta) for d in drawings], _lexicon(str(wordnet_dir)))
@@ -680,7 +666,7 @@ def build_openclipart_manifest(
     drawings = _cap_same_captions(drawings, report, seed)
     records = [_record(d, seed, val_fraction, test_fraction) for d in drawings]
     write_manifest(out_dir / "manifest.jsonl", records)
-    _write_jsonl(out_dir / "dropped.jsonl", report.rows)
+    write_jsonl(out_dir / "dropped.jsonl", report.rows, sort_keys=False)
     params = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction, "limit": limit,
               "shared_text_min": SHARED_TEXT_MIN, "max_same_captions": MAX_SAME_CAPTIONS,
               "collection_min_drawings": COLLECTION_MIN_DRAWINGS, "collection_author_share": COLLECTION_AUTHOR_SHARE,
@@ -701,7 +687,7 @@ def _lexicon(wordnet_dir: str) -> Lexicon:
 
 
 def _unique_drawings(
-    pngs: list[Path], png_root: Path, svg_root: Path, report: _Report, verify: bool
+    pngs: list[Path], png_root: Path, svg_root: Path, report: DropReport, verify: bool
 ) -> list[_Drawing]:
     """One drawing per real file: symlinked copies become aliases of their target."""
     groups: dict[str, list[Path]] = defaultdict(list)
@@ -726,7 +712,7 @@ def _rel_id(png: Path, png_root: Path) -> str:
     return png.relative_to(png_root).with_suffix("").as_posix()
 
 
-def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: _Report, verify: bool) -> _Drawing | None:
+def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: DropReport, verify: bool) -> _Drawing | None:
     """Check the PNG, find and read its SVG; report and return None when either fails."""
     size = png_size(png)
     if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:
@@ -751,7 +737,7 @@ def _decodes(png: Path) -> bool:
         return False
 
 
-def _caption_drawings(drawings: list[_Drawing], report: _Report, words: WordFilter) -> None:
+def _caption_drawings(drawings: list[_Drawing], report: DropReport, words: WordFilter) -> None:
     """Fill ``captions``/``sources`` of every drawing, reporting each caption and word left out."""
     titles = [clean_caption(d.meta.title, d.meta.authors) for d in drawings]
     descriptions = [_clean_description(d.meta) for d in drawings]
@@ -768,7 +754,7 @@ def _caption_drawings(drawings: list[_Drawing], report: _Report, words: WordFilt
 
 
 def _filter_words(
-    drawing: _Drawing, name: str, text: str | None, report: _Report, words: WordFilter, context: Context
+    drawing: _Drawing, name: str, text: str | None, report: DropReport, words: WordFilter, context: Context
 ) -> str | None:
     """``text`` without the words that show nothing; each removal reported, and the caption if none is left."""
     if not text:
@@ -783,7 +769,7 @@ def _filter_words(
     return kept
 
 
-def _keyword_caption(drawing: _Drawing, report: _Report, words: WordFilter, context: Context) -> str | None:
+def _keyword_caption(drawing: _Drawing, report: DropReport, words: WordFilter, context: Context) -> str | None:
     """The keywords that show something, at most ``MAX_KEYWORDS``, joined by commas."""
     keywords = keyword_list(drawing.meta.keywords, drawing.meta.authors)
     kept, dropped = words.filter_keywords(keywords, context)
@@ -803,7 +789,7 @@ def _key(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
-def _shared_check(drawing: _Drawing, name: str, text: str | None, shared: Counter, report: _Report) -> str | None:
+def _shared_check(drawing: _Drawing, name: str, text: str | None, shared: Counter, report: DropReport) -> str | None:
     if text and shared[_key(text)] >= SHARED_TEXT_MIN:
         report.caption(drawing.png, f"shared_{name}", name, text)
         return None
@@ -811,7 +797,7 @@ def _shared_check(drawing: _Drawing, name: str, text: str | None, shared: Counte
 
 
 def _title_caption(
-    drawing: _Drawing, title: str | None, shared: Counter, report: _Report, words: WordFilter, context: Context
+    drawing: _Drawing, title: str | None, shared: Counter, report: DropReport, words: WordFilter, context: Context
 ) -> str | None:
     """The cleaned title; the cleaned file name when the title is empty or a collection name."""
     if title is None and drawing.meta.title:
@@ -830,7 +816,7 @@ def _title_caption(
     return stem
 
 
-def _add_distinct(drawing: _Drawing, candidates: list[tuple[str, str | None]], report: _Report) -> None:
+def _add_distinct(drawing: _Drawing, candidates: list[tuple[str, str | None]], report: DropReport) -> None:
     """Append captions whose key differs from the ones already kept."""
     seen: set[str] = set()
     for name, text in candidates:
@@ -847,7 +833,7 @@ def _add_distinct(drawing: _Drawing, candidates: list[tuple[str, str | None]], r
         report.image(drawing.png, "no_captions", title=drawing.meta.title)
 
 
-def _cap_same_captions(drawings: list[_Drawing], report: _Report, seed: int) -> list[_Drawing]:
+def _cap_same_captions(drawings: list[_Drawing], report: DropReport, seed: int) -> list[_Drawing]:
     """Keep at most ``MAX_SAME_CAPTIONS`` drawings per identical caption set (seeded choice)."""
     groups: dict[tuple[str, ...], list[_Drawing]] = defaultdict(list)
     for drawing in drawings:
@@ -880,13 +866,7 @@ def _record(drawing: _Drawing, seed: int, val_fraction: float, test_fraction: fl
     return ManifestRecord(id=drawing.id, image=str(drawing.png), captions=drawing.captions, split=split, meta=meta)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _stats(n_png: int, records: list[ManifestRecord], report: _Report, params: dict, seconds: float) -> dict:
+def _stats(n_png: int, records: list[ManifestRecord], report: DropReport, params: dict, seconds: float) -> dict:
     return {
         "png_files": n_png,
         **corpus_stats(records, report.counts("image"), report.counts("caption")),

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.data.manifest import ManifestRecord, corpus_stats, write_manifest
+from models.data.manifest import DropReport, ManifestRecord, corpus_stats, write_jsonl, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +137,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-class _Report:
-    """Collects dropped images with their reasons."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def image(self, ident: str, reason: str, **extra) -> None:
-        self.rows.append({"id": ident, "kind": "image", "reason": reason, **extra})
-
-    def counts(self, kind: str) -> dict[str, int]:
-        return dict(sorted(Counter(r["reason"] for r in self.rows if r["kind"] == kind).items(),
-                           key=lambda kv: (-kv[1], kv[0])))
-
-
 def build_fashion_manifest(
     out_dir: str | os.PathLike,
     *,
@@ -207,12 +193,12 @@ def build_fashion_manifest(
     if labels.size and int(labels.max()) >= len(CLASSES):
         raise IdxError(f"{labels_file}: label {int(labels.max())} has no class name")
     out.mkdir(parents=True, exist_ok=True)
-    report = _Report()
+    report = DropReport()
     chosen = _sample(images, labels, per_class, seed, report)
     records = [_record(index, images[index], int(labels[index]), out) for index in sorted(chosen)]
     _remove_stale(out, records)
     write_manifest(out / "manifest.jsonl", records)
-    _write_jsonl(out / "dropped.jsonl", sorted(report.rows, key=lambda r: r["id"]))
+    write_jsonl(out / "dropped.jsonl", sorted(report.rows, key=lambda r: r["id"]))
     drawn = Counter(int(labels[i]) for i in chosen)
     short = [name for label, name in enumerate(CLASSES) if drawn[label] < per_class]
     if short:
@@ -240,7 +226,7 @@ def _ident(index: int) -> str:
     return f"{SOURCE}-{index:05d}"
 
 
-def _sample(images: np.ndarray, labels: np.ndarray, per_class: int, seed: int, report: _Report) -> list[int]:
+def _sample(images: np.ndarray, labels: np.ndarray, per_class: int, seed: int, report: DropReport) -> list[int]:
     """``per_class`` indices of each class in seeded-hash order, skipping repeated pixels."""
     chosen: list[int] = []
     for label, name in enumerate(CLASSES):
@@ -292,7 +278,3 @@ def _remove_stale(out: Path, records: list[ManifestRecord]) -> None:
             stale.unlink()
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")

@@ -35,7 +35,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.data.manifest import ManifestRecord, assign_split, corpus_stats, write_manifest
+from models.data.manifest import (
+    DropReport,
+    ManifestRecord,
+    assign_split,
+    corpus_stats,
+    write_jsonl,
+    write_manifest,
+)
 from models.preprocess import ImageError, decode_image
 
 log = logging.getLogger(__name__)
@@ -128,23 +135,6 @@ class _Drawing:
     aliases: list[str] = field(default_factory=list)
 
 
-class _Report:
-    """Collects dropped images and captions with their reasons."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def image(self, ident: str, reason: str, **extra) -> None:
-        self.rows.append({"id": ident, "kind": "image", "reason": reason, **extra})
-
-    def caption(self, ident: str, reason: str, field_name: str, text: str, **extra) -> None:
-        self.rows.append({"id": ident, "kind": "caption", "reason": reason, "field": field_name, "text": text, **extra})
-
-    def counts(self, kind: str) -> dict[str, int]:
-        return dict(sorted(Counter(r["reason"] for r in self.rows if r["kind"] == kind).items(),
-                           key=lambda kv: (-kv[1], kv[0])))
-
-
 def build_pysiogame_manifest(
     out_dir: str | os.PathLike,
     *,
@@ -185,7 +175,7 @@ def build_pysiogame_manifest(
         raise FileNotFoundError(
             f"{root}: no art4apps drawings; install the Debian package {DEBIAN_PACKAGE!r} (apt-get install {DEBIAN_PACKAGE})")
     out.mkdir(parents=True, exist_ok=True)
-    report = _Report()
+    report = DropReport()
     files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                    key=lambda p: p.relative_to(root).as_posix())[:limit]
     drawings = _open_drawings(files, root, report)
@@ -194,7 +184,7 @@ def build_pysiogame_manifest(
     records = [_record(d, out, seed, val_fraction, test_fraction) for d in sorted(drawings, key=lambda d: d.id)]
     _remove_stale(out, records)
     write_manifest(out / "manifest.jsonl", records)
-    _write_jsonl(out / "dropped.jsonl", report.rows)
+    write_jsonl(out / "dropped.jsonl", report.rows)
     params = {"root": str(root), "seed": seed, "limit": limit, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "category_words": CATEGORY_WORDS, "categories_not_visible": NOT_VISIBLE}
     # seconds vary between runs; manifest.jsonl and dropped.jsonl are byte-identical.
@@ -215,7 +205,7 @@ def build_pysiogame_manifest(
     return stats
 
 
-def _open_drawings(files: list[Path], root: Path, report: _Report) -> list[_Drawing]:
+def _open_drawings(files: list[Path], root: Path, report: DropReport) -> list[_Drawing]:
     """Drawings with a word for a name, a decodable image, and pixels and a word not seen before."""
     drawings: list[_Drawing] = []
     by_pixels: dict[str, _Drawing] = {}
@@ -253,7 +243,7 @@ def _open_drawings(files: list[Path], root: Path, report: _Report) -> list[_Draw
     return drawings
 
 
-def _caption(drawing: _Drawing, report: _Report) -> None:
+def _caption(drawing: _Drawing, report: DropReport) -> None:
     """The word, and ``"<word>, <category word>"`` when the folder names a visible kind of thing."""
     drawing.captions, drawing.sources = [drawing.word], ["word"]
     folder = drawing.category
@@ -301,7 +291,3 @@ def _remove_stale(out: Path, records: list[ManifestRecord]) -> None:
             stale.unlink()
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
