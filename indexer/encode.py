@@ -18,7 +18,7 @@ from indexer.manifest import IMAGE_EXTENSIONS, InputError, InputItem, iter_input
 from indexer.metadata import DocRow
 from indexer.sources import Fingerprint, read_with_fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, ImageSpec, load_image
-from models.sparse import quantize_weights, sparsify
+from models.sparse import quantize_weights
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def encode_decoded(bundle, decoded: list[Decoded]) -> list[DocRow]:
     if not decoded:
         return []
     dense, _ = bundle.encode_pixels(np.stack([d.pixels for d in decoded]))  # [B, V]
-    vectors = sparsify(dense, bundle.config.image_top_k)
+    vectors = bundle.image_vectors(dense)
     rows = []
     for d, vec in zip(decoded, vectors, strict=True):
         impacts = quantize_weights(vec.words(bundle.words), bundle.config.quant_scale)

@@ -243,7 +243,11 @@ class Bundle:
 
     # ---- sparse encoders: what the index and the service use ------------------------------
     def encode_images(self, images: list[Image.Image], top_k: int | None = None) -> list[SparseVector]:
-        dense, _ = self.encode_images_dense(images)
+        return self.image_vectors(self.encode_images_dense(images)[0], top_k=top_k)
+
+    def image_vectors(self, dense: np.ndarray, top_k: int | None = None) -> list[SparseVector]:
+        """Image lexical ``[B,V]`` -> sparse image vectors: the ``top_k`` strongest words (default
+        ``image_top_k``). The one place where an image's words are cut to the index's top-k."""
         return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
 
     def encode_texts(self, texts: list[str], top_k: int | None = None) -> list[SparseVector]:

@@ -1,7 +1,7 @@
 """Evaluation: retrieval R@1/5/10 in both directions, sparsity, overuse and PatchDis mIoU.
 
 Vectors are evaluated exactly as they are indexed: top-k, L2-normalised sparse vectors from the
-bundle (``models.sparse.sparsify``), scored by dot product.
+bundle (``Bundle.image_vectors`` / ``text_vectors``), scored by dot product.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import sparse as sp
 
-from models.sparse import SparseVector, quantize, sparsify
+from models.sparse import SparseVector, quantize
 
 RECALL_AT = (1, 5, 10)
 
@@ -141,7 +141,7 @@ def encode_records(bundle, records, batch_size: int = 32):
     for start in range(0, len(records), batch_size):
         dense, _ = bundle.encode_images_dense([load_image(r.image) for r in records[start : start + batch_size]])
         dense_active["image"] += (dense > 0).sum(1).tolist()
-        image_vecs += sparsify(dense, bundle.config.image_top_k)
+        image_vecs += bundle.image_vectors(dense)
     captions, text_image = flatten_captions(records)
     for start in range(0, len(captions), 256):
         dense, typed = bundle.encode_texts_typed(captions[start : start + 256])

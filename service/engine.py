@@ -20,7 +20,7 @@ from PIL import Image
 from models.batching import MicroBatcher
 from models.bundle import Bundle, BundleError
 from models.preprocess import ImageError, InputError, TextPreprocessor, decode_image
-from models.sparse import SparseVector, quantize_weights, sparsify
+from models.sparse import SparseVector, quantize_weights
 from service import heatmap, metrics
 from service.cache import ResilientCache, cache_key
 from service.config import PILLOW_MAX_PIXELS, Settings
@@ -253,7 +253,7 @@ class Engine:
                 raise
             pixels.append(self.bundle.image_spec.to_array(image))  # [3, S, S]; the decoded image is let go
         dense, _ = self.bundle.encode_pixels(np.stack(pixels))  # [B, V]
-        vectors = sparsify(dense, self.bundle.config.image_top_k)
+        vectors = self.bundle.image_vectors(dense)
         return [self._embedding(vec.words(self.bundle.words), quantized) for vec in vectors]
 
     def _embedding(self, weights: dict[str, float], quantized: bool) -> dict[str, float]:
@@ -370,7 +370,7 @@ class Engine:
         want_maps = bool(words or top_n_maps)
         with timer("encode"):
             dense, patches = self.bundle.encode_images_dense([image], patches=want_maps)  # [1,V], [1,P,V]
-            vec = sparsify(dense, self.bundle.config.image_top_k)[0]
+            vec = self.bundle.image_vectors(dense)[0]
         weights = vec.words(self.bundle.words)
         maps = []
         if want_maps:
