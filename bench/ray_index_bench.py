@@ -19,20 +19,21 @@ import time
 from pathlib import Path
 
 from indexer.job import IndexJobConfig, run_index_job
+from indexer.job_engine import IndexEngine
 from lexvla.testing import SHAPE_COLORS, SHAPE_NAMES, shape_images
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1000)
-    ap.add_argument("--engine", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    ap.add_argument("--engine", nargs="+", type=IndexEngine, choices=list(IndexEngine), default=list(IndexEngine))
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bundle", type=Path)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ray-index-bench-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="ray-index-bench-") as tmp_name:
+        tmp = Path(tmp_name)
         bundle = args.bundle or _export_mini(tmp / "bundle")
         folder = tmp / "imgs"
         paths = shape_images(folder, math.ceil(args.images / (len(SHAPE_COLORS) * len(SHAPE_NAMES))))
@@ -41,7 +42,7 @@ def main() -> None:
         print("| engine | images | shards | docs/s end to end | encode s | shards (fill or seal) s | Lucene s | assemble s | total s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for engine in args.engine:
-            if engine == "ray":
+            if engine is IndexEngine.RAY:
                 import ray
 
                 t0 = time.perf_counter()
@@ -55,7 +56,7 @@ def main() -> None:
             s = {k: round(v, 1) for k, v in rep.seconds.items()}
             print(f"| {engine} | {rep.doc_count} | {rep.shards} | {rep.doc_count / total:.1f} | {s.get('encode')} | "
                   f"{s.get('shards')} | {s.get('lucene')} | {s.get('assemble')} | {total:.1f} |", flush=True)  # fmt: skip
-            if engine == "ray":
+            if engine is IndexEngine.RAY:
                 ray.shutdown()
         print(json.dumps({"images": args.images, "bundle": str(bundle)}))
 

@@ -5,7 +5,7 @@ Not a test: prints tables. Two kinds of index:
 * ``--images N`` (default 400): the lexvla-mini bundle and a real index of N generated shape
   images, built once under ``--work``.
 * ``--docs N`` (e.g. 100000): a synthetic generation of N documents published with
-  :func:`indexer.job.publish_rows` (no image encoding): ~64 words a document drawn Zipf-like
+  :func:`indexer.publish.publish_rows` (no image encoding): ~64 words a document drawn Zipf-like
   (exponent ``--zipf``) over the bundle's vocabulary, which is ordered by corpus frequency, impacts
   1..300; every path points to one of a few real generated images. Built once and cached under
   ``var/bench/`` (keyed by bundle version, N and the generator settings).
@@ -165,7 +165,7 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
     for p in sorted(img_dir.rglob("*.png")):
         with Image.open(p) as im:
             images.append((str(p.resolve()), im.width, im.height))
-    from indexer.job import publish_rows
+    from indexer.publish import publish_rows
 
     t0 = time.perf_counter()
     report = publish_rows(root, bundle, synthetic_rows(bundle.words, n_docs, images, terms, zipf),

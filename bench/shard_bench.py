@@ -2,7 +2,7 @@
 
 For each shard count, publishes the same synthetic documents (``search_bench.synthetic_rows``: ~64
 words a document drawn Zipf-like over the lexvla-mini vocabulary, impacts 1..300) with
-:func:`indexer.job.publish_rows`, then measures:
+:func:`indexer.publish.publish_rows`, then measures:
 
 * build: seconds to fill the parts (JSON + metadata), to build the Lucene shards, to assemble and
   publish; Lucene docs/s per indexing core (docs / Lucene seconds / cores the build used);
@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from search_bench import DEFAULT_BUNDLE, export_mini, synthetic_rows  # noqa: E402
+
+from indexer.job_engine import IndexEngine  # noqa: E402
 
 MEMORY_PROBE = r"""
 import json, sys, time
@@ -78,14 +80,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--shards", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--engine", choices=["local", "ray"], default="local")
+    ap.add_argument("--engine", type=IndexEngine, choices=list(IndexEngine), default=IndexEngine.LOCAL)
     ap.add_argument("--threads", type=int, default=2, help="indexing cores (Anserini threads in all)")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--work", type=Path, default=None, help="where the indexes go (a temporary folder by default)")
     args = ap.parse_args()
     from indexer import layout
     from indexer.info import read_info
-    from indexer.job import publish_rows
+    from indexer.publish import publish_rows
     from indexer.sharded import ShardedSearcher
     from models.bundle import Bundle
 
@@ -99,7 +101,7 @@ def main() -> int:
     queries_file = work / "queries.json"
     work.mkdir(parents=True, exist_ok=True)
     queries_file.write_text(json.dumps(queries))
-    if args.engine == "ray":
+    if args.engine is IndexEngine.RAY:
         import ray
 
         ray.init(num_cpus=args.threads, include_dashboard=False, log_to_driver=False)

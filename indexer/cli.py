@@ -66,11 +66,12 @@ def register(subparsers) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     from indexer.job import IndexJobConfig, run_index_job
+    from indexer.job_engine import IndexEngine
 
     cfg = IndexJobConfig(
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size, part_rows=args.part_rows,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
-        max_pixels=args.max_pixels, rebuild=args.rebuild, engine=args.engine, device=args.device,
+        max_pixels=args.max_pixels, rebuild=args.rebuild, engine=IndexEngine(args.engine), device=args.device,
         progress=not args.no_progress, shards=args.shards, image_root=args.image_root,
     )  # fmt: skip
     rep = run_index_job(cfg)
@@ -85,7 +86,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from indexer.job import remove_documents
+    from indexer.publish import remove_documents
 
     rep = remove_documents(args.index, args.ids)
     print(f"removed {rep.removed}, published {rep.generation or 'nothing'}, documents {rep.doc_count}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.manifest import IMAGE_EXTENSIONS, InputError, InputItem, iter_inputs, scan_inputs  # noqa: F401 (re-exported)
+from indexer.manifest import IMAGE_EXTENSIONS, InputItem, iter_inputs, scan_inputs  # noqa: F401 (re-exported)
 from indexer.metadata import DocRow
 from indexer.sources import Fingerprint, read_with_fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, ImageSpec, load_image

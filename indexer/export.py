@@ -97,7 +97,7 @@ def _counted(rows: Iterable[DocRow], report: ExportReport, bulk_fh, bulk: BulkTa
              scale: float) -> Iterator[DocRow]:  # fmt: skip
     for row in rows:
         report.documents += 1
-        if bulk_fh is not None:
+        if bulk_fh is not None and bulk is not None:
             action = {"index": {"_index": bulk.index, "_id": row.doc_id}}
             doc = {"id": row.doc_id, bulk.field: vector_of(row, weights, scale)}
             bulk_fh.write(json.dumps(action, ensure_ascii=False) + "\n" + json.dumps(doc, ensure_ascii=False) + "\n")

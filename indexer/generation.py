@@ -1,7 +1,7 @@
 """The generation life cycle, written once: new -> fill -> check counts -> publish -> collect.
 
-Every writer of an index root -- the indexing job, :func:`indexer.job.publish_rows`, appends,
-:func:`indexer.job.remove_documents` and the sharded build -- makes its generation with a
+Every writer of an index root -- the indexing job, :func:`indexer.publish.publish_rows`, appends,
+:func:`indexer.publish.remove_documents` and the sharded build -- makes its generation with a
 :class:`GenerationWriter`::
 
     with layout.writer_lock(root), GenerationWriter(root, base, shards) as gw:
@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from indexer import layout, lucene
-from indexer.info import IndexFormatError, IndexInfo, read_info, write_info
+from indexer.info import IndexFormatError, IndexInfo, read_info, write_generation_info
 from indexer.metadata import META_FILE, MetadataReader, connect
 from indexer.sources import Fingerprint
 
@@ -91,23 +91,32 @@ class GenerationWriter:
             raise ValueError(
                 f"{root} has {self.base_info.shards} shards, not {shards}; re-shard with --rebuild (a full build)"
             )
-        self.gen: Path | None = None
+        self._gen: Path | None = None
         self._made: set[int] = set()
+
+    @property
+    def gen(self) -> Path:
+        """The new generation's folder (made on entering the ``with`` block)."""
+        if self._gen is None:
+            raise RuntimeError("GenerationWriter used outside its with block")
+        return self._gen
 
     def __enter__(self) -> GenerationWriter:
         discard_unpublished(self.root)
-        self.gen = layout.new_generation(self.root)
+        self._gen = layout.new_generation(self.root)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and self.gen is not None:
-            shutil.rmtree(self.gen, ignore_errors=True)  # never leave a half-built generation behind
+        if exc_type is not None and self._gen is not None:
+            shutil.rmtree(self._gen, ignore_errors=True)  # never leave a half-built generation behind
 
     def folder(self, i: int) -> Path:
         """Shard ``i``'s folder in the new generation."""
         return layout.shard_dir(self.gen, i, self.shards)
 
     def base_folder(self, i: int) -> Path:
+        if self.base is None:
+            raise ValueError("a fresh build has no base generation")
         return layout.shard_dir(self.base, i, self.shards)
 
     def change(self, i: int) -> Path:
@@ -140,7 +149,7 @@ class GenerationWriter:
                     raise RuntimeError(f"shard {i} of {self.gen} was never built")
                 layout.copy_generation(self.base_folder(i), self.folder(i), link_metadata=True)
             counts.append(check_counts(self.folder(i)))
-        info = write_info(self.gen, facts, counts)
+        info = write_generation_info(self.gen, facts, counts)
         layout.publish(self.root, self.gen)
         layout.collect_garbage(self.root, self.keep)
         return info

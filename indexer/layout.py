@@ -109,9 +109,10 @@ def collect_garbage(root: str | Path, keep: int = 2) -> list[Path]:
     readers that already hold it keep working on Linux even after deletion (open files persist).
     """
     current = current_generation(root)
-    if current is None:
+    found = _GEN.match(current.name) if current is not None else None
+    if found is None:  # nothing published, or CURRENT names no generation: nothing is known to be old
         return []
-    cur_no = int(_GEN.match(current.name).group(1))
+    cur_no = int(found.group(1))
     keepers = {n for n in generation_numbers(root) if n <= cur_no}
     keepers = set(sorted(keepers)[-keep:]) | {cur_no}
     removed = []

@@ -18,6 +18,7 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 from indexer.jvm import anserini_jar, call_in_jvm, java_binary, start_jvm
 from indexer.metadata import DocRow
@@ -51,7 +52,8 @@ class JsonShardWriter:
         self.out_dir, self.shard_docs, self.vector = out_dir, shard_docs, vector
         self.paths: list[Path] = []
         self.count = 0
-        self._fh, self._in_file = None, 0
+        self._fh: TextIO | None = None
+        self._in_file = 0
         self._digest = hashlib.sha256()
 
     def add(self, row: DocRow) -> None:
@@ -136,6 +138,7 @@ def build_impact_index(
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=_die_with_parent(os.getpid())) as proc:  # fmt: skip
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             tail.append(line)
             found = _PROGRESS.search(line)

@@ -35,7 +35,7 @@ class InputItem:
     meta: dict = field(default_factory=dict)
 
 
-class InputError(ValueError):
+class ManifestError(ValueError):
     """A manifest or input folder that cannot be read."""
 
 
@@ -46,7 +46,7 @@ def is_url(source: str | Path) -> bool:
 def iter_inputs(source: str | Path, chunk: int = CHUNK) -> Iterator[list[InputItem]]:
     """The items of a folder or manifest (local path or fsspec URL), ``chunk`` at a time, in file order.
 
-    Raises :class:`InputError` (with ``manifest:line`` for a bad entry) when reading reaches it.
+    Raises :class:`ManifestError` (with ``manifest:line`` for a bad entry) when reading reaches it.
     """
     text = str(source)
     if text.startswith("file://"):
@@ -64,7 +64,7 @@ def iter_inputs(source: str | Path, chunk: int = CHUNK) -> Iterator[list[InputIt
         )
         yield from _chunks(items, chunk)
     elif not source.exists():
-        raise InputError(f"input {source} does not exist")
+        raise ManifestError(f"input {source} does not exist")
     elif suffix in MANIFEST_SUFFIXES:
         base = source.parent
         if suffix == ".parquet":
@@ -73,7 +73,7 @@ def iter_inputs(source: str | Path, chunk: int = CHUNK) -> Iterator[list[InputIt
             with source.open(newline="") as fh:
                 yield from _chunks(_text_items(fh, suffix, source, base), chunk)
     else:
-        raise InputError(f"input {source}: expected a folder, a .jsonl, .csv or .parquet manifest")
+        raise ManifestError(f"input {source}: expected a folder, a .jsonl, .csv or .parquet manifest")
 
 
 def scan_inputs(source: str | Path) -> list[InputItem]:
@@ -86,12 +86,12 @@ def _url_items(url: str) -> Iterator[InputItem]:
 
     suffix = Path(url.split("?", 1)[0]).suffix.lower()
     if suffix not in MANIFEST_SUFFIXES:
-        raise InputError(f"input {url}: a URL must name a .jsonl, .csv or .parquet manifest")
+        raise ManifestError(f"input {url}: a URL must name a .jsonl, .csv or .parquet manifest")
     try:
         opened = fsspec.open(url, "rb")
         fh = opened.open()
     except (FileNotFoundError, OSError) as exc:
-        raise InputError(f"input {url} cannot be opened ({exc})") from exc
+        raise ManifestError(f"input {url} cannot be opened ({exc})") from exc
     with fh:
         if suffix == ".parquet":
             yield from _parquet_items(fh, url, None, CHUNK)
@@ -109,7 +109,7 @@ def _text_items(fh, suffix: str, name, base: Path | None) -> Iterator[InputItem]
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise InputError(f"{name}:{n}: not a JSON object ({exc})") from exc
+                raise ManifestError(f"{name}:{n}: not a JSON object ({exc})") from exc
             yield manifest_item(row, name, n, base)
 
 
@@ -128,14 +128,14 @@ def _parquet_items(file, name, base: Path | None, chunk: int) -> Iterator[InputI
 def manifest_item(row: dict, manifest, line: int, base: Path | None) -> InputItem:
     """One manifest entry as an item; ``base``: the local folder relative paths resolve against."""
     if not isinstance(row, dict):
-        raise InputError(f"{manifest}:{line}: each entry must be an object with 'id' and 'path'")
+        raise ManifestError(f"{manifest}:{line}: each entry must be an object with 'id' and 'path'")
     location = row.get("path") or row.get("image")
     if not row.get("id") or not location:
-        raise InputError(f"{manifest}:{line}: each entry needs non-empty 'id' and 'path' (or 'image')")
+        raise ManifestError(f"{manifest}:{line}: each entry needs non-empty 'id' and 'path' (or 'image')")
     path = Path(str(location))
     if not path.is_absolute():
         if base is None:
-            raise InputError(
+            raise ManifestError(
                 f"{manifest}:{line}: relative path {str(location)!r} in a remote manifest; give absolute paths"
             )
         path = base / path

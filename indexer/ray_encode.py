@@ -41,15 +41,21 @@ def _decode_batch(batch: dict, spec: ImageSpec, max_pixels: int, known_bad: Mapp
     blank = np.zeros((3, spec.size, spec.size), np.float32)
     for it in items:
         res = decode_one(it, spec, max_pixels, known_bad)
-        ok = isinstance(res, Decoded)
         out["doc_id"].append(it.doc_id)
         out["path"].append(it.path)
         out["meta"].append(json.dumps(it.meta))
-        out["pixels"].append(res.pixels if ok else blank)
-        out["width"].append(res.width if ok else 0)
-        out["height"].append(res.height if ok else 0)
-        out["error"].append("" if ok else res.reason)
-        out["known"].append(bool(not ok and res.known))
+        if isinstance(res, Decoded):
+            out["pixels"].append(res.pixels)
+            out["width"].append(res.width)
+            out["height"].append(res.height)
+            out["error"].append("")
+            out["known"].append(False)
+        else:
+            out["pixels"].append(blank)
+            out["width"].append(0)
+            out["height"].append(0)
+            out["error"].append(res.reason)
+            out["known"].append(bool(res.known))
         out["fingerprint"].append(res.fingerprint.to_json() if res.fingerprint is not None else "")
     return {k: np.stack(v) if k == "pixels" else v for k, v in out.items()}
 
@@ -110,7 +116,7 @@ def encode_to_parts(
         actors = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // 2)
     ds = ray.data.read_parquet(str(todo))
     ds = ds.map_batches(
-        _decode_batch,
+        _decode_batch,  # type: ignore[arg-type]  # Ray's annotation has no room for fn_kwargs' arguments
         fn_kwargs={"spec": spec, "max_pixels": max_pixels, "known_bad": dict(known_bad or {})},
         batch_size=batch_size,
         # a ray_remote_args_fn keeps Ray Data from fusing this stage into the encode actors:

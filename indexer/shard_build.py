@@ -9,13 +9,14 @@ shard, under a work folder (the job's staging folder, so a killed job finds them
     WORK/parts/part-NNN/lucene/     the part's Lucene index, once built ...
     WORK/parts/part-NNN/built.json  ... and the fill.json it was built from
 
-A part is filled in one of two ways. :func:`fill_parts` streams rows through one process (the
-local engine, :func:`indexer.job.publish_rows`). On a Ray cluster the encode workers write their
-own rows instead, one batch at a time (:func:`write_batch`), and :func:`seal_part` then makes
-the part's ``docs/``, ``meta.sqlite`` and ``fill.json`` from its batches, on a worker too::
+A part is filled in one of two ways. :func:`fill_parts` streams rows through one process
+(:func:`indexer.publish.publish_rows`). The index job's encoders (this process's, or a Ray
+cluster's workers: ``indexer.job_engine``) write their rows instead, one batch at a time
+(:func:`write_batch`): the job's checkpoint. :func:`seal_part` then makes the part's ``docs/``,
+``meta.sqlite`` and ``fill.json`` from its batches::
 
     WORK/parts/run.json                       the bundle version and shard count the batches are for
-    WORK/parts/part-NNN/batches/NAME/         one worker's rows of this shard: docs/*.jsonl,
+    WORK/parts/part-NNN/batches/NAME/         one encoder batch's rows of this shard: docs/*.jsonl,
                                               meta.sqlite (absolute image paths), batch.json
     WORK/parts/part-NNN/batches.tmp/          batches being written (renamed into batches/ when
                                               complete) or being dropped
@@ -23,12 +24,13 @@ the part's ``docs/``, ``meta.sqlite`` and ``fill.json`` from its batches, on a w
 A batch in ``batches/`` is complete (written elsewhere and renamed), so a job killed at any point
 keeps every batch that was finished and encodes only the rest again.
 
-Each part's index is built by a worker (a thread running Anserini's ``java`` locally, or a Ray
-task on a cluster). A part whose ``built.json`` matches its fresh ``fill.json`` is not built again,
-so a job killed mid-build resumes shard by shard. Assembly then brings every part into the new
-generation through :class:`indexer.generation.GenerationWriter`: a fresh shard links the part's
-files; an existing shard is copied, loses its replaced documents and gains the part's segments
-(``addIndexes``); shards without changes are linked from the base untouched.
+Each part's index is built by a worker (here a thread running Anserini's ``java``:
+:func:`build_parts`; on a cluster a Ray task, ``indexer.ray_job``). A part whose ``built.json``
+matches its fresh ``fill.json`` is not built again, so a job killed mid-build resumes shard by
+shard. Assembly then brings every part into the new generation through
+:class:`indexer.generation.GenerationWriter`: a fresh shard links the part's files; an existing
+shard is copied, loses its replaced documents and gains the part's segments (``addIndexes``);
+shards without changes are linked from the base untouched.
 """
 from __future__ import annotations
 
@@ -55,7 +57,6 @@ from indexer.sources import Fingerprint
 PARTS = "parts"
 BATCHES, BATCHES_TMP = "batches", "batches.tmp"
 RUN_FILE = "run.json"
-ENGINES = ("local", "ray")
 _BATCH = 5000
 
 
@@ -77,7 +78,9 @@ def fill_parts(rows: Iterable[DocRow], work: Path, shards: int, check_row: Calla
     A part's ``lucene/`` and ``built.json`` from an earlier run are kept: :func:`build_parts`
     decides from the digests whether they still hold.
     """
-    writers, conns, pending = [], [], []
+    writers: list[lucene.JsonShardWriter] = []
+    conns: list[sqlite3.Connection] = []
+    pending: list[list[DocRow]] = []
     for i in range(shards):
         part = part_dir(work, i)
         part.mkdir(parents=True, exist_ok=True)
@@ -243,17 +246,17 @@ def seal_part(part: str | Path, run: str, image_root: str | None) -> int:
     return count
 
 
-def seal_parts(work: Path, shards: int, run: str, image_root: Path | None, engine: str = "local") -> list[int]:
-    """:func:`seal_part` for every part (one Ray task each with ``engine="ray"``); documents per part."""
+def seal_args(work: Path, shards: int, run: str, image_root: Path | None) -> list[tuple[str, str, str | None]]:
+    """The arguments of :func:`seal_part` for every part, as plain values (for a worker each)."""
     args = [(str(part_dir(work, i)), run, str(image_root) if image_root is not None else None) for i in range(shards)]
     for a in args:
         Path(a[0]).mkdir(parents=True, exist_ok=True)
-    if engine == "ray":
-        import ray
+    return args
 
-        task = ray.remote(num_cpus=1, max_retries=0)(seal_part)
-        return ray.get([task.remote(*a) for a in args])
-    return [seal_part(*a) for a in args]
+
+def seal_parts(work: Path, shards: int, run: str, image_root: Path | None) -> list[int]:
+    """:func:`seal_part` for every part, one after the other; documents per part."""
+    return [seal_part(*a) for a in seal_args(work, shards, run, image_root)]
 
 
 def part_ids(work: Path, shards: int) -> Iterator[str]:
@@ -285,41 +288,34 @@ def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress
     return False
 
 
-def build_parts(work: Path, docs: list[int], engine: str = "local", threads: int = 2, heap: str = "1g",
-                progress: bool = False) -> PartsReport:  # fmt: skip
-    """Build the Lucene index of every part holding documents, in parallel.
+def build_parts(work: Path, docs: list[int], threads: int = 2, heap: str = "1g", progress: bool = False) -> PartsReport:
+    """Build the Lucene index of every part holding documents, in parallel threads.
 
-    ``local``: up to ``threads`` Anserini processes at once, the threads shared among them; with
-    ``progress``, Anserini's progress lines drive one bar over all parts. ``ray``: one task per part
-    (one CPU each) on the cluster ``ray.init`` connects to.
+    Up to ``threads`` Anserini processes at once, the threads shared among them; with
+    ``progress``, Anserini's progress lines drive one bar over all parts.
     """
     todo = [i for i, n in enumerate(docs) if n]
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if not todo:
         return PartsReport(docs, [])
-    if engine == "ray":
-        import ray
+    parallel = max(1, min(len(todo), threads))
+    per_build = max(1, threads // parallel)
+    done = dict.fromkeys(todo, 0)  # documents each part's Anserini has reported
+    lock = threading.Lock()
+    with tqdm(total=sum(docs[i] for i in todo), unit="doc", desc="lucene", disable=not progress) as bar:
 
-        if not ray.is_initialized():
-            ray.init()
-        task = ray.remote(num_cpus=1, max_retries=0)(build_part)
-        reused = ray.get([task.remote(str(part_dir(work, i)), 1, heap) for i in todo])
-    else:
-        parallel = max(1, min(len(todo), threads))
-        per_build = max(1, threads // parallel)
-        done = dict.fromkeys(todo, 0)  # documents each part's Anserini has reported
-        lock = threading.Lock()
-        with tqdm(total=sum(docs[i] for i in todo), unit="doc", desc="lucene", disable=not progress) as bar:
+        def report(i: int, n: int) -> None:
+            with lock:
+                bar.update(n - done[i])
+                done[i] = n
 
-            def report(i: int, n: int) -> None:
-                with lock:
-                    bar.update(n - done[i])
-                    done[i] = n
+        with ThreadPoolExecutor(parallel, thread_name_prefix="shard-build") as pool:
+            reused = list(pool.map(lambda i: build_part(part_dir(work, i), per_build, heap, lambda n: report(i, n)), todo))
+    return reused_parts(docs, todo, reused)
 
-            with ThreadPoolExecutor(parallel, thread_name_prefix="shard-build") as pool:
-                reused = list(pool.map(lambda i: build_part(part_dir(work, i), per_build, heap, lambda n: report(i, n)), todo))
-    return PartsReport(docs, [i for i, r in zip(todo, reused, strict=True) if r])
+
+def reused_parts(docs: list[int], built: list[int], reused: list[bool]) -> PartsReport:
+    """The report of a build of the parts ``built``, given which of them were already there."""
+    return PartsReport(docs, [i for i, r in zip(built, reused, strict=True) if r])
 
 
 def assemble(gw: GenerationWriter, work: Path, docs: list[int], replace: Iterable[str] = ()) -> None:

@@ -4,6 +4,7 @@ Every picture is drawn with :mod:`models.data.scenes` (its shapes, colour words 
 so test images speak the same words as the training scenes:
 
 * :func:`draw_shape`: one shape of one colour on white (any size, for upload and limit tests);
+* :func:`draw_centred_shape`: the one exception, drawn with PIL alone (the training checks' pictures);
 * :func:`shape_images`: a folder of labelled shapes, ``red_circle_0.png``, for retrieval tests;
 * :func:`scene_images`: a folder of numbered random scenes, ``img0000.png``, for indexing tests;
 * :func:`bad_images`: files the indexer must reject;
@@ -16,10 +17,14 @@ import random
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from models.data.scenes import RGB, draw_mask, make_scene, scene_seed
+
+if TYPE_CHECKING:
+    from indexer.publish import JobReport
 
 # The colours and shapes of shape_images: distinct words the lexvla-mini vocabulary knows.
 SHAPE_COLORS = ("red", "green", "blue", "yellow", "black")
@@ -43,6 +48,27 @@ def draw_shape(shape: str, color: str, size: int | tuple[int, int] = 96, seed: i
     cx, cy = w / 2 + (seed % 5 - 2) * w * 0.05, h / 2 + (seed % 4 - 1.5) * h * 0.05
     img = Image.new("RGB", (w, h), "white")
     img.paste(RGB[color], mask=draw_mask(shape, (w, h), cx, cy, r))
+    return img
+
+
+def draw_centred_shape(shape: str, color: str, size: int = 96) -> Image.Image:
+    """One large ``color`` ``shape`` centred on white, in PIL's named colours and PIL's own
+    polygons rather than :mod:`models.data.scenes`'s: the pictures of the 8-image training checks
+    in ``tests/models`` (tiny-random overfit, lexvla-mini word loss), which are tuned to them and
+    fail on :func:`draw_shape`'s at any of its sizes. ``shape``: circle, square, triangle, else a star.
+    """
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+    box = (size // 6, size // 6, size - size // 6, size - size // 6)
+    if shape == "circle":
+        d.ellipse(box, fill=color)
+    elif shape == "square":
+        d.rectangle(box, fill=color)
+    elif shape == "triangle":
+        d.polygon([(size // 2, box[1]), (box[2], box[3]), (box[0], box[3])], fill=color)
+    else:
+        c = size // 2
+        d.polygon([(c, 8), (c + 10, c - 8), (size - 8, c), (c + 10, c + 8), (c, size - 8), (c - 10, c + 8), (8, c), (c - 10, c - 8)], fill=color)
     return img
 
 
@@ -107,15 +133,15 @@ def bad_images(folder: Path) -> dict[str, Path]:
     return {"random": random_bytes, "truncated": truncated, "bomb": bomb}
 
 
-def build_index(bundle: Path, source: Path, root: Path, **config):
+def build_index(bundle: Path, source: str | Path, root: Path, **config: Any) -> JobReport:
     """Run the real index job on ``source`` (a folder, a manifest or a manifest's URL) into ``root``.
 
     ``config`` overrides fields of :class:`indexer.job.IndexJobConfig`; by default the job runs on
-    the CPU without a progress bar. Returns the job's :class:`indexer.job.JobReport`.
+    the CPU without a progress bar. Returns the job's :class:`indexer.publish.JobReport`.
     """
     from indexer.job import IndexJobConfig, run_index_job
 
-    defaults = {"progress": False, "device": "cpu"}
+    defaults: dict[str, Any] = {"progress": False, "device": "cpu"}
     source = str(source) if "://" in str(source) else Path(source)  # an fsspec URL stays as it is
     return run_index_job(IndexJobConfig(bundle=Path(bundle), input=source, root=Path(root), **(defaults | config)))
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,8 +13,9 @@ import pytest
 
 from indexer import layout
 from indexer.encode import scan_inputs
-from indexer.job import remove_documents
 from indexer.metadata import META_FILE, MetadataReader
+from indexer.publish import remove_documents
+from indexer.shard_build import staged_batches
 from lexvla.testing import anserini_processes, build_index, scene_images
 
 pytestmark = pytest.mark.integration
@@ -89,17 +89,10 @@ def test_file_vanishing_mid_run(tmp_path, bundle_dir):
     folder, root = tmp_path / "imgs", tmp_path / "ix"
     scene_images(folder, 40, seed=3)
     victim = folder / "img0038.png"  # late in id order: decoded well after the first batch is committed
-    staging_db = root / layout.STAGING / "staging.sqlite"
 
     def delete_when_started() -> None:
         deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with sqlite3.connect(staging_db) as conn:
-                    if conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0] > 0:
-                        break
-            except sqlite3.Error:
-                pass
+        while time.time() < deadline and not _staged(root):
             time.sleep(0.005)
         victim.unlink()
 
@@ -118,10 +111,10 @@ def _run_cli(bundle, folder, root) -> subprocess.Popen:
 
 
 def _staged(root: Path) -> int:
+    """Documents the job's finished batches hold (one shard)."""
     try:
-        with sqlite3.connect(root / layout.STAGING / "staging.sqlite") as conn:
-            return conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
-    except sqlite3.Error:
+        return len(staged_batches(root / layout.STAGING, 1)[0])
+    except Exception:  # a batch renamed while we read
         return 0
 
 

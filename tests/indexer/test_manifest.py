@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indexer.manifest import InputError, InputItem, iter_inputs, scan_inputs
+from indexer.manifest import InputItem, ManifestError, iter_inputs, scan_inputs
 
 ENTRIES = [
     {"id": "b", "path": "imgs/b.png", "label": "dog", "n": 2},
@@ -47,7 +47,7 @@ def test_jsonl_parquet_and_urls_give_the_same_items(tmp_path):
         assert scan_inputs("memory://lexvla-test/m.parquet") == expected
         with fsspec.open("memory://lexvla-test/rel.jsonl", "w") as fh:
             fh.write('{"id": "r", "path": "imgs/a.png"}\n')
-        with pytest.raises(InputError, match=r"rel.jsonl:1: relative path"):
+        with pytest.raises(ManifestError, match=r"rel.jsonl:1: relative path"):
             scan_inputs("memory://lexvla-test/rel.jsonl")
     finally:
         fsspec.filesystem("memory").rm("/lexvla-test", recursive=True)
@@ -63,19 +63,19 @@ def test_inputs_come_in_bounded_chunks_with_file_and_line_errors(tmp_path):
     assert [len(c) for c in folder_chunks] == [2, 1]
 
     (tmp_path / "bad.jsonl").write_text('{"id": "x", "path": "imgs/a.png"}\n\n{"id": "y"}\n')
-    with pytest.raises(InputError, match=r"bad.jsonl:3: each entry needs non-empty 'id' and 'path'"):
+    with pytest.raises(ManifestError, match=r"bad.jsonl:3: each entry needs non-empty 'id' and 'path'"):
         scan_inputs(tmp_path / "bad.jsonl")
     (tmp_path / "broken.jsonl").write_text('{"id": "x", "path": "imgs/a.png"}\n{"id": \n')
-    with pytest.raises(InputError, match=r"broken.jsonl:2: not a JSON object"):
+    with pytest.raises(ManifestError, match=r"broken.jsonl:2: not a JSON object"):
         scan_inputs(tmp_path / "broken.jsonl")
     pq.write_table(pa.Table.from_pylist([{"id": "x", "path": "imgs/a.png"}, {"id": "y", "path": None}]), tmp_path / "bad.parquet")
-    with pytest.raises(InputError, match=r"bad.parquet:2: each entry needs"):
+    with pytest.raises(ManifestError, match=r"bad.parquet:2: each entry needs"):
         scan_inputs(tmp_path / "bad.parquet")
     (tmp_path / "m.csv").write_text("id,path\nx,imgs/a.png\n,imgs/b.png\n")
-    with pytest.raises(InputError, match=r"m.csv:3: each entry needs"):
+    with pytest.raises(ManifestError, match=r"m.csv:3: each entry needs"):
         scan_inputs(tmp_path / "m.csv")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(ManifestError, match="does not exist"):
         scan_inputs(tmp_path / "nope.jsonl")
     (tmp_path / "m.txt").write_text("")
-    with pytest.raises(InputError, match="expected a folder"):
+    with pytest.raises(ManifestError, match="expected a folder"):
         scan_inputs(tmp_path / "m.txt")

@@ -6,8 +6,8 @@ from conftest import vector_rows
 
 from indexer import layout
 from indexer.info import INDEX_FORMAT, read_info
-from indexer.job import publish_rows
 from indexer.metadata import META_FILE, DocRow, MetadataReader
+from indexer.publish import publish_rows
 
 pytestmark = pytest.mark.integration
 

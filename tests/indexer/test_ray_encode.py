@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from indexer.job_engine import IndexEngine
 from lexvla.testing import build_index, indexed_rows, scene_images
 
 ray = pytest.importorskip("ray")
@@ -16,7 +17,7 @@ def test_ray_path_equals_local_path(tmp_path, bundle_dir, ray_beside_jvm):
     local = build_index(bundle_dir, folder, tmp_path / "a", batch_size=16)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        on_ray = build_index(bundle_dir, folder, tmp_path / "b", batch_size=16, engine="ray")
+        on_ray = build_index(bundle_dir, folder, tmp_path / "b", batch_size=16, engine=IndexEngine.RAY)
     finally:
         ray.shutdown()
     assert local.doc_count == on_ray.doc_count == 200

@@ -16,6 +16,7 @@ import pytest
 
 from indexer import layout
 from indexer.job import IndexJobConfig, run_index_job
+from indexer.job_engine import IndexEngine
 from indexer.manifest import scan_inputs
 from indexer.metadata import META_FILE, MetadataReader
 from indexer.shard_build import staged_batches
@@ -48,7 +49,7 @@ def test_parquet_url_on_ray_and_jsonl_locally_index_the_same_documents(tmp_path,
         pq.write_table(pa.Table.from_pylist(entries), fh)
     try:
         local = build_index(bundle_dir, tmp_path / "m.jsonl", tmp_path / "local", batch_size=8, shards=2)
-        on_ray = build_index(bundle_dir, url, tmp_path / "ray", batch_size=8, shards=2, engine="ray", part_rows=8)
+        on_ray = build_index(bundle_dir, url, tmp_path / "ray", batch_size=8, shards=2, engine=IndexEngine.RAY, part_rows=8)
     finally:
         fsspec.filesystem("memory").rm("/lexvla-ray-test", recursive=True)
     assert local.doc_count == on_ray.doc_count == on_ray.encoded == 30
@@ -60,7 +61,7 @@ def test_parquet_url_on_ray_and_jsonl_locally_index_the_same_documents(tmp_path,
     assert [(e["id"], bool(e["reason"])) for e in ledger] == [(on_ray.rejected[0].doc_id, True)]
     assert not (tmp_path / "ray" / layout.STAGING / "parts").exists()  # cleaned after publishing
 
-    again = build_index(bundle_dir, tmp_path / "m.jsonl", tmp_path / "ray", batch_size=8, engine="ray")
+    again = build_index(bundle_dir, tmp_path / "m.jsonl", tmp_path / "ray", batch_size=8, engine=IndexEngine.RAY)
     assert again.encoded == 0 and again.generation is None and again.skipped_existing == 30
 
 
@@ -132,7 +133,7 @@ def test_killed_ray_job_resumes_to_a_clean_build(tmp_path, bundle_dir, ray_clust
     (folder / changed).write_bytes(next((tmp_path / "other").rglob("*.png")).read_bytes())
 
     cfg = {"bundle": bundle_dir, "input": folder, "batch_size": 4, "part_rows": 8, "progress": False, "shards": shards,
-           "engine": "ray", "device": "cpu"}  # fmt: skip
+           "engine": IndexEngine.RAY, "device": "cpu"}  # fmt: skip
     rep = run_index_job(IndexJobConfig(root=root, **cfg))
     assert rep.encoded == n - len(staged) + 1  # finished batches are not encoded again; the changed file is
     assert rep.doc_count == n and not rep.rejected
