@@ -63,7 +63,7 @@ def carried_facts(info: IndexInfo) -> dict:
     return {k: getattr(info, k) for k in BUNDLE_KEYS} | {"patch_grid": list(info.patch_grid), "image_root": info.image_root}
 
 
-def write_info(gen: Path, facts: dict, shard_docs: list[int]) -> IndexInfo:
+def write_generation_info(gen: Path, facts: dict, shard_docs: list[int]) -> IndexInfo:
     """Write ``gen/index.json`` from bundle ``facts`` and the per-shard document counts; returns it."""
     info = _from_dict(facts | {
         "index_version": f"{gen.name}-{uuid.uuid4().hex[:8]}", "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -112,11 +112,17 @@ def _format1_info(gen: Path) -> dict:
     return raw | {"index_format": int(raw.get("index_format", 1)), "shards": 1, "shard_docs": [raw.get("doc_count", 0)]}
 
 
+def _patch_grid(value) -> tuple[int, int]:
+    """``(rows, cols)`` from a stored ``patch_grid`` (a list in JSON); not two numbers: a ValueError."""
+    rows, cols = value
+    return int(rows), int(cols)
+
+
 def _from_dict(raw: dict) -> IndexInfo:
     return IndexInfo(
         index_version=str(raw["index_version"]), bundle_version=str(raw["bundle_version"]),
         bundle_name=str(raw["bundle_name"]), quant_scale=float(raw["quant_scale"]), doc_count=int(raw["doc_count"]),
-        patch_grid=tuple(int(x) for x in raw["patch_grid"]), vocab_size=int(raw["vocab_size"]),
+        patch_grid=_patch_grid(raw["patch_grid"]), vocab_size=int(raw["vocab_size"]),
         created_at=str(raw["created_at"]), image_size=int(raw.get("image_size", 0)), shards=int(raw.get("shards", 1)),
         shard_docs=tuple(int(x) for x in raw.get("shard_docs", ())), index_format=int(raw.get("index_format", 1)),
         image_root=raw.get("image_root"),

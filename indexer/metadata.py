@@ -95,7 +95,9 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def write_info(conn: sqlite3.Connection, info: dict) -> None:
+def write_metadata_info(conn: sqlite3.Connection, info: dict) -> None:
+    """Set keys of a metadata database's ``info`` table (values as JSON): where format 1
+    generations kept their facts, before ``index.json`` (``indexer.info``)."""
     conn.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)", [(k, json.dumps(v)) for k, v in info.items()])
 
 
@@ -144,10 +146,12 @@ def bundle_mismatch(info, bundle) -> str | None:
     cfg = bundle.config
     if get("bundle_version") != bundle.version:
         return f"built with bundle {get('bundle_name')}@{get('bundle_version')}, not {cfg.name}@{bundle.version}"
-    if get("quant_scale") is None or float(get("quant_scale")) != float(cfg.quant_scale):
-        return f"quantised with scale {get('quant_scale')}, but bundle {bundle.version} uses {cfg.quant_scale}"
-    if get("vocab_size") is None or int(get("vocab_size")) != int(cfg.vocab_size):
-        return f"built over {get('vocab_size')} words, but bundle {bundle.version} has {cfg.vocab_size}"
+    quant_scale = get("quant_scale")
+    if quant_scale is None or float(quant_scale) != float(cfg.quant_scale):
+        return f"quantised with scale {quant_scale}, but bundle {bundle.version} uses {cfg.quant_scale}"
+    vocab_size = get("vocab_size")
+    if vocab_size is None or int(vocab_size) != int(cfg.vocab_size):
+        return f"built over {vocab_size} words, but bundle {bundle.version} has {cfg.vocab_size}"
     return None
 
 

@@ -7,8 +7,8 @@ merges their top-k exactly as :class:`indexer.sharded.ShardedSnapshot` does. A r
 costs no request: its call is sent again to the next replica of the same shard, and the dead one is
 dropped; only a shard with no live replica left fails the request.
 
-:class:`RaySearcher` has the interface the service uses (``snapshot``, ``info``, ``refresh``,
-``document``, ``close``). Replicas follow ``CURRENT`` on their own; every answer carries the index
+:class:`RaySearcher` has the searcher interface (:class:`indexer.protocols.Searcher`). Replicas
+follow ``CURRENT`` on their own; every answer carries the index
 version it came from, and a snapshot that gets answers from two versions (a refresh racing with a
 request) refuses them rather than mixing generations.
 """
@@ -18,14 +18,19 @@ import itertools
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from indexer import layout
 from indexer.generation import shard_of
+from indexer.hits import Hit, rank_order
 from indexer.info import IndexInfo, read_info
-from indexer.metadata import resolve_path
-from indexer.searcher import DocRecord, Hit, rank_order
+from indexer.metadata import DocRow, resolve_path
+from indexer.searcher import SnapshotReads
 from indexer.sharded import merge_top
 from models.sparse import quantize_weights
+
+if TYPE_CHECKING:
+    from models.bundle import Bundle
 
 
 class ShardReplica:
@@ -48,7 +53,7 @@ class ShardReplica:
         with self.searcher.snapshot() as snap:
             return snap.version, snap.count(impacts)
 
-    def document(self, doc_id: str) -> tuple[str, DocRecord | None]:
+    def document(self, doc_id: str) -> tuple[str, DocRow | None]:
         with self.searcher.snapshot() as snap:
             return snap.version, snap.document(doc_id)
 
@@ -66,8 +71,8 @@ class NoReplicaError(RuntimeError):
     """Every replica of a shard is gone."""
 
 
-class RaySearcher:
-    """N shards x ``replicas`` Ray actors behind the searcher interface.
+class RaySearcher(SnapshotReads):
+    """N shards x ``replicas`` Ray actors behind the searcher interface (:class:`indexer.protocols.Searcher`).
 
     Parameters
     ----------
@@ -85,7 +90,7 @@ class RaySearcher:
         self._info = read_info(layout.require_generation(self.root))
         actor = ray.remote(num_cpus=num_cpus, max_restarts=0)(ShardReplica)
         self._lock = threading.Lock()
-        self.replicas: list[list] = [
+        self.replicas: list[list[Any]] = [
             [actor.remote(str(self.root), i) for _ in range(replicas)] for i in range(self._info.shards)
         ]
         self._turn = itertools.count()
@@ -94,19 +99,19 @@ class RaySearcher:
             self.refresh()
 
     # ---- calls with fail-over --------------------------------------------------------------
-    def _pick(self, shard: int, skip: set) -> object:
+    def _pick(self, shard: int, skip: set) -> Any:
         with self._lock:
             live = [a for a in self.replicas[shard] if a not in skip]
             if not live:
                 raise NoReplicaError(f"no live replica of shard {shard}")
             return live[next(self._turn) % len(live)]
 
-    def _drop(self, shard: int, actor) -> None:
+    def _drop(self, shard: int, actor: Any) -> None:
         with self._lock:
             if actor in self.replicas[shard]:
                 self.replicas[shard].remove(actor)
 
-    def call(self, shards: Iterable[int], method: str, *args) -> list:
+    def call(self, shards: Iterable[int], method: str, *args: Any) -> list:
         """``method(*args)`` on one replica of each of ``shards``, all at once; a replica that died
         is dropped and its call sent to another replica of its shard."""
         import ray
@@ -137,17 +142,12 @@ class RaySearcher:
             actors = [a for group in self.replicas for a in group]
         return ray.get([getattr(a, method).remote() for a in actors])
 
-    # ---- the searcher interface ------------------------------------------------------------
+    # ---- the searcher interface (the one-shot reads are SnapshotReads') ----------------------
     def snapshot(self) -> RaySnapshot:
         with self._lock:
             return RaySnapshot(self, self._info)
 
-    @property
-    def info(self) -> IndexInfo:
-        with self._lock:
-            return self._info
-
-    def refresh(self, require_bundle=None) -> bool:
+    def refresh(self, require_bundle: Bundle | None = None) -> bool:
         """Move every replica to the newest published generation; same contract as
         :meth:`indexer.searcher.LexicalSearcher.refresh` (a shard count change needs new actors)."""
         from indexer.metadata import bundle_mismatch
@@ -169,22 +169,6 @@ class RaySearcher:
             self._info = fresh
         return True
 
-    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
-        with self.snapshot() as s:
-            return s.search(query, k, exclude)
-
-    def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
-        with self.snapshot() as s:
-            return s.search_vector(impacts, k, exclude)
-
-    def document(self, doc_id: str) -> DocRecord | None:
-        with self.snapshot() as s:
-            return s.document(doc_id)
-
-    def image_file(self, record: DocRecord, image_root: str | Path | None = None) -> Path:
-        """:meth:`LexicalSearcher.image_file <indexer.searcher.LexicalSearcher.image_file>`."""
-        return resolve_path(record.path, image_root or self.info.image_root)
-
     def close(self) -> None:
         import ray
 
@@ -194,25 +178,27 @@ class RaySearcher:
         for a in actors:
             ray.kill(a)
 
-    def __enter__(self) -> RaySearcher:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 class RaySnapshot:
     """One request's view: every answer must come from the generation ``info`` names."""
 
     def __init__(self, searcher: RaySearcher, info: IndexInfo):
-        self._searcher, self.info = searcher, info
-        self.released = False
+        self._searcher, self._info = searcher, info
+        self._released = False
+
+    @property
+    def info(self) -> IndexInfo:
+        return self._info
+
+    @property
+    def released(self) -> bool:
+        return self._released
 
     @property
     def version(self) -> str:
         return self.info.index_version
 
-    def _answers(self, shards: Iterable[int], method: str, *args) -> list:
+    def _answers(self, shards: Iterable[int], method: str, *args: Any) -> list:
         answers = self._searcher.call(shards, method, *args)
         versions = {v for v, _ in answers}
         if versions != {self.version}:
@@ -235,14 +221,18 @@ class RaySnapshot:
     def count(self, impacts: Mapping[str, int]) -> int:
         return sum(self._answers(range(self.info.shards), "count", dict(impacts)))
 
-    def document(self, doc_id: str) -> DocRecord | None:
+    def document(self, doc_id: str) -> DocRow | None:
         return self._answers([shard_of(doc_id, self.info.shards)], "document", doc_id)[0]
 
+    def image_file(self, record: DocRow, image_root: str | Path | None = None) -> Path:
+        """:meth:`LexicalSnapshot.image_file <indexer.snapshot.LexicalSnapshot.image_file>`."""
+        return resolve_path(record.path, image_root or self.info.image_root)
+
     def close(self) -> None:
-        self.released = True
+        self._released = True
 
     def __enter__(self) -> RaySnapshot:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

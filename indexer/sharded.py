@@ -1,9 +1,9 @@
 """Searching a generation of N shards as one index: fan out, merge an exact global top-k.
 
-A layer over :mod:`indexer.searcher`: each shard is opened as the per-index searcher opens a
-generation, and :class:`ShardedSearcher` offers the same interface as
-:class:`~indexer.searcher.LexicalSearcher` (``snapshot``, ``info``, ``refresh``, ``search``, ...),
-so the service talks to it whatever the shard count (one shard costs no merge).
+A layer over :mod:`indexer.searcher`: each shard is opened as the unsharded searcher opens a
+generation (:class:`indexer.snapshot.Generation`), and :class:`ShardedSearcher` has the searcher
+interface (:class:`indexer.protocols.Searcher`), so the service talks to it whatever the shard
+count (one shard costs no merge).
 
 Exactness: scores are integer dot products, identical whichever shard holds a document, and every
 shard returns its top-k in the one result order (:func:`indexer.searcher.rank_order`: score
@@ -17,32 +17,42 @@ from __future__ import annotations
 import functools
 import heapq
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from indexer.generation import shard_folders, shard_of
+from indexer.hits import Hit, rank_order
 from indexer.info import IndexInfo, read_info
-from indexer.searcher import DocRecord, Hit, LexicalSearcher, Snapshot, _Generation, rank_order
+from indexer.metadata import DocRow
+from indexer.searcher import GenerationFollower, SnapshotReads
+from indexer.snapshot import Generation, LexicalSnapshot
 from models.sparse import quantize_weights
 
-__all__ = ["ShardedSearcher", "ShardedSnapshot", "ShardSearcher", "merge_top"]
+if TYPE_CHECKING:
+    from models.bundle import Bundle
+
+__all__ = ["ShardedSearcher", "ShardedSnapshot", "ShardSearcher", "ShardSet", "merge_top"]
+
+T = TypeVar("T")
 
 
-def merge_top(per_shard: Iterable[list], k: int, key) -> list:
+def merge_top(per_shard: Iterable[list[T]], k: int, key: Callable[[T], Any]) -> list[T]:
     """The first ``k`` of already ordered per-shard lists, in the same order (``key`` of an item)."""
     return list(heapq.merge(*per_shard, key=key))[:k]
 
 
-class _ShardSet:
-    """Every shard of one generation, opened together and counted as one (``_Generation``'s interface)."""
+class ShardSet:
+    """Every shard of one generation, opened together and counted as one (what a
+    :class:`~indexer.searcher.GenerationFollower` follows, as :class:`~indexer.snapshot.Generation`)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.info: IndexInfo = read_info(path)
-        self.shards: list[_Generation] = []
+        self.shards: list[Generation] = []
         try:
             for folder in shard_folders(path, self.info):
-                self.shards.append(_Generation(folder, self.info))
+                self.shards.append(Generation(folder, self.info))
         except BaseException:
             self.retire()
             raise
@@ -65,12 +75,12 @@ class _ShardSet:
 
 
 class ShardedSnapshot:
-    """One generation of a sharded index, pinned until :meth:`close`: the :class:`~indexer.searcher.Snapshot`
-    interface over one snapshot per shard."""
+    """One generation of a sharded index, pinned until :meth:`close`: the
+    :class:`~indexer.protocols.Snapshot` interface over one snapshot per shard."""
 
-    def __init__(self, shard_set: _ShardSet):
+    def __init__(self, shard_set: ShardSet):
         self._set = shard_set  # already acquired for us
-        self._snaps = [Snapshot(g) for g in shard_set.shards]
+        self._snaps = [LexicalSnapshot(g) for g in shard_set.shards]
         self._lock = threading.Lock()
         self._released = False
 
@@ -83,7 +93,7 @@ class ShardedSnapshot:
         return self._set.closed
 
     @property
-    def shards(self) -> tuple[Snapshot, ...]:
+    def shards(self) -> tuple[LexicalSnapshot, ...]:
         """The per-shard snapshots, in shard order (for measuring one shard alone)."""
         return tuple(self._snaps)
 
@@ -101,7 +111,7 @@ class ShardedSnapshot:
             raise RuntimeError("snapshot is released")
 
     def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()) -> list[Hit]:
-        """:meth:`Snapshot.search <indexer.searcher.Snapshot.search>` over every shard."""
+        """:meth:`LexicalSnapshot.search <indexer.snapshot.LexicalSnapshot.search>` over every shard."""
         return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require)
 
     def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (),
@@ -126,10 +136,15 @@ class ShardedSnapshot:
         self._check()
         return sum(s.count(impacts) for s in self._snaps)
 
-    def document(self, doc_id: str) -> DocRecord | None:
+    def document(self, doc_id: str) -> DocRow | None:
         """The record of ``doc_id``, read from the one shard its id hashes to."""
         self._check()
         return self._snaps[shard_of(doc_id, len(self._snaps))].document(doc_id)
+
+    def image_file(self, record: DocRow, image_root: str | Path | None = None) -> Path:
+        """:meth:`LexicalSnapshot.image_file <indexer.snapshot.LexicalSnapshot.image_file>` (every
+        shard records the generation's image root)."""
+        return self._snaps[0].image_file(record, image_root)
 
     def close(self) -> None:
         with self._lock:
@@ -141,37 +156,62 @@ class ShardedSnapshot:
     def __enter__(self) -> ShardedSnapshot:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class ShardedSearcher(LexicalSearcher):
-    """Follows the published generation of an index root, sharded or not (see :class:`LexicalSearcher`).
+class ShardedSearcher(SnapshotReads):
+    """Follows the published generation of an index root, whatever its shard count: every shard
+    of it opened together (:class:`ShardSet`), read through a :class:`ShardedSnapshot`. The rest
+    is :class:`~indexer.searcher.LexicalSearcher`'s (and :class:`indexer.protocols.Searcher`'s).
 
     Parameters
     ----------
     index_root : the folder given to ``lexvla index --index``.
     """
 
-    _open_generation = _ShardSet
-    _pin = ShardedSnapshot
+    def __init__(self, index_root: str | Path):
+        self.root = Path(index_root)
+        self._generations = GenerationFollower(self.root, ShardSet)
+
+    def snapshot(self) -> ShardedSnapshot:
+        """Pin the current generation, every shard of it."""
+        return ShardedSnapshot(self._generations.acquire())
+
+    def refresh(self, require_bundle: Bundle | None = None) -> bool:
+        """:meth:`GenerationFollower.refresh <indexer.searcher.GenerationFollower.refresh>`."""
+        return self._generations.refresh(require_bundle)
+
+    def close(self) -> None:
+        self._generations.close()
 
 
-def _open_shard(path: Path, shard: int) -> _Generation:
+def _open_shard(path: Path, shard: int) -> Generation:
     info = read_info(path)
     if not 0 <= shard < info.shards:
         raise ValueError(f"{path} has {info.shards} shards; there is no shard {shard}")
-    return _Generation(shard_folders(path, info)[shard], info)
+    return Generation(shard_folders(path, info)[shard], info)
 
 
-class ShardSearcher(LexicalSearcher):
+class ShardSearcher(SnapshotReads):
     """Follows one shard of the published generation: what a search replica of that shard serves.
 
-    A :class:`LexicalSearcher` whose generations are that one shard (with the whole generation's
-    :attr:`info`); ``refresh`` moves it to the same shard of a newer generation.
+    Its generations are that one shard (with the whole generation's :attr:`info`), read through a
+    :class:`~indexer.snapshot.LexicalSnapshot`; ``refresh`` moves it to the same shard of a newer
+    generation.
     """
 
     def __init__(self, index_root: str | Path, shard: int):
+        self.root = Path(index_root)
         self.shard = shard
-        self._open_generation = functools.partial(_open_shard, shard=shard)
-        super().__init__(index_root)
+        self._generations = GenerationFollower(self.root, functools.partial(_open_shard, shard=shard))
+
+    def snapshot(self) -> LexicalSnapshot:
+        """Pin this shard of the current generation."""
+        return LexicalSnapshot(self._generations.acquire())
+
+    def refresh(self, require_bundle: Bundle | None = None) -> bool:
+        return self._generations.refresh(require_bundle)
+
+    def close(self) -> None:
+        self._generations.close()

@@ -44,6 +44,14 @@ class ImageError(InputError):
         self.reason = reason
 
 
+class TooLarge(InputError):
+    """An input over a size limit; the message names the limit (the service answers HTTP 413)."""
+
+
+class ImageTooLarge(ImageError, TooLarge):
+    """An image over a pixel count or decoding-memory limit."""
+
+
 def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image fully into RGB, compositing transparency onto white.
 
@@ -91,16 +99,16 @@ def decode_image(
         raise ImageError(label, f"cannot open ({exc.strerror or type(exc).__name__})") from exc
     with fh as f:
         try:
-            img = Image.open(f)
+            img: Image.Image = Image.open(f)
             size = img.size
             if size[0] * size[1] > max_pixels:
-                raise ImageError(label, f"too large: {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels}")
+                raise ImageTooLarge(label, f"too large: {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels}")
             if max_side and max(size) > 2 * max_side:
                 scale = max_side / max(size)
                 img.draft(None, (math.ceil(size[0] * scale), math.ceil(size[1] * scale)))
             need = decoded_bytes(img, reduce=bool(max_side))
             if max_bytes is not None and need > max_bytes:
-                raise ImageError(
+                raise ImageTooLarge(
                     label, f"too large: decoding {size[0]}x{size[1]} ({img.mode}) needs {need / 1e6:.0f} MB; "
                     f"the limit is {max_bytes / 1e6:.0f} MB"
                 )
@@ -111,7 +119,7 @@ def decode_image(
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning: under -W error
-            raise ImageError(label, f"too large: over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (decompression bomb)") from exc
+            raise ImageTooLarge(label, f"too large: over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (decompression bomb)") from exc
         except UnidentifiedImageError as exc:
             raise ImageError(label, "not a decodable image (no known image format)") from exc
         except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
@@ -175,7 +183,7 @@ class ImageSpec:
         img = to_rgb(img)
         scale = self.size / max(img.size)
         w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-        resized = img.resize((w, h), Image.BICUBIC)
+        resized = img.resize((w, h), Image.Resampling.BICUBIC)
         canvas = Image.new("RGB", (self.size, self.size), (255, 255, 255))
         left, top = (self.size - w) // 2, (self.size - h) // 2
         canvas.paste(resized, (left, top))
@@ -184,7 +192,7 @@ class ImageSpec:
     def to_array(self, img: Image.Image) -> np.ndarray:
         """``[3, size, size]`` float32, normalised."""
         square, _ = self.letterbox(img)
-        arr = np.asarray(square, dtype=np.float32) / 255.0  # [H, W, 3]
+        arr: np.ndarray = np.asarray(square, dtype=np.float32) / 255.0  # [H, W, 3]
         arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(arr.transpose(2, 0, 1))
 

@@ -29,7 +29,7 @@ def _reload_loop(engine: Engine, interval_s: float, stop: threading.Event) -> No
     """Poll for a newly published generation every ``interval_s`` seconds until ``stop``."""
     while not stop.wait(interval_s):
         try:
-            switched, detail = engine.reload()
+            switched, detail = engine.index.reload()
             if switched:
                 log.info("index reload: %s", detail)
         except Exception:  # the loop must outlive any single failure
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     add_middlewares(app, settings)
-    app.openapi = lambda: openapi_document(app)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]  # FastAPI's documented way
     return app
 
 

@@ -5,6 +5,13 @@ Redis; a background thread pings it every ``probe_interval_s`` and turns the cac
 soon as Redis answers, so a restart costs about one probe interval, not a growing back-off.
 Entries larger than ``max_entry_bytes`` are not stored: a few huge results must not evict the
 many small ones.
+
+Every entry is ``{"format": ENTRY_FORMAT, "value": ...}`` under a key that names the format too
+(:func:`cache_key`). The values are compact positional lists (a text's ``[[word, weight], ...]``,
+a result's :meth:`service.results.TextSearchResult.to_cache`, a heatmap's grid); when one of them
+changes shape, ``ENTRY_FORMAT`` goes up, and the entries another build of the service wrote (in a
+shared Redis, or before an upgrade) are misses, never misread: their keys differ, and an entry
+found with another format or none is ignored (outcome ``stale``).
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -20,13 +28,28 @@ from service import metrics
 
 log = logging.getLogger(__name__)
 
+# The layout of every value the service caches. 1: the bare positional lists (no version);
+# 2: the same lists inside {"format": 2, "value": ...}. Bump it when any cached value changes shape.
+ENTRY_FORMAT = 2
+
 
 def cache_key(prefix: str, kind: str, versions: tuple[str, ...], request: Any) -> str:
-    """``prefix:kind:v1:v2:sha256(request)``; ``request`` must be JSON-able (any ``str``, even one
-    with unpaired surrogates, hashes: they are encoded as they are)."""
+    """``prefix:kind:f<ENTRY_FORMAT>:v1:v2:sha256(request)``; ``request`` must be JSON-able (any
+    ``str``, even one with unpaired surrogates, hashes: they are encoded as they are)."""
     blob = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return ":".join([prefix, kind, *versions, digest])
+    return ":".join([prefix, kind, f"f{ENTRY_FORMAT}", *versions, digest])
+
+
+def _entry(raw: bytes) -> tuple[bool, Any]:
+    """``(True, value)`` of a stored entry of this ``ENTRY_FORMAT``; ``(False, None)`` for any other."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False, None
+    if isinstance(data, dict) and data.keys() == {"format", "value"} and data["format"] == ENTRY_FORMAT:
+        return True, data["value"]
+    return False, None
 
 
 class ResilientCache:
@@ -64,19 +87,24 @@ class ResilientCache:
         return self._client is not None and not self._down
 
     def get(self, key: str, kind: str) -> Any | None:
-        """The cached value, or ``None`` on a miss or while Redis is down."""
+        """The cached value, or ``None`` on a miss, for an entry of another format, or while Redis is down."""
         raw = self._call(lambda c: c.get(key))
         if raw is None:
             metrics.CACHE.labels(kind, "miss" if self.available else "unavailable").inc()
             return None
+        current, value = _entry(raw)
+        if not current:
+            metrics.CACHE.labels(kind, "stale").inc()
+            return None
         metrics.CACHE.labels(kind, "hit").inc()
-        return json.loads(raw)
+        return value
 
     def set(self, key: str, value: Any, kind: str = "value") -> bool:
         """Store ``value`` for ``ttl_s``; ``False`` when it was not stored (too large, or Redis down)."""
         if not self.available:
             return False
-        blob = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        entry = {"format": ENTRY_FORMAT, "value": value}
+        blob = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
         if len(blob) > self.max_entry_bytes:
             metrics.CACHE.labels(kind, "too_large").inc()
             return False
@@ -96,11 +124,12 @@ class ResilientCache:
             self._down = False
         return True
 
-    def _call(self, fn):
-        if not self.available:
+    def _call(self, fn: Callable[[redis.Redis], Any]) -> Any:
+        client = self._client
+        if client is None or self._down:  # not available
             return None
         try:
-            return fn(self._client)
+            return fn(client)
         except (redis.RedisError, OSError) as exc:
             self._mark_down(exc)
             return None

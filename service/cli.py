@@ -104,7 +104,7 @@ def run_search(args: argparse.Namespace) -> int:
     try:
         for topic in topics:
             try:
-                result = engine.search_text(topic.text, args.hits)
+                result = engine.search.search_text(topic.text, args.hits)
             except InputError as exc:
                 failed += 1
                 print(f"topic {topic.qid}: {exc}", file=sys.stderr)

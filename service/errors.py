@@ -1,9 +1,10 @@
 """Every error answer in one shape (``ErrorResponse``): client errors are 4xx with a message that
 names what was wrong; a 500 carries only the request id (the log has the rest).
 
-Every 422 lists its errors as ``[{loc, msg, type}]``, whoever found them: FastAPI's request
-validation, a body a route parses itself (:class:`InvalidFields`), or a rule the engine checks
-(an ``InputError``, whose ``field`` gives the ``loc``).
+The status of each error class is :data:`service.exceptions.HTTP_STATUS` (the one table). Every
+422 lists its errors as ``[{loc, msg, type}]``, whoever found them: FastAPI's request validation,
+a body a route parses itself (:class:`~service.exceptions.InvalidFields`), or a rule the engine
+checks (an ``InputError``, whose ``field`` gives the ``loc``).
 
 Bodies are ASCII JSON, so text a client sent (an unpaired surrogate, say) is escaped rather than
 failing to encode. They quote at most a short prefix of what the client sent (``service.echo``):
@@ -25,46 +26,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.preprocess import ImageError, InputError
 from service import metrics
-from service.echo import ECHO_CHARS, cut
-from service.engine import NotFound, TooLarge
-from service.limits import Busy
+from service.echo import MAX_DETAIL_CHARS, cut, field_errors, summary
+from service.exceptions import Busy, InputError, InvalidFields, NotFound, status_of
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
-MAX_DETAIL_CHARS = 500  # a detail longer than this is cut (every message quotes its input short already)
-MAX_LOC_CHARS = ECHO_CHARS  # a location part (a field name or a client's dict key) longer than this is cut
 MAX_ERRORS = 20  # field errors listed in one answer (the detail counts them all)
 JSON_TOO_DEEP = "the JSON body is nested too deeply to parse"
 JSON_NOT_TEXT = "the JSON body is not UTF-8 (or UTF-16/32) text"
-
-
-class UnsupportedMediaType(InputError):
-    """A request body of a content type the route does not take (HTTP 415)."""
-
-
-class InvalidFields(InputError):
-    """Fields of a body the route parses itself that fail validation (HTTP 422), all of them listed.
-
-    Parameters
-    ----------
-    errors : pydantic's ``ValidationError.errors()`` of the body's model.
-    where : what the locations are relative to (``"body"``).
-    """
-
-    def __init__(self, errors: list[dict], where: str = "body"):
-        self.errors = field_errors(errors, (where,))
-        super().__init__(_summary(self.errors))
-
-
-def status_of(exc: InputError) -> int:
-    """HTTP status of an input error: 413 for size limits, 415 for content types, else 422."""
-    if isinstance(exc, TooLarge) or (isinstance(exc, ImageError) and exc.reason.startswith("too large")):
-        return 413
-    if isinstance(exc, UnsupportedMediaType):
-        return 415
-    return 422
 
 
 def request_id(scope) -> str:
@@ -84,14 +54,6 @@ def error_response(request: Request, status: int, detail: str, errors: list[dict
     return Response(error_body(request.scope, detail, errors), status_code=status, headers=headers, media_type="application/json")
 
 
-def field_errors(errors, prefix: tuple = ()) -> list[dict]:
-    """``[{loc, msg, type}]`` of pydantic or FastAPI errors, each ``loc`` after ``prefix``: never
-    the input itself (it may be huge or binary), and a location part (a dict key the client chose)
-    cut to ``MAX_LOC_CHARS``."""
-    return [{"loc": [cut(str(p), MAX_LOC_CHARS) if not isinstance(p, int) else p for p in (*prefix, *e.get("loc", ()))],
-             "msg": cut(str(e.get("msg", "")), MAX_DETAIL_CHARS), "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
-
-
 def validation_errors(exc: RequestValidationError) -> list[dict]:
     """:func:`field_errors` of FastAPI's request validation (its locations start at body/query/path)."""
     return field_errors(exc.errors())
@@ -105,13 +67,6 @@ def input_errors(request: Request, exc: InputError) -> list[dict]:
     field = getattr(exc, "field", None)
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
     return [{"loc": [where, field] if field else [], "msg": cut(str(exc), MAX_DETAIL_CHARS), "type": "value_error"}]
-
-
-def _summary(errors: list[dict]) -> str:
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(str(p) for p in first["loc"])
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
 
 
 def _parse_failure(exc: StarletteHTTPException) -> str | None:
@@ -138,17 +93,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         metrics.ERRORS.labels("not_found").inc()
-        return error_response(request, 404, str(exc))
+        return error_response(request, status_of(exc), str(exc))
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> Response:
-        return error_response(request, 503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+        return error_response(request, status_of(exc), str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         metrics.ERRORS.labels("input_422").inc()
         errors = validation_errors(exc)
-        return error_response(request, 422, _summary(errors), errors)
+        return error_response(request, 422, summary(errors), errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -34,8 +34,8 @@ def overlay(image: Image.Image, heat: np.ndarray, content_box: tuple[int, int, i
     square : side of the letterboxed square the model saw.
     """
     grid = Image.fromarray((normalize(heat) * 255).astype(np.uint8), mode="L")
-    on_square = grid.resize((square, square), Image.BILINEAR)  # [square, square]
-    alpha = on_square.crop(content_box).resize(image.size, Image.BILINEAR)
+    on_square = grid.resize((square, square), Image.Resampling.BILINEAR)  # [square, square]
+    alpha = on_square.crop(content_box).resize(image.size, Image.Resampling.BILINEAR)
     alpha = alpha.point(lambda v: int(v * MAX_ALPHA))
     color = Image.new("RGB", image.size, HEAT_RGB)
     return Image.composite(color, image.convert("RGB"), alpha)
@@ -56,5 +56,5 @@ def data_url(png: bytes) -> str:
 def fit(image: Image.Image, max_side: int) -> Image.Image:
     """A copy no larger than ``max_side`` on its longer side (aspect kept)."""
     copy = image.copy()
-    copy.thumbnail((max_side, max_side), Image.BICUBIC)
+    copy.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return copy

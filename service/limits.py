@@ -17,16 +17,19 @@ from typing import Any, TypeVar
 from fastapi.concurrency import run_in_threadpool
 
 from service import metrics
+from service.exceptions import BatchTooLarge, Busy, InputError
+
+__all__ = ["Busy", "WorkQueue", "RateLimiter", "check_batch"]
 
 T = TypeVar("T")
 
 
-class Busy(Exception):
-    """Too many requests of one kind of work are already waiting (HTTP 503 with ``Retry-After``)."""
-
-    def __init__(self, kind: str, retry_after_s: int):
-        super().__init__(f"the service is busy with {kind} work; retry in {retry_after_s} s")
-        self.kind, self.retry_after_s = kind, retry_after_s
+def check_batch(n: int, limit: int, what: str, setting: str) -> None:
+    """Refuse an empty batch (422) or one over ``limit`` (413, the message names the setting)."""
+    if n == 0:
+        raise InputError(f"no {what} given: send 1 to {limit}", "inputs" if what == "texts" else "file")
+    if n > limit:
+        raise BatchTooLarge(f"{n} {what} in one request; the limit is {limit} ({setting})")
 
 
 class WorkQueue:

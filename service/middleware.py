@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.exceptions import HTTPException
 
@@ -138,7 +138,7 @@ class RateLimit:
         await self.app(scope, receive, send)
 
 
-async def _send_error(send, scope, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_error(send, scope, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """Answer with an ``ErrorResponse`` from a middleware (before the application saw the request)."""
     body = error_body(scope, detail)
     await send({"type": "http.response.start", "status": status, "headers": [

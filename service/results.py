@@ -2,9 +2,10 @@
 (``service.api.convert``); the CLI reads them directly."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from indexer.searcher import WordMatch, score_share
+from indexer.hits import WordMatch, score_share
 from service.query import EditedQuery
 
 
@@ -61,7 +62,7 @@ class TextSearchResult:
 
     @classmethod
     def from_cache(cls, data: dict, timings_ms: dict[str, float], cache: dict[str, str],
-                   not_encoded: list[str] = ()) -> TextSearchResult:  # fmt: skip
+                   not_encoded: Sequence[str] = ()) -> TextSearchResult:  # fmt: skip
         """The result :meth:`to_cache` stored; ``not_encoded`` is not stored (the engine finds it
         from the text, cached or not)."""
         text, encoded, (weights, excluded, boosted, added, ignored) = data["query"]

@@ -17,5 +17,5 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 @router.post("/reload", response_model=ReloadResponse, responses=errors(401, 403, 503))
 async def reload(engine: EngineDep) -> ReloadResponse:
     """Open the published generation if it is newer and built with the served bundle."""
-    switched, detail = await run_in_threadpool(engine.reload)
-    return ReloadResponse(switched=switched, index_version=engine.versions()["index"], detail=detail)
+    switched, detail = await run_in_threadpool(engine.index.reload)
+    return ReloadResponse(switched=switched, index_version=engine.index.versions()["index"], detail=detail)

@@ -1,11 +1,12 @@
 """The edge: the engine's typed results -> the response models the routes declare."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 
 from service import results as r
 from service import schemas as s
-from service.engine import image_urls
+from service.images import image_urls
 
 
 def _words(weights) -> list[s.WordWeight]:
@@ -57,9 +58,10 @@ def readiness(res: r.ReadinessResult) -> s.Readiness:
     return s.Readiness(**asdict(res))
 
 
-def embed_response(vectors: list[dict[str, float]], fmt: str, dimension) -> list[list[s.SparseValue]] | list[dict[str, float]]:
+def embed_response(vectors: Sequence[Mapping[str, float]], fmt: str,
+                   dimension: Callable[[str], int]) -> list[list[s.SparseValue]] | list[dict[str, float]]:  # fmt: skip
     """``/embed_sparse``'s answer: ``{word: weight}`` maps as they are (``words``) or TEI's
     ``[{index, value}]`` lists, ``dimension(word)`` giving the index."""
     if fmt == "words":
-        return vectors
+        return [dict(vec) for vec in vectors]
     return [[s.SparseValue(index=dimension(w), value=v) for w, v in vec.items()] for vec in vectors]

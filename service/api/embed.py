@@ -8,6 +8,7 @@ impacts Lucene stores.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request
@@ -19,7 +20,7 @@ from service.api.common import errors
 from service.api.uploads import image_batch_request, multipart_body
 from service.deps import EngineDep, ImageWorkDep
 from service.engine import Engine
-from service.errors import InvalidFields
+from service.exceptions import InvalidFields
 from service.schemas import (
     EMBED_FORMAT_HELP,
     QUANTIZED_HELP,
@@ -59,7 +60,7 @@ async def embed_sparse(req: EmbedSparseRequest, engine: EngineDep) -> EmbedSpars
 
 def _embed_texts(engine: Engine, req: EmbedSparseRequest) -> EmbedSparseResponse:
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    return convert.embed_response(engine.embed_texts(texts, req.quantized, req.truncate), req.format, engine.dimension)
+    return convert.embed_response(engine.search.embed_texts(texts, req.quantized, req.truncate), req.format, engine.search.dimension)
 
 
 @router.post(
@@ -81,5 +82,5 @@ async def embed_sparse_images(request: Request, engine: EngineDep, work: ImageWo
         return await work.run(_embed_images, engine, files, opts)
 
 
-def _embed_images(engine: Engine, files: list[tuple[str, BinaryIO]], opts: EmbedImageOptions) -> EmbedSparseResponse:
-    return convert.embed_response(engine.embed_images(files, opts.quantized), opts.format, engine.dimension)
+def _embed_images(engine: Engine, files: Sequence[tuple[str, BinaryIO]], opts: EmbedImageOptions) -> EmbedSparseResponse:
+    return convert.embed_response(engine.images.embed_images(files, opts.quantized), opts.format, engine.search.dimension)

@@ -33,8 +33,8 @@ async def encode(request: Request, engine: EngineDep, work: ImageWorkDep) -> Enc
 
 
 def _encode(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> EncodeResponse:
-    engine.check_heatmaps(opts.heatmaps, opts.heatmap_top_n)  # before any decoding
-    image, size = engine.decode_upload(source)
-    result = engine.encode_image(image, size, opts.heatmaps, opts.heatmap_top_n, opts.heatmap_format, opts.top_n)
+    engine.images.check_heatmaps(opts.heatmaps, opts.heatmap_top_n)  # before any decoding
+    image, size = engine.images.decode_upload(source)
+    result = engine.images.encode_image(image, size, opts.heatmaps, opts.heatmap_top_n, opts.heatmap_format, opts.top_n)
     return convert.encode_response(result)
 

@@ -30,7 +30,7 @@ async def readyz(request: Request, response: Response) -> Readiness:
         body = Readiness(ready=False, bundle_version=None, index_version=None, index_bundle_version=None,
                          doc_count=None, providers={}, cache=False, detail="not loaded")  # fmt: skip
     else:
-        body = convert.readiness(engine.readiness())
+        body = convert.readiness(engine.index.readiness())
     if not body.ready:
         response.status_code = 503
     return body

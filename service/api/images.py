@@ -23,7 +23,7 @@ router = APIRouter(prefix="/images", tags=["images"])
 async def thumbnail(doc_id: str, engine: EngineDep, work: ImageWorkDep) -> Response:
     """A JPEG thumbnail of an indexed image."""
     async with work.admit():
-        jpeg = await work.run(engine.thumbnail, doc_id)
+        jpeg = await work.run(engine.images.thumbnail, doc_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
@@ -34,7 +34,7 @@ async def word_heatmap(
 ) -> Response:
     """The image with ``word``'s patch activation drawn over it (the patch grid is cached; browsers may keep the PNG)."""
     async with work.admit():
-        png = await work.run(engine.heatmap_png, doc_id, word)
+        png = await work.run(engine.images.heatmap_png, doc_id, word)
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
@@ -42,5 +42,5 @@ async def word_heatmap(
             responses={**errors(404, 422), 200: {"content": {"image/*": {}}, "description": "the indexed file"}})  # fmt: skip
 def image(doc_id: str, engine: EngineDep) -> FileResponse:
     """The original file of an indexed image."""
-    path = engine.image_file(doc_id)
+    path = engine.images.image_file(doc_id)
     return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")

@@ -28,7 +28,7 @@ async def search(req: SearchRequest, engine: EngineDep) -> SearchResponse:
 
 
 def _search(engine: Engine, req: SearchRequest) -> SearchResponse:
-    return convert.search_response(engine.search_text(req.query, req.k, req.boost, req.exclude, req.require))
+    return convert.search_response(engine.search.search_text(req.query, req.k, req.boost, req.exclude, req.require))
 
 
 @router.post(
@@ -44,5 +44,5 @@ async def search_image(request: Request, engine: EngineDep, work: ImageWorkDep) 
 
 
 def _search_image(engine: Engine, source: bytes | BinaryIO, opts: ImageOptions) -> ImageSearchResponse:
-    image, _ = engine.decode_upload(source)
-    return convert.image_search_response(engine.search_image(image, opts.k, opts.exclude, opts.exclude_id))
+    image, _ = engine.images.decode_upload(source)
+    return convert.image_search_response(engine.search.search_image(image, opts.k, opts.exclude, opts.exclude_id))

@@ -6,7 +6,7 @@ import binascii
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
@@ -14,9 +14,9 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from models.preprocess import InputError
 from service.echo import echo, echo_words
-from service.errors import JSON_NOT_TEXT, JSON_TOO_DEEP, InvalidFields, UnsupportedMediaType
+from service.errors import JSON_NOT_TEXT, JSON_TOO_DEEP
+from service.exceptions import InputError, InvalidFields, UnsupportedMediaType
 from service.schemas import ImageJSONRequest, ImageOptions
 
 IMAGE_TYPES_OK = ("image/", "application/octet-stream")
@@ -105,7 +105,7 @@ def _from_form(form) -> tuple[BinaryIO, ImageOptions]:
     names = [k for k, _ in form.multi_items()]
     if repeated := sorted({k for k in names if names.count(k) > 1}):
         raise InputError(f"form fields given more than once: {echo_words(repeated)}")
-    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
+    fields: dict[str, Any] = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
     for listed in ("heatmaps", "exclude"):
         if listed in fields:
             fields[listed] = [w.strip() for w in fields[listed].split(",") if w.strip()]
@@ -157,7 +157,7 @@ async def image_batch_request(request: Request, limit: int) -> AsyncIterator[tup
         raise UnsupportedMediaType(f"unsupported content type {_shown(ctype)}: send multipart/form-data with `file` parts")
     form = await parse_form(request, max_files=10 * limit, max_fields=20)
     try:
-        files = []
+        files: list[tuple[str, BinaryIO]] = []
         for key, value in form.multi_items():
             if key != "file":
                 continue

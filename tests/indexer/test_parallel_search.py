@@ -30,7 +30,8 @@ def _queries(snap, n: int) -> list[tuple[dict[str, int], tuple[str, ...], int]]:
 
 
 def test_32_concurrent_searches_equal_sequential_ones(tiny_index):
-    from indexer.searcher import LexicalSearcher, _search_batcher
+    from indexer.lucene_search import _search_batcher
+    from indexer.searcher import LexicalSearcher
 
     with LexicalSearcher(tiny_index) as searcher, searcher.snapshot() as snap:
         queries = _queries(snap, 96)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import ray  # installed by scripts/setup.sh (the [ray] extra): a missing ray fails here, never skips
 from conftest import vector_rows
 
-from indexer.job import publish_rows, remove_documents
+from indexer.publish import publish_rows, remove_documents
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,7 @@ def cluster(ray_beside_jvm):
 
 
 def test_replica_loss_loses_no_request(ray_beside_jvm, tmp_path, bundle_dir, cluster):
+    from indexer.protocols import Searcher, Snapshot
     from indexer.ray_search import RaySearcher
     from indexer.sharded import ShardedSearcher
     from models.bundle import Bundle
@@ -31,14 +33,26 @@ def test_replica_loss_loses_no_request(ray_beside_jvm, tmp_path, bundle_dir, clu
     root = tmp_path / "ix"
     publish_rows(root, bundle, rows, shards=2)
     queries = [{w: r.impacts[w] for w in sorted(r.impacts)[:5]} for r in rows[:40]]
+    required = [(q, [sorted(q)[-1]]) for q in queries[:10]]  # each query's last word, required
+    weights = {w: v / bundle.config.quant_scale for w, v in queries[0].items()}
     with ShardedSearcher(root) as local, local.snapshot() as snap:
         expected = [[(h.doc_id, h.score, h.matches) for h in snap.search_vector(q, 10)] for q in queries]
+        expected_required = [snap.search_vector(q, 10, require=r) for q, r in required]
+        expected_search = local.search(weights, 10, exclude=[sorted(weights)[0]], require=[sorted(weights)[-1]])
+    assert all(all(r[0] in h.record.impacts for h in hits) for (_, r), hits in zip(required, expected_required, strict=True))
 
     searcher = RaySearcher(root, replicas=2, num_cpus=0.25)  # 4 actors on a 2-CPU cluster
     try:
         with searcher.snapshot() as s:
+            assert isinstance(searcher, Searcher) and isinstance(s, Snapshot)  # the declared interface (indexer.protocols)
             assert [[(h.doc_id, h.score, h.matches) for h in s.search_vector(q, 10)] for q in queries] == expected
             assert s.document(rows[3].doc_id) == rows[3] and s.info.shards == 2
+            assert s.image_file(rows[3]) == Path(rows[3].path)
+        # require, in the snapshot's and the one-shot reads, as every searcher has it
+        with searcher.snapshot() as s:
+            assert [s.search_vector(q, 10, require=r) for q, r in required] == expected_required
+        assert [searcher.search_vector(q, 10, require=r) for q, r in required] == expected_required
+        assert searcher.search(weights, 10, exclude=[sorted(weights)[0]], require=[sorted(weights)[-1]]) == expected_search
 
         answers, errors = [], []
         stop = threading.Event()

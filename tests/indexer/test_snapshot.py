@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.job import publish_rows
 from indexer.metadata import DocRow
+from indexer.publish import publish_rows
 
 pytestmark = pytest.mark.integration
 

@@ -198,7 +198,7 @@ def test_heatmaps_are_encoded_once_then_drawn_from_the_cache(http, engine, run_i
     hits_before = metrics.CACHE.labels("heatmap", "hit")._value.get()
     first = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
     assert first.status_code == 200 and first.headers["cache-control"] == "max-age=3600"
-    assert engine.cache._client.exists(key) == 1 and len(json.loads(engine.cache._client.get(key))) == 7  # the 7x7 grid
+    assert engine.cache._client.exists(key) == 1 and len(json.loads(engine.cache._client.get(key))["value"]) == 7  # the 7x7 grid
     second = http.get("/images/more%2Fblack_circle_0.png/heatmap", params={"word": "circle"})
     assert second.content == first.content
     assert metrics.CACHE.labels("heatmap", "hit")._value.get() == hits_before + 1
@@ -274,10 +274,10 @@ def test_upload_pixel_limit_does_not_hide_indexed_images(mini_bundle_dir, shape_
 
     engine = Engine.load(make_settings(mini_bundle_dir, shape_index, run_id, max_pixels=100, redis_url=""))
     try:
-        doc_id = engine.search_text("a red circle", k=1).hits[0].doc_id
-        assert engine.thumbnail(doc_id)[:2] == b"\xff\xd8"  # a JPEG
-        assert engine.heatmap_png(doc_id, "red")[:4] == b"\x89PNG"
+        doc_id = engine.search.search_text("a red circle", k=1).hits[0].doc_id
+        assert engine.images.thumbnail(doc_id)[:2] == b"\xff\xd8"  # a JPEG
+        assert engine.images.heatmap_png(doc_id, "red")[:4] == b"\x89PNG"
         with pytest.raises(InputError, match="too large"):  # the same file as an upload is refused
-            engine.decode_upload(engine.image_file(doc_id).read_bytes())
+            engine.images.decode_upload(engine.images.image_file(doc_id).read_bytes())
     finally:
         engine.close()

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from service.cache import ResilientCache, cache_key
+from service.cache import ENTRY_FORMAT, ResilientCache, cache_key
 from tests.service.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,51 @@ def test_key_depends_on_versions_and_request():
     assert a == cache_key("p", "res", ("b1", "i1"), {"k": 5, "text": "red"})
     assert a != cache_key("p", "res", ("b1", "i2"), {"text": "red", "k": 5})
     assert a != cache_key("p", "res", ("b2", "i1"), {"text": "red", "k": 5})
-    assert a.startswith("p:res:b1:i1:")
+    assert a.startswith(f"p:res:f{ENTRY_FORMAT}:b1:i1:")  # the entry format is in the key
+
+
+def test_entries_of_another_format_are_misses_not_misread(run_id):
+    """An entry without a format (the bare positional lists the service stored before formats) or
+    with another one is ignored: a miss, counted as ``stale``; the next store replaces it."""
+    from service import metrics
+
+    cache = ResilientCache("redis://127.0.0.1:6379/0", ttl_s=30)
+    key = f"{run_id}:unit:format"
+    stale = metrics.CACHE.labels("unit", "stale")
+    before = stale._value.get()
+    for old in ([["red", 0.5]], {"format": ENTRY_FORMAT - 1, "value": [["red", 0.5]]},
+                {"format": ENTRY_FORMAT, "value": 1, "extra": 2}, "not json {"):  # fmt: skip
+        cache._client.set(key, old if isinstance(old, str) else json.dumps(old))
+        assert cache.get(key, "unit") is None
+    assert stale._value.get() == before + 4
+    assert cache.set(key, [["red", 0.5]]) is True
+    assert json.loads(cache._client.get(key)) == {"format": ENTRY_FORMAT, "value": [["red", 0.5]]}
+    assert cache.get(key, "unit") == [["red", 0.5]]
+    cache.close()
+
+
+def test_a_search_over_an_old_format_entry_is_a_miss_with_the_right_hits(engine, served):
+    """A result entry of an older format under the key a search uses is not read as a result: the
+    search answers from the index (``miss``), stores its own entry, and the next one is a hit."""
+    import redis
+
+    prefix = f"{engine.settings.cache_prefix}-fmt-{uuid.uuid4().hex[:8]}"  # cleaned up with the run's keys
+    srv = served(cache_prefix=prefix)
+    client = redis.Redis.from_url(srv.app.state.settings.redis_url)
+    query = {"query": "a red circle", "k": 3}
+    with srv.client() as http:
+        fresh = http.post("/search", json=query).json()
+        (key,) = client.keys(f"{prefix}:hits:*")
+        stored = json.loads(client.get(key))
+        assert stored["format"] == ENTRY_FORMAT
+        old = stored["value"]  # what the service stored before entries had a format: the bare value
+        old["hits"] = [[h[0], 99.0, 1, 1, []] for h in old["hits"]]  # misread, it would show these
+        client.set(key, json.dumps(old))
+        again = http.post("/search", json=query).json()
+        assert again["cache"] == {"encode": "hit", "results": "miss"}
+        assert again["hits"] == fresh["hits"]
+        assert http.post("/search", json=query).json()["cache"]["results"] == "hit"
+    client.close()
 
 
 def test_roundtrip_and_ttl_on_real_redis(run_id):
@@ -113,7 +157,7 @@ def _search(http, query: str, k: int) -> dict:
 
 def _entry_bytes(engine, query: str, k: int) -> int:
     """Size of the result cache's entry for a /search (the cacheable part of the engine's result)."""
-    entry = engine.search_text(query, k=k).to_cache()
+    entry = engine.search.search_text(query, k=k).to_cache()
     return len(json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode())
 
 

@@ -38,7 +38,7 @@ def test_topics_into_a_trec_run(mini_bundle_dir, shape_index, shape_images, engi
     for qid, text in (("q1", "a red circle"), ("q2", "a blue star")):
         mine = [r for r in rows if r[0] == qid]
         assert [int(r[3]) for r in mine] == [1, 2, 3]
-        expected = engine.search_text(text, 3).hits  # what the service answers for the same query
+        expected = engine.search.search_text(text, 3).hits  # what the service answers for the same query
         assert [r[2] for r in mine] == [h.doc_id for h in expected]
         assert [float(r[4]) for r in mine] == pytest.approx([h.score for h in expected], abs=1e-6)
     qrels = tmp_path / "qrels.txt"

@@ -33,7 +33,7 @@ def uncached(engine):
     served = Engine(settings, engine.bundle, engine.searcher, ResilientCache(""))
     with LiveServer(settings, served) as srv:
         yield srv
-    served._text_encoder.close()
+    served.search.close()
 
 
 def test_32_concurrent_searches_answer_as_sequential_ones(uncached):
@@ -42,7 +42,7 @@ def test_32_concurrent_searches_answer_as_sequential_ones(uncached):
         sequential = {q: _answer(http.post("/search", json={"query": q, "k": 8})) for q in QUERIES}
         assert http.post("/search", json={"query": QUERIES[0], "k": 8}).json()["cache"]["encode"] == "off"
     assert sum(bool(a["hits"]) for a in sequential.values()) >= len(QUERIES) // 2  # something to compare
-    encoder = srv.app.state.engine._text_encoder
+    encoder = srv.app.state.engine.search._text_encoder
     calls_before, items_before = encoder.batches, encoder.items
     start = threading.Barrier(32)
 
@@ -65,7 +65,7 @@ def test_a_bad_caption_in_a_batch_fails_alone(engine):
     """The encoder's batch function gives an empty caption its own error and the others their vectors."""
     from models.preprocess import InputError
 
-    batch = engine._encode_batch(["a red circle", " ", "a blue square"])
+    batch = engine.search._encode_batch(["a red circle", " ", "a blue square"])
     assert isinstance(batch[1], InputError)
     assert batch[0].to_dict() == engine.bundle.encode_texts(["a red circle"])[0].to_dict()
     assert batch[2].to_dict() == engine.bundle.encode_texts(["a blue square"])[0].to_dict()

@@ -267,3 +267,20 @@ def test_errors_quote_a_short_prefix_of_what_the_client_sent(http, shape_images)
     assert err.detail == f"no indexed image with id {'q' * 40!r}... (60000 characters)"
     err = _error(http.post("/search", json={"query": "+qqzxv", "exclude": [f"w{i}qq" for i in range(200)]}), 422)
     assert err.detail.endswith("(not in the vocabulary: w0qq, w1qq, w2qq, w3qq, w4qq and 196 more)"), err.detail
+
+
+def test_each_error_class_has_its_status_from_the_one_table():
+    """The status comes from the class (service.exceptions.HTTP_STATUS, nearest class in the MRO),
+    never from the message: an ImageError that says "too large" but is not an ImageTooLarge is a 422."""
+    from service import exceptions as e
+
+
+    cases = [
+        (e.InputError("bad k", "k"), 422), (e.ImageError("upload", "corrupt or truncated image"), 422),
+        (e.ImageError("upload", "too large: said, not typed"), 422), (e.ImageTooLarge("upload", "over the limit"), 413),
+        (e.UploadTooLarge("over 10 bytes"), 413), (e.BatchTooLarge("3 texts"), 413),
+        (e.InvalidFields([{"loc": ("k",), "msg": "bad", "type": "int_parsing"}]), 422),
+        (e.UnsupportedMediaType("text/plain"), 415), (e.NotFound("no such id"), 404), (e.Busy("image", 1), 503),
+        (RuntimeError("boom"), 500),
+    ]  # fmt: skip
+    assert [e.status_of(exc) for exc, _ in cases] == [status for _, status in cases]

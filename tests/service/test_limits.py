@@ -67,7 +67,7 @@ def test_declared_length_over_the_limit_is_refused_before_reading(http):
 
 
 def test_query_words_after_edits_are_capped_with_a_clear_422(http, engine):
-    encoded, _ = engine.encode_text("a red circle")
+    encoded, _ = engine.search.encode_text("a red circle")
     words = [w for w in engine.bundle.words[2000:8000] if w.isalpha() and w not in encoded]
     assert len(words) > 4070
     ok = http.post("/search", json={"query": "a red circle", "boost": {w: 1.5 for w in words[:200]}, "k": 5})
@@ -120,7 +120,7 @@ def test_rgba_png_is_reduced_before_the_white_composite(engine):
     rgba = Image.new("RGBA", (6300, 6300), (0, 0, 0, 0))
     rgba.paste(draw_shape("circle", "red", (3000, 3000), 2).convert("RGBA"), (1600, 1600))
     settings = engine.settings.model_copy(update={"max_pixels": 40_000_000, "max_upload_bytes": 5_000_000})
-    image, size = Engine(settings, engine.bundle, engine.searcher, engine.cache).decode_upload(_png(rgba))
+    image, size = Engine(settings, engine.bundle, engine.searcher, engine.cache).images.decode_upload(_png(rgba))
     assert size == (6300, 6300) and image.size == (1050, 1050) and image.mode == "RGB"
     assert image.getpixel((5, 5)) == (255, 255, 255) and image.getpixel((525, 525)) == (220, 30, 30)
 
@@ -195,7 +195,7 @@ def test_words_past_the_token_budget_are_exactly_those_not_encoded(engine, text)
     the first of them does not (in whole); the preprocessor's own truncation agrees."""
     import warnings
 
-    from service.engine import unencoded_words
+    from service.search import unencoded_words
 
     pre = engine.bundle.text_preprocessor
     left = unencoded_words(pre, text)

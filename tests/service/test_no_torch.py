@@ -24,7 +24,7 @@ def test_service_search_and_encode_do_not_import_torch_and_the_jvm_heap_is_the_s
         max_heap = jnius.autoclass("java.lang.Runtime").getRuntime().maxMemory()
         assert 200 * 2**20 < max_heap <= 300 * 2**20, max_heap  # -Xmx300m (less a survivor space)
         create_app(engine.settings, engine)
-        result = engine.search_text("a red circle", k=3)
+        result = engine.search.search_text("a red circle", k=3)
         assert result.hits, result
         engine.bundle.encode_images_dense([__import__("PIL.Image").Image.open({str(image)!r})], patches=True)
         heavy = sorted(m for m in ("torch", "transformers", "pyserini", "peft") if m in sys.modules)

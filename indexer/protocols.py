@@ -1,0 +1,167 @@
+"""The searcher interface, declared: what every searcher and every snapshot offers, and the one
+place that picks a searcher for an index root (:func:`open_searcher`).
+
+Three implementations, one interface (searcher -> its snapshot: what it serves):
+
+* :class:`indexer.searcher.LexicalSearcher` -> :class:`indexer.snapshot.LexicalSnapshot`: an unsharded index.
+* :class:`indexer.sharded.ShardedSearcher` -> :class:`indexer.sharded.ShardedSnapshot`: any shard count, in this process.
+* :class:`indexer.ray_search.RaySearcher` -> :class:`indexer.ray_search.RaySnapshot`: shards on Ray actors, with replicas.
+
+(:class:`indexer.sharded.ShardSearcher`, one shard of a generation, is what a Ray replica serves.)
+A request reads through one :meth:`Searcher.snapshot`: everything it reads then comes from one
+generation, however the searcher refreshes meanwhile. mypy checks that each class satisfies these
+protocols (the block at the end of this module); ``tests/indexer/test_protocols.py`` checks real
+objects at run time.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+
+from indexer.hits import Hit
+from indexer.info import IndexInfo
+from indexer.metadata import DocRow
+
+if TYPE_CHECKING:
+    from models.bundle import Bundle
+
+__all__ = ["Snapshot", "Searcher", "open_searcher"]
+
+
+@runtime_checkable
+class Snapshot(Protocol):
+    """One generation of an index, pinned until :meth:`close` (or the ``with`` block's end)."""
+
+    @property
+    def info(self) -> IndexInfo:
+        """The pinned generation's facts."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The pinned generation's ``index_version`` (what caches key their entries on)."""
+        ...
+
+    @property
+    def released(self) -> bool: ...
+
+    def search(
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
+        """Top-``k`` documents for a ``{word: weight}`` query (quantised with the index's scale),
+        each explained; none carrying a word of ``exclude``, none missing a word of ``require``."""
+        ...
+
+    def search_vector(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]:
+        """:meth:`search` with an already quantised query."""
+        ...
+
+    def top(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[tuple[str, int]]:
+        """The bare search: ``[(doc_id, integer score)]`` in result order, no metadata read."""
+        ...
+
+    def count(self, impacts: Mapping[str, int]) -> int:
+        """How many documents carry at least one word of the quantised query."""
+        ...
+
+    def document(self, doc_id: str) -> DocRow | None:
+        """The stored record of one indexed image, or ``None``."""
+        ...
+
+    def image_file(self, record: DocRow, image_root: str | Path | None = None) -> Path:
+        """The file of ``record``: a relative path lies under ``image_root`` (default: the root the
+        generation recorded at indexing)."""
+        ...
+
+    def close(self) -> None:
+        """Release the generation (idempotent)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    """Follows the published generation of an index root; :meth:`refresh` switches to a newer one."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def info(self) -> IndexInfo:
+        """The current generation's facts."""
+        ...
+
+    def snapshot(self) -> Snapshot:
+        """Pin the current generation: ``with searcher.snapshot() as s: ...``."""
+        ...
+
+    def refresh(self, require_bundle: Bundle | None = None) -> bool:
+        """Switch to a newer published generation; True when it switched. With ``require_bundle``,
+        one built for another bundle is refused (:class:`indexer.searcher.BundleMismatchError`)
+        and the current one stays."""
+        ...
+
+    # one-shot reads, each on a snapshot of its own (two calls may see two generations)
+    def search(
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]: ...
+
+    def search_vector(
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+    ) -> list[Hit]: ...
+
+    def document(self, doc_id: str) -> DocRow | None: ...
+
+    def image_file(self, record: DocRow, image_root: str | Path | None = None) -> Path: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1.0) -> Searcher:
+    """The searcher that serves ``index_root``: with ``replicas`` > 0, a
+    :class:`~indexer.ray_search.RaySearcher` (``replicas`` Ray actors per shard, each reserving
+    ``num_cpus``); otherwise a :class:`~indexer.sharded.ShardedSearcher` in this process (its JVM).
+
+    The published generation is read first, so a missing or unreadable index fails here
+    (:class:`indexer.layout.IndexNotFoundError`, :class:`indexer.info.IndexFormatError`) before
+    any actor starts. In-process, a generation of one shard is served by the sharded searcher too:
+    it reads it as :class:`~indexer.searcher.LexicalSearcher` does (no merge), and it still serves
+    the index after a ``--rebuild`` re-shards it, which the unsharded searcher refuses.
+    """
+    from indexer import layout
+    from indexer.info import read_info
+
+    root = Path(index_root)
+    read_info(layout.require_generation(root))
+    if replicas > 0:
+        from indexer.ray_search import RaySearcher
+
+        return RaySearcher(root, replicas=replicas, num_cpus=num_cpus)
+    from indexer.sharded import ShardedSearcher
+
+    return ShardedSearcher(root)
+
+
+if TYPE_CHECKING:  # never runs: mypy checks here that every implementation satisfies the protocols
+    from indexer.ray_search import RaySearcher, RaySnapshot
+    from indexer.searcher import LexicalSearcher
+    from indexer.sharded import ShardedSearcher, ShardedSnapshot, ShardSearcher
+    from indexer.snapshot import LexicalSnapshot
+
+    def _implementations(
+        lexical: LexicalSearcher, sharded: ShardedSearcher, shard: ShardSearcher, ray: RaySearcher,
+        lexical_snapshot: LexicalSnapshot, sharded_snapshot: ShardedSnapshot, ray_snapshot: RaySnapshot,
+    ) -> tuple[list[Searcher], list[Snapshot]]:  # fmt: skip
+        return [lexical, sharded, shard, ray], [lexical_snapshot, sharded_snapshot, ray_snapshot]
