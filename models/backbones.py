@@ -7,8 +7,13 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import Dinov2Model
 
 
 class ConvBNReLU(nn.Sequential):
@@ -33,7 +38,17 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_residual else self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class ImageBackbone(nn.Module):
+    """A frozen image backbone: ``patch_features`` gives ``[B, P, feature_dim]``, one patch per ``stride`` pixels a side."""
+
+    feature_dim: int
+    stride: int
+
+    def patch_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MobileNetV2(ImageBackbone):
     """torchvision's MobileNetV2 (width 1.0); ``patch_features`` returns ``[B, H/32 * W/32, 1280]``."""
 
     SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -57,14 +72,17 @@ class MobileNetV2(nn.Module):
         return fmap.flatten(2).transpose(1, 2)  # [B, h*w, 1280]
 
 
-class Dinov2Patches(nn.Module):
+class Dinov2Patches(ImageBackbone):
     """DINOv2 patch tokens ``[B, P, d]`` (CLS and register tokens dropped)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Dinov2Model):
         super().__init__()
+        patch_size = model.config.patch_size
+        if not isinstance(patch_size, int):
+            raise ValueError(f"a DINOv2 backbone needs square patches (an int patch_size), not {patch_size!r}")
         self.model = model
         self.feature_dim = model.config.hidden_size
-        self.stride = model.config.patch_size
+        self.stride = patch_size
         self.skip = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
 
     def patch_features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -72,18 +90,38 @@ class Dinov2Patches(nn.Module):
         return hidden[:, self.skip :]
 
 
-def load_image_backbone(kind: str, path: str | None, config: dict | None) -> nn.Module:
+def load_mobilenet_v2(path: str | None) -> MobileNetV2:
+    """MobileNetV2 with the ImageNet weights at ``path`` (random weights without one)."""
+    net = MobileNetV2()
+    if path:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return net
+
+
+def load_image_backbone(kind: str, path: str | None, config: dict | None) -> ImageBackbone:
     if kind == "mobilenet_v2":
-        net = MobileNetV2()
-        if path:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-        return net
+        return load_mobilenet_v2(path)
     if kind == "dinov2":
         from transformers import Dinov2Config, Dinov2Model
 
         model = Dinov2Model.from_pretrained(path) if path else Dinov2Model(Dinov2Config(**(config or {})))
         return Dinov2Patches(model)
     raise ValueError(f"unknown image backbone {kind!r}")
+
+
+@runtime_checkable
+class _TokenEmbedder(Protocol):
+    def get_input_embeddings(self) -> nn.Module: ...
+
+
+def input_embeddings(lm: nn.Module) -> torch.Tensor:
+    """``[vocab_all, d]``: the input token embeddings of a transformers LM (a PEFT model passes the call on)."""
+    if not isinstance(lm, _TokenEmbedder):
+        raise TypeError(f"{type(lm).__name__} has no input embeddings (get_input_embeddings)")
+    weight = lm.get_input_embeddings().weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(lm).__name__}'s input embeddings have no weight matrix")
+    return weight
 
 
 def load_text_lm(kind: str, path: str | None, config: dict | None) -> nn.Module:

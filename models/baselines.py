@@ -34,11 +34,11 @@ def imagenet_top_classes(images: Sequence[str], top: int = 5, batch_size: int = 
     """MobileNetV2 ImageNet softmax for each image path: ``(class ids [N, top], probabilities [N, top])``."""
     import torch
 
-    from models.backbones import load_image_backbone
+    from models.backbones import load_mobilenet_v2
     from models.preprocess import ImageSpec, load_image
     from models.registry import resolve_path
 
-    net = load_image_backbone("mobilenet_v2", resolve_path(MOBILENET_WEIGHTS, "MobileNetV2 ImageNet weights"), None).eval()
+    net = load_mobilenet_v2(resolve_path(MOBILENET_WEIGHTS, "MobileNetV2 ImageNet weights")).eval()
     spec = ImageSpec(IMAGENET_SIZE, IMAGENET_MEAN, IMAGENET_STD)
     ids, probs = [], []
     with torch.no_grad():

@@ -81,7 +81,7 @@ def patch_labels(masks: Sequence[tuple[str, np.ndarray]], box: tuple[int, int, i
     left, top, right, bottom = box
     for word, mask in masks:
         square = np.zeros((size, size), np.float32)
-        resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((right - left, bottom - top), Image.NEAREST)
+        resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((right - left, bottom - top), Image.Resampling.NEAREST)
         square[top:bottom, left:right] = np.asarray(resized, np.float32) / 255.0
         pooled = square.reshape(gh, size // gh, gw, size // gw).mean(axis=(1, 3))
         votes[classes[word]] = np.maximum(votes[classes[word]], pooled)
@@ -194,7 +194,7 @@ def evaluate_patchdis(bundle, records, seed: int = 0) -> dict:
     dims = [bundle.vocab.index(w) for w in names]
     rng = np.random.default_rng(seed)
     model = patchdis_miou(maps, labels, dims)
-    random = patchdis_miou(maps, labels, dims, predict=lambda s: rng.integers(0, s.shape[1], s.shape[0]))
+    random = patchdis_miou(maps, labels, dims, predict=lambda s: rng.integers(0, s.shape[1], size=(s.shape[0],)))
     return {"mIoU": model["mIoU"], "random_mIoU": random["mIoU"], "classes": names, "images": len(scenes)}
 
 
@@ -249,7 +249,8 @@ def words_beyond_captions(vectors: Sequence[SparseVector], records, words: Seque
     n = max(1, len(vectors))
     covers = [record_words(r, known) for r in records]
     covered = Counter(w for c in covers for w in c)
-    used, uncovered = Counter(), Counter()
+    used: Counter[str] = Counter()
+    uncovered: Counter[str] = Counter()
     for vec, cover in zip(vectors, covers, strict=True):
         for j in vec.ids:
             word = words[int(j)]
@@ -296,7 +297,9 @@ def expansion_support(bundle, captions: Sequence[str], text_vectors: Sequence[Sp
     from models.vocab import singular
 
     known = set(bundle.words)
-    supports, added, examples = [], [], []
+    supports: list[float] = []
+    added: list[int] = []
+    examples: list[tuple[str, list[str], list[str]]] = []
     for caption, vec in zip(captions, text_vectors, strict=True):
         typed = {singular(w, known) or w for w in _WORD.findall(caption.lower())}
         impacts = quantize(vec, bundle.config.quant_scale)

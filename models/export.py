@@ -44,8 +44,9 @@ class _TextGraph(nn.Module):
 
 def merged_for_export(model: LexVLA) -> LexVLA:
     """Fold LoRA adapters into the LM weights, so the exported graph is a plain transformer."""
-    if hasattr(model.text.lm, "merge_and_unload"):
-        model.text.lm = model.text.lm.merge_and_unload()
+    merge_and_unload = getattr(model.text.lm, "merge_and_unload", None)  # a PEFT model's
+    if merge_and_unload is not None:
+        model.text.lm = merge_and_unload()
     return model.eval()
 
 
@@ -128,6 +129,7 @@ def export_bundle(model: LexVLA, out_dir: str | Path, name: str | None = None, e
         model.vocab.save(tmp / FILES["vocab"], model.card.vocab)
         seal(tmp, bundle_config(model, name or model.card.name, extra))
         if check:
+            assert reference is not None  # computed above when checking
             diffs = parity(reference, Bundle(tmp, device="cpu"))
             log.info("export parity (max abs diff): %s", diffs)
             if max(diffs.values()) > PARITY_TOLERANCE:

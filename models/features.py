@@ -45,7 +45,7 @@ def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, 
     key = _key("image", vision.backbone, vision.path, vision.config, vision.image_size, vision.mean, vision.std, list(paths))
     cached = cache_dir / f"image-{key}.npy" if cache_dir else None
     failed_file = cache_dir / f"image-{key}.failed.json" if cache_dir else None
-    if cached and cached.is_file() and failed_file.is_file():
+    if cached and failed_file and cached.is_file() and failed_file.is_file():
         failed = [ImageError(**e) for e in json.loads(failed_file.read_text())]
         return np.load(cached, mmap_mode="r"), failed
     backbone = model.image.backbone.to(device).eval()
@@ -60,7 +60,7 @@ def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, 
     feats = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1), np.float16)
     for err in failed:
         log.warning("left out of training: %s", err)
-    if cached:
+    if cached and failed_file:
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.save(cached, feats)
         failed_file.write_text(json.dumps([{"source": e.source, "reason": e.reason} for e in failed]))

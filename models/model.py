@@ -5,10 +5,11 @@ import logging
 import os
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
-from models.backbones import load_image_backbone, load_text_lm
+from models.backbones import ImageBackbone, input_embeddings, load_image_backbone, load_text_lm
 from models.preprocess import ImageSpec, TextPreprocessor
 from models.registry import ModelCard, resolve_path
 from models.towers import ClassPrior, ExactWords, ImageTower, TextTower, caption_mask, whole_word_dims
@@ -49,7 +50,7 @@ class LexVLA(nn.Module):
         self.image_spec = ImageSpec(card.vision.image_size, card.vision.mean, card.vision.std)
 
         backbone = load_image_backbone(card.vision.backbone, resolve_path(card.vision.path, "image backbone"), card.vision.config)
-        prior_dims, class_words = self._class_prior(backbone)
+        prior_dims, class_words, classifier = self._class_prior(backbone)
         self.head_dims = self._head_dims(head_dims, prior_dims)
 
         lm = load_text_lm(card.text.backbone, resolve_path(card.text.path, "text model"), card.text.config)
@@ -63,9 +64,9 @@ class LexVLA(nn.Module):
         dims = torch.tensor(self.head_dims, dtype=torch.long)
         exact = None
         if card.text.exact_match:
-            tables = self.vocab.token_tables(self.tokenizer.get_vocab(), special)
-            exact = ExactWords(*(torch.from_numpy(t) for t in tables), vocab_size=len(self.vocab),
-                               hidden=lm.get_input_embeddings().weight.shape[1])
+            token_dim, lemma_dim, continues = self.vocab.token_tables(self.tokenizer.get_vocab(), special)
+            exact = ExactWords(torch.from_numpy(token_dim), torch.from_numpy(lemma_dim), torch.from_numpy(continues),
+                               vocab_size=len(self.vocab), hidden=input_embeddings(lm).shape[1])
         head_token_ids = [self.vocab.token_ids[j] for j in self.head_dims]
         self.text = TextTower(lm, head_token_ids, dims, len(self.vocab), card.text.readout, exact=exact,
                               skip_head=head, skip_tail=tail, expansion=card.text.expansion,
@@ -76,27 +77,30 @@ class LexVLA(nn.Module):
             self.text.word_states = self.word_states([self.vocab.words[j] for j in self.head_dims])
 
         prior = None
-        if class_words is not None:
+        if class_words is not None and classifier is not None:
             column = {int(j): k for k, j in enumerate(prior_dims)}
             matrix = torch.zeros(class_words.shape[0], len(self.head_dims))
             for k, j in enumerate(self.head_dims):
                 if j in column:
                     matrix[:, k] = torch.from_numpy(class_words[:, column[j]])
-            prior = ClassPrior(backbone.classifier[-1], matrix, top_k=card.vision.class_prior_top_k)
+            prior = ClassPrior(classifier, matrix, top_k=card.vision.class_prior_top_k)
         self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden, dims, len(self.vocab), prior)
         self.logit_scale = nn.Parameter(torch.tensor(2.6593))  # log(1/0.07), as CLIP
         log.info("%s: %d lexical dimensions", card.name, len(self.vocab))
 
-    def _class_prior(self, backbone: nn.Module):
-        """``(prior_dims, class_words [C, len(prior_dims)])`` of the card's class prior, or ``([], None)``."""
+    def _class_prior(self, backbone: ImageBackbone) -> tuple[list[int], np.ndarray | None, nn.Linear | None]:
+        """``(prior_dims, class_words [C, len(prior_dims)], the backbone's classifier)`` of the card's
+        class prior, or ``([], None, None)``."""
         if not self.card.vision.class_prior:
-            return [], None
-        if self.card.vision.class_prior != "imagenet" or not hasattr(backbone, "classifier"):
+            return [], None, None
+        head = getattr(backbone, "classifier", None)
+        classifier = head[-1] if isinstance(head, nn.Sequential) else None
+        if self.card.vision.class_prior != "imagenet" or not isinstance(classifier, nn.Linear):
             raise ValueError(f"card {self.card.name}: class prior {self.card.vision.class_prior!r} needs an ImageNet classifier backbone")
         from models.priors.imagenet import prior_matrix
 
         dims, matrix = prior_matrix(self.vocab.words)
-        return [int(j) for j in dims], matrix
+        return [int(j) for j in dims], matrix, classifier
 
     def _head_dims(self, head_dims: list[int] | None, prior_dims: list[int]) -> list[int]:
         if head_dims is not None:

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from models.vocab import VocabConfig
 
@@ -126,6 +126,12 @@ def load_card(name_or_path: str, vision_path: str | None = None, text_path: str 
     return card
 
 
+@overload
+def resolve_path(spec: str, what: str) -> str: ...
+@overload
+def resolve_path(spec: None, what: str) -> None: ...
+@overload
+def resolve_path(spec: str | None, what: str) -> str | None: ...
 def resolve_path(spec: str | None, what: str) -> str | None:
     """Turn a card's ``package:``/``env:``/plain path into an existing local path (or ``None``)."""
     if spec is None:

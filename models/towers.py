@@ -42,6 +42,8 @@ import math
 import torch
 from torch import nn
 
+from models.backbones import ImageBackbone, input_embeddings
+
 
 def lexical_activation(logits: torch.Tensor) -> torch.Tensor:
     """``log(1 + relu(x))``: non-negative, sub-linear word weights (SPLADE/LexVLA)."""
@@ -65,6 +67,8 @@ class ToVocabulary(nn.Module):
     A gather from ``[0, x_1 .. x_D]`` with a constant index: one ONNX ``Gather``, no scatter.
     """
 
+    index: torch.Tensor
+
     def __init__(self, head_dims: torch.Tensor, vocab_size: int):
         super().__init__()
         index = torch.zeros(vocab_size, dtype=torch.long)
@@ -82,9 +86,10 @@ class Adapter(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        first, out = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.mlp = nn.Sequential(first, nn.GELU(), out)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)
@@ -100,6 +105,10 @@ class ClassPrior(nn.Module):
     words of about one symbol in twelve. With the top 5, a dog photo still sums its breeds into
     "dog"; a symbol gets "dog" only if a breed is among its five best guesses.
     """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    class_words: torch.Tensor
 
     def __init__(self, classifier: nn.Linear, class_words: torch.Tensor, top_k: int = 0):
         super().__init__()
@@ -118,7 +127,12 @@ class ClassPrior(nn.Module):
 
 
 class ImageTower(nn.Module):
-    def __init__(self, backbone: nn.Module, codebook: torch.Tensor, adapter_hidden: int, head_dims: torch.Tensor,
+    head_dims: torch.Tensor
+    word_scale: torch.Tensor
+    prototypes: torch.Tensor
+    familiar_range: torch.Tensor
+
+    def __init__(self, backbone: ImageBackbone, codebook: torch.Tensor, adapter_hidden: int, head_dims: torch.Tensor,
                  vocab_size: int, prior: ClassPrior | None = None):
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)  # frozen: features can be cached
@@ -168,6 +182,7 @@ class ImageTower(nn.Module):
         vec = gate * lexical_activation(logits.amax(dim=1))
         per_patch = gate.unsqueeze(-1) * lexical_activation(logits) if patches else None
         if self.prior is not None:
+            assert self.prior_scale is not None  # made together with the prior
             scale = self.prior_scale.clamp(min=0.0)
             vec = vec + scale * self.prior(feats.mean(dim=1))  # the classifier's own view: pooled features
             if per_patch is not None:
@@ -179,7 +194,9 @@ class ImageTower(nn.Module):
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             feats = self.backbone.patch_features(pixels)
-        return self.from_features(feats, patches=True)
+        vec, per_patch = self.from_features(feats, patches=True)
+        assert per_patch is not None  # asked for with patches=True
+        return vec, per_patch
 
 
 def whole_word_dims(input_ids: torch.Tensor, token_dim: torch.Tensor, continues: torch.Tensor) -> torch.Tensor:
@@ -202,6 +219,10 @@ class ExactWords(nn.Module):
     whole word (``whole_word_dims``).
     The importance is ``softplus(w . h + b)``, 1 for every word before training.
     """
+
+    token_dim: torch.Tensor
+    lemma_dim: torch.Tensor
+    continues: torch.Tensor
 
     def __init__(self, token_dim: torch.Tensor, lemma_dim: torch.Tensor, continues: torch.Tensor,
                  vocab_size: int, hidden: int):
@@ -232,6 +253,9 @@ class ExactWords(nn.Module):
 
 
 class TextTower(nn.Module):
+    codebook: torch.Tensor
+    word_states: torch.Tensor
+
     def __init__(self, lm: nn.Module, head_token_ids: list[int], head_dims: torch.Tensor, vocab_size: int,
                  readout: str, exact: ExactWords | None = None, skip_head: int = 1, skip_tail: int = 1,
                  expansion: bool = True, exact_floor: float = 0.0, min_relatedness: float = 0.0):
@@ -251,12 +275,13 @@ class TextTower(nn.Module):
         if readout not in ("last_token", "max_pool", "mean_pool"):
             raise ValueError(f"readout must be last_token, max_pool or mean_pool, not {readout!r}")
         self.lm, self.readout, self.exact = lm, readout, exact
-        embeddings = lm.get_input_embeddings().weight  # [vocab_all, d]
+        embeddings = input_embeddings(lm)  # [vocab_all, d]
         ids = torch.tensor(head_token_ids, dtype=torch.long)
         # Frozen text codebook: the LM's own token embeddings of the head words.
         self.register_buffer("codebook", embeddings.detach()[ids].clone().float(), persistent=True)
         d = embeddings.shape[1]
-        self.mapper, self.gate = None, None
+        self.mapper: nn.Linear | None = None
+        self.gate: nn.Parameter | None = None
         if expansion:
             self.mapper = nn.Linear(d, d)
             nn.init.eye_(self.mapper.weight)  # the LM's own lexical prediction, gated off until trained
@@ -278,13 +303,15 @@ class TextTower(nn.Module):
         return weights
 
     def _expansion(self, hidden: torch.Tensor, attention_mask: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        mapper = self.mapper
+        assert mapper is not None, "the text tower was built without the expansion"
         if self.readout == "last_token":
             last = attention_mask.sum(dim=1) - 1  # right padding: the prompt's final token
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, d]
-            return lexical_activation(self.mapper(pooled) @ self.codebook.t())
+            return lexical_activation(mapper(pooled) @ self.codebook.t())
         if self.readout == "mean_pool":
-            return lexical_activation(self.mapper(masked_mean_pool(hidden, caption)) @ self.codebook.t())
-        token_logits = self.mapper(hidden) @ self.codebook.t()  # [B, L, D]
+            return lexical_activation(mapper(masked_mean_pool(hidden, caption)) @ self.codebook.t())
+        token_logits = mapper(hidden) @ self.codebook.t()  # [B, L, D]
         # Max over the caption's tokens before the (monotonic) activation: same result, cheaper.
         return lexical_activation(masked_max_pool(token_logits, caption))
 
@@ -303,7 +330,9 @@ class TextTower(nn.Module):
         """LM hidden states ``[B,L,d]`` -> word weights ``[B,V]``."""
         caption = caption_mask(attention_mask, self.skip_head, self.skip_tail)
         if self.mapper is None:  # the caption's own words only: every query word is a word typed
+            assert self.exact is not None  # __init__: a tower without the expansion has the exact-match path
             return self.exact(input_ids, hidden, caption)
+        assert self.gate is not None  # made together with the mapper
         vec = self.to_vocab(self.gate.clamp(min=0.0) * self.expansion(hidden, attention_mask, caption))
         if self.exact is not None:
             vec = vec + self.exact(input_ids, hidden, caption)
@@ -317,6 +346,8 @@ class TextTower(nn.Module):
 
     def typed_words(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[B,V]``: 1 for each of the caption's own words (the words the floor holds up)."""
+        if self.exact is None:
+            raise ValueError("typed_words needs the exact-match path (card option text.exact_match)")
         return self.exact.caption_words(input_ids, caption_mask(attention_mask, self.skip_head, self.skip_tail))
 
 

@@ -108,13 +108,13 @@ FITTED = (HEAD_DIMS, WORD_SCALE, "image.prototypes", "image.familiar_range")  # 
 TOP_WORDS = 10  # the words a person sees first: an image's strongest ten
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def trainable_state(model: LexVLA) -> dict[str, torch.Tensor]:
     state = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
     return state | {name: buffers[name].detach().cpu() for name in FITTED}
 
 
-def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_trainable(model: LexVLA, state: dict[str, torch.Tensor]) -> None:
     params = dict(model.named_parameters())
     if HEAD_DIMS in state and not torch.equal(state[HEAD_DIMS], model.image.head_dims.cpu()):
         raise KeyError("weights do not fit this model: they were trained for other head words")
@@ -316,8 +316,8 @@ class Trainer:
         if self.text_cache is None:
             ids, mask = self.model.text_inputs([self.sampler.captions[i] for i in caption_ids], self.device)
             return self.model.text(ids, mask), ids, mask
-        hidden, mask, token_ids = self.text_cache
-        mask_b = torch.from_numpy(mask[caption_ids]).to(self.device)
+        hidden, masks, token_ids = self.text_cache
+        mask_b = torch.from_numpy(masks[caption_ids]).to(self.device)
         width = int(mask_b.sum(1).max())
         h = _floats(hidden[caption_ids, :width], self.device)
         ids = torch.from_numpy(token_ids[caption_ids][:, :width]).to(self.device)
@@ -326,6 +326,7 @@ class Trainer:
     def word_loss(self, img: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``caption_word_loss`` over the words the image head can write."""
         text = self.model.text
+        assert text.exact is not None  # __init__ refuses word_loss_weight without the exact-match path
         words = text.exact.caption_words(ids, caption_mask(mask, text.skip_head, text.skip_tail))
         dims = self.model.image.head_dims
         return caption_word_loss(img[:, dims], words[:, dims])
@@ -359,7 +360,8 @@ class Trainer:
             return
         pooled = torch.cat([_floats(self.image_feats[s : s + 1024], self.device).mean(dim=1).cpu()
                             for s in range(0, len(self.image_feats), 1024)])
-        prototypes, bounds = fit_familiarity(pooled, self.cfg.familiarity_prototypes, tuple(self.cfg.familiarity_quantiles), self.cfg.seed)
+        low, high = self.cfg.familiarity_quantiles  # a list when read from JSON
+        prototypes, bounds = fit_familiarity(pooled, self.cfg.familiarity_prototypes, (low, high), self.cfg.seed)
         image.prototypes = prototypes.to(image.prototypes)
         image.familiar_range.copy_(bounds)
         log.info("familiarity: %d centroids, learned words fade in between cosines %.3f and %.3f",
@@ -445,7 +447,8 @@ class Trainer:
         with self.log_path.open("a") as log_file:
             while self.step < total:
                 for image_ids, caption_ids in self.sampler.epoch():
-                    loss, stats = self.loss(image_ids, caption_ids)
+                    loss, step_stats = self.loss(image_ids, caption_ids)
+                    stats: dict[str, float | None] = dict(step_stats)  # + gate_text, None without a text gate
                     (loss / self.cfg.grad_accum).backward()
                     micro_batches += 1
                     if micro_batches % self.cfg.grad_accum:

@@ -43,9 +43,11 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from models.data.manifest import (
     DropReport,
@@ -366,7 +368,15 @@ class _Item:
     aliases: list[str] = field(default_factory=list)
 
 
-def _add_captions(item: _Item, candidates: list[tuple[str, str | None]], report: DropReport) -> None:
+class _Captioned(Protocol):
+    """What the caption helpers use of an item: an emoji, an icon or a Fluent 3D render."""
+
+    id: str
+    captions: list[str]
+    sources: list[str]
+
+
+def _add_captions(item: _Captioned, candidates: list[tuple[str, str | None]], report: DropReport) -> None:
     """Keep candidates whose content words differ from every caption kept before them."""
     seen: list[frozenset[str]] = []
     for name, text in candidates:
@@ -570,7 +580,7 @@ def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, i
     return _finish(out, image_set, records, report, len(entries), params, started)
 
 
-def _drop_shared_keywords(items: list[_Item], report: DropReport) -> None:
+def _drop_shared_keywords(items: Sequence[_Captioned], report: DropReport) -> None:
     """Remove keyword captions that many emoji share (they would make batch false negatives)."""
     counts = Counter(c for i in items for c, s in zip(i.captions, i.sources, strict=True) if s == "keywords")
     for item in items:

@@ -308,6 +308,7 @@ def _tabler_icons(cache_dir: Path, report: DropReport) -> tuple[list[_Icon], int
             continue
         phrase, dropped, reason = icon_phrase(name, series)
         if phrase is None:
+            assert reason is not None  # icon_phrase says why whenever it gives no phrase
             report.image(ident, reason, name=name)
             continue
         tags = [str(t).replace("-", " ") for t in entry.get("tags") or []]
@@ -346,6 +347,7 @@ def _game_icons(cache_dir: Path, report: DropReport) -> tuple[list[_Icon], int, 
             continue
         phrase, dropped, reason = icon_phrase(name, series)
         if phrase is None:
+            assert reason is not None  # icon_phrase says why whenever it gives no phrase
             report.image(ident, reason, name=name)
             continue
         svg = iconify_svg(entry, data)

@@ -135,7 +135,9 @@ def _keeps_earlier_visible(placed: list, new: np.ndarray) -> bool:
 def _visible_objects(placed: list) -> list[SceneObject]:
     """Subtract every later object's pixels from each object's full mask."""
     objects: list[SceneObject] = []
-    covered = np.zeros_like(placed[0][3]) if placed else None
+    if not placed:
+        return objects
+    covered = np.zeros_like(placed[0][3])
     for shape, color, size_word, full in reversed(placed):
         visible = full & ~covered
         covered |= full
@@ -302,7 +304,9 @@ def _save_scene(out_dir: Path, scene_id: str, scene: Scene, split: str) -> Manif
     for index, obj in enumerate(scene.objects):
         arrays[f"mask_{index}"] = obj.mask
         arrays[f"shape_{index}"] = np.array(obj.shape)
-    np.savez_compressed(out_dir / "masks" / f"{scene_id}.npz", **arrays)
+    # numpy's stubs let **arrays fill allow_pickle (numpy >= 2.1); passing it would save an
+    # "allow_pickle" array under numpy < 2.1, which pyproject allows
+    np.savez_compressed(out_dir / "masks" / f"{scene_id}.npz", **arrays)  # type: ignore[arg-type]
     objects = [{"shape": o.shape, "color": o.color, "size": o.size, "box": list(o.box)} for o in scene.objects]
     meta = {"source": "scenes", "masks": f"masks/{scene_id}.npz", "objects": objects}
     return ManifestRecord(id=scene_id, image=str(image_path), captions=[scene.caption], split=split, meta=meta)
