@@ -80,14 +80,15 @@ def print_answer(result: dict) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     ws = Workspace(Path(args.workdir), data_limit=args.data_limit)
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("batch_size", args.batch_size)) if v}
-    bundle = ensure_default_bundle(ws, Path(args.config), **overrides)
+    # the query table takes about a minute to build: made when the service is to use it
+    bundle = ensure_default_bundle(ws, Path(args.config), query_table=args.query_mode == "table", **overrides)
     ws.point_default_to(bundle)
     from models.data.openclipart import PNG_ROOT
 
     # paths relative to the openclipart-png folder: mount it as the containers' /data/images
     build_index(bundle, ws.openclipart, ws.index, args.limit, image_root=Path(PNG_ROOT))
     url = f"http://{args.host}:{args.port}"
-    env = os.environ | {"LEXVLA_BUNDLE": str(bundle), "LEXVLA_INDEX": str(ws.index)}
+    env = os.environ | {"LEXVLA_BUNDLE": str(bundle), "LEXVLA_INDEX": str(ws.index), "LEXVLA_QUERY_MODE": args.query_mode}
     proc = subprocess.Popen([sys.executable, "-m", "lexvla", "serve", "--host", args.host, "--port", str(args.port)], env=env)
     try:
         wait_ready(url, proc)
@@ -118,4 +119,6 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--exit", action="store_true", help="stop the service after answering the query")
+    p.add_argument("--query-mode", choices=["encoder", "table"], default="encoder",
+                   help="how the service encodes queries: the text tower, or the bundle's query table (no text model)")
     p.set_defaults(func=cmd_demo)

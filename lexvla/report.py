@@ -175,6 +175,92 @@ def evaluate_style(bundle_dir: Path, records: list) -> dict:
             **image_word_accuracy(bundle, records, vectors=images), "bundle_version": bundle.version}
 
 
+QUERY_MODES = {"text tower": ("encoder", None), "query table, max": ("table", "max"), "query table, sum": ("table", "sum")}
+LATENCY_QUERIES = 200
+
+
+def query_modes(bundle_dir: Path, ws: Workspace, style_limit: int = STYLE_LIMIT) -> dict:
+    """The inference-free query mode (``models.query_table``) against the text tower, on one trained
+    bundle (no training: the table is made from the bundle itself, ``ensure_query_table``). The same
+    image vectors are searched with each mode's caption vectors: t2i R@K in domain, on the held-out
+    source and on each style's test images (all of a style never trained on, a seeded sample of at
+    most ``style_limit``), word retention and expansion support as for the default, the share of
+    captions with a word that gets no weight (no row), and the encoding time of one query (one thread)."""
+    import dataclasses
+    import statistics
+
+    from lexvla.pipeline import ensure_query_table
+    from models.bundle import Bundle
+    from models.data.manifest import read_manifest
+    from models.evaluate import encode_records, expansion_support, retrieval_metrics, to_csr, word_retention
+
+    ensure_query_table(bundle_dir, ensure_data(ws))
+    encoder = Bundle(bundle_dir, device="cpu")
+    bundles = {}
+    for name, (mode, combine) in QUERY_MODES.items():
+        bundle = Bundle(bundle_dir, device="cpu", query_mode=mode)
+        if combine and bundle.query_table is not None:
+            bundle.query_table = dataclasses.replace(bundle.query_table, meta=bundle.query_table.meta | {"combine": combine})
+        bundles[name] = bundle
+    sets = {"in-domain": read_manifest(ws.openclipart, split="test"), "held-out": read_manifest(ws.heldout, split="test")}
+    for style in STYLES:
+        sources = [src for src in SOURCES if src.style == style]
+        if [src.name for src in sources] == ["openclipart"]:
+            continue  # its test images are the in-domain test
+        sets[style] = style_records(ws, style, held_out=not any(src.train for src in sources), limit=style_limit)
+    table = bundles["query table, max"].query_table
+    assert table is not None
+    out: dict = {"table": table.meta, "sets": {}, "modes": {name: {} for name in QUERY_MODES}}
+    words_captions: list[str] = []
+    words_vectors: dict[str, list] = {name: [] for name in QUERY_MODES}
+    for set_name, records in sets.items():
+        images, _, text_image, _ = encode_records(encoder, records)
+        captions = [c for r in records for c in r.captions]
+        out["sets"][set_name] = {"images": len(images), "captions": len(captions)}
+        unknown = sum(bool(bundles["query table, max"].unknown_words(c)) for c in captions)
+        for name, bundle in bundles.items():
+            texts = [v for start in range(0, len(captions), 256)
+                     for v in bundle.text_vectors(*bundle.encode_texts_typed(captions[start : start + 256]))]
+            result = retrieval_metrics(to_csr(images, len(encoder.words)), to_csr(texts, len(encoder.words)), text_image)
+            result |= {"empty_queries": 100.0 * sum(len(v) == 0 for v in texts) / max(1, len(texts)),
+                       "unknown_word_captions": 100.0 * unknown / max(1, len(captions)) if name != "text tower" else 0.0}
+            out["modes"][name][set_name] = result
+            if set_name in ("in-domain", "held-out"):
+                words_vectors[name] += texts
+        if set_name in ("in-domain", "held-out"):
+            words_captions += captions
+    together = training_annotations(ws, frozenset(encoder.words))
+    for name, bundle in bundles.items():
+        out["modes"][name]["retention"] = word_retention(bundle, words_captions, vectors=words_vectors[name])
+        out["modes"][name]["expansion"] = expansion_support(bundle, words_captions, words_vectors[name], together)
+    queries = [c for r in sets["in-domain"] for c in r.captions][:LATENCY_QUERIES]
+    out["latency_ms"] = {}
+    for mode in ("encoder", "table"):
+        bundle = Bundle(bundle_dir, device="cpu", threads=1, spinning=False, query_mode=mode).warm()
+        for text in queries[:10]:
+            bundle.encode_texts([text])
+        times = []
+        for text in queries:
+            start = time.perf_counter()
+            bundle.encode_texts([text])
+            times.append(1000.0 * (time.perf_counter() - start))
+        times.sort()
+        out["latency_ms"][mode] = {"median": statistics.median(times), "mean": statistics.fmean(times),
+                                   "p90": times[int(0.9 * (len(times) - 1))], "queries": len(times)}
+    return out
+
+
+def _query_mode_lines(modes: dict) -> list[str]:
+    sets = list(modes["sets"])
+    lines = ["| queries | " + " | ".join(f"{s} t2i R@1 / 5 / 10" for s in sets) + " | word retention % | expansion support % "
+             "| expansion words per query |", "|---|" + "---|" * (len(sets) + 3)]
+    for name, res in modes["modes"].items():
+        cells = [" / ".join(f"{res[s][f't2i_R@{k}']:.1f}" for k in (1, 5, 10)) for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {res['retention']['retention']:.1f} | "
+                     f"{res['expansion']['support_at_10']:.1f} | {res['expansion']['added']:.1f} |")
+    return lines
+
+
 def style_baselines(records: list) -> dict[str, dict]:
     """The zero-training baselines on ``records`` (one CNN pass serves both label baselines)."""
     from models.baselines import (
@@ -318,8 +404,9 @@ def demo_queries(bundle_dir: Path, ws: Workspace, out: Path, queries: list[str],
             for col in range(shown):
                 ax = axes[row, col]
                 ax.axis("off")
-                if col < len(hits):
-                    ax.imshow(load_image(searcher.image_file(searcher.document(hits[col]["id"]))))
+                record = searcher.document(str(hits[col]["id"])) if col < len(hits) else None
+                if record is not None:
+                    ax.imshow(load_image(searcher.image_file(record)))
                     label = f"{hits[col]['dominant']} {hits[col]['dominant_share']:.0%}"
                     ax.set_title(f"{query!r}\n{label}" if col == 0 else label, fontsize=9)
         fig.tight_layout()
@@ -354,7 +441,9 @@ def heatmap_figure(bundle_dir: Path, ws: Workspace, out: Path, n: int = 4) -> No
             ax.axis("off")
             if col - 1 < len(words):
                 word = words[col - 1]
-                heat = bundle.word_heatmaps(patches[0], [bundle.vocab.index(word)])[0]
+                dim = bundle.vocab.index(word)
+                assert dim is not None, word  # an image's own words are vocabulary words
+                heat = bundle.word_heatmaps(patches[0], [dim])[0]
                 ax.imshow(square)
                 ax.imshow(heat, cmap="inferno", alpha=0.6, extent=(0, square.width, square.height, 0), interpolation="nearest")
                 ax.set_title(f"'{word}'", fontsize=9)
@@ -434,7 +523,7 @@ def _loso_examples(loso: dict[str, dict]) -> list[str]:
 
 
 def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrained: dict, baselines: dict,
-                   examples: list[dict], loso: dict[str, dict]) -> None:
+                   examples: list[dict], loso: dict[str, dict], modes: dict | None = None) -> None:
     first = trained[DEFAULT][0]
     seed0 = {UNTRAINED: untrained} | {name: runs[0] for name, runs in trained.items()}
     md = [
@@ -549,6 +638,7 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
             f"\"{c}\" -> " + ", ".join(f"**{w}**" if w in hits else w for w in top)
             for c, top, hits in first["expansion"]["examples"]) + ".",
         "",
+        *(_query_mode_section(modes) if modes else []),
         "## The 20 words most often among an image's top 10 (in-domain test, seed 0)",
         "",
         "![overuse](overuse.png)",
@@ -562,6 +652,37 @@ def write_markdown(out: Path, meta: dict, trained: dict[str, list[dict]], untrai
         "",
     ]
     (out / "quality-report.md").write_text("\n".join(md))
+
+
+def _query_mode_section(modes: dict) -> list[str]:
+    table, latency, sets = modes["table"], modes["latency_ms"], modes["sets"]
+    tower = modes["modes"]["text tower"]
+    unknown = modes["modes"]["query table, max"]
+    return [
+        "## Inference-free queries (query table; default model, seed 0)",
+        "",
+        f"The same trained bundle with its query vectors looked up instead of computed (`LEXVLA_QUERY_MODE=table`, "
+        f"`models.query_table`): {table['word_rows']} vocabulary words and {table['extra_rows']} words of the training "
+        f"captions that the tokenizer splits into pieces each have a row, the text tower's own output for the word alone "
+        f"(its {table['row_k']} strongest words); a query's rows are combined (element-wise max or sum), the typed-word "
+        f"floor ({table['exact_floor']}) applies, and the query keeps its top-k and typed words as the text tower's "
+        "does. A one-word query gets the text tower's vector; a longer one loses what its words say to each other. "
+        f"The service combines by {table['combine']}. "
+        "The image vectors are the same in every row. Sets: "
+        + ", ".join(f"{name} ({v['images']} images, {v['captions']} captions)" for name, v in sets.items()) + ".",
+        "",
+        *_query_mode_lines(modes),
+        "",
+        "Captions with a word that has no row (it gets no weight): "
+        + ", ".join(f"{name} {unknown[name]['unknown_word_captions']:.1f}%" for name in sets)
+        + "; captions left with an empty vector: " + ", ".join(f"{name} {unknown[name]['empty_queries']:.1f}%" for name in sets)
+        + f" (text tower: {max(tower[name]['empty_queries'] for name in sets):.1f}% at most).",
+        "",
+        f"Encoding one query on this machine (one thread, {latency['encoder']['queries']} in-domain test captions one at a time): "
+        f"text tower median {latency['encoder']['median']:.2f} ms (p90 {latency['encoder']['p90']:.2f}), query table median "
+        f"{latency['table']['median']:.3f} ms (p90 {latency['table']['p90']:.3f}).",
+        "",
+    ]
 
 
 def _machine() -> str:
@@ -619,8 +740,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     untrained = evaluate_variant(untrained_dir, ws, args.patchdis_limit)
     loso = leave_one_style_out(ws, Path(args.config), seeds, overrides, untrained_dir, args.style_limit)
     baselines = evaluate_baselines(ws)
+    assert default_bundle is not None  # SEEDS and TRAINED are never empty
     examples = demo_queries(default_bundle, ws, out, DEMO_QUERIES)
     heatmap_figure(default_bundle, ws, out)
+    modes = query_modes(default_bundle, ws, args.style_limit)
     overuse_figure({UNTRAINED: untrained} | {n: runs[0] for n, runs in trained.items()}, out)
     command = "lexvla report" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
     command += f" --seeds {args.seeds}" if args.seeds != len(SEEDS) else ""
@@ -628,10 +751,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": _machine(), "commit": commit,
             "config": Path(args.config).name, "minutes": (time.monotonic() - started) / 60, "train_data": _train_data(ws),
             "seeds": list(seeds), "ablations": bool(args.ablations)}
-    write_markdown(out, meta, trained, untrained, baselines, examples, loso)
+    write_markdown(out, meta, trained, untrained, baselines, examples, loso, modes)
     (out / "quality-report.json").write_text(json.dumps({"meta": meta, "trained": trained, "untrained": untrained,
                                                          "baselines": baselines, "leave_one_style_out": loso,
-                                                         "demo_queries": examples}, indent=1))
+                                                         "demo_queries": examples, "query_modes": modes}, indent=1))
     print(f"report: {out / 'quality-report.md'}")
     return 0
 

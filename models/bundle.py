@@ -8,6 +8,9 @@ Layout::
     tokenizer.json       the text tower's tokenizer (``tokenizers`` format)
     vocab.json           lexical dimension -> word (see ``models.vocab``)
 
+Optional and derived (not part of the version): ``text_encoder.int8.onnx`` (``quantize_text_encoder``)
+and ``query_table.npz`` (``models.query_table.build_query_table``: inference-free queries).
+
 ``version`` is a content hash of every other file plus the config, so an index built with one
 bundle can refuse to be searched with another. This module needs numpy, onnxruntime and
 tokenizers only -- no torch.
@@ -24,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from models.preprocess import ImageSpec, TextPreprocessor
+from models.query_table import QUERY_TABLE_FILE, QueryTable, QueryTableError
 from models.runtime import create_session
 from models.sparse import SparseVector, quantize, sparsify
 from models.vocab import Vocabulary
@@ -40,6 +44,9 @@ FILES = {
 # index holds image vectors only): the text tower with int8 weights, for faster query encoding.
 TEXT_INT8_FILE = "text_encoder.int8.onnx"
 TEXT_PRECISIONS = ("fp32", "int8")
+# How a query becomes a vector: the text tower's ONNX model, or per-word rows of its output looked up
+# in QUERY_TABLE_FILE (models.query_table: no ONNX call, no text session).
+QUERY_MODES = ("encoder", "table")
 
 
 class BundleError(RuntimeError):
@@ -141,10 +148,14 @@ class Bundle:
         ``False``: on a 2-core machine the spinning threads delay the next step by ~2 ms.
     text_precision : ``"fp32"`` or ``"int8"``: encode texts with ``TEXT_INT8_FILE`` (made by
         :func:`quantize_text_encoder`; refused when missing or derived from another text encoder).
+    query_mode : ``"encoder"`` (the text tower's ONNX model) or ``"table"``: queries from the
+        tokenizer and ``QUERY_TABLE_FILE`` (``models.query_table``), with no text ONNX session at
+        all; refused when the table is missing or was made from another bundle. fp32 only (the
+        table is made from the fp32 tower).
     """
 
     def __init__(self, path: str | Path, device: str = "auto", verify: bool = True, threads: int = 0,
-                 spinning: bool = True, text_precision: str = "fp32"):  # fmt: skip
+                 spinning: bool = True, text_precision: str = "fp32", query_mode: str = "encoder"):  # fmt: skip
         self.path = Path(path)
         cfg_file = self.path / CONFIG_FILE
         if not cfg_file.is_file():
@@ -161,6 +172,12 @@ class Bundle:
         if text_precision not in TEXT_PRECISIONS:
             raise BundleError(f"text_precision must be one of {TEXT_PRECISIONS}, not {text_precision!r}")
         self.text_precision = text_precision
+        if query_mode not in QUERY_MODES:
+            raise BundleError(f"query_mode must be one of {QUERY_MODES}, not {query_mode!r}")
+        if query_mode == "table" and text_precision != "fp32":
+            raise BundleError(f"query_mode=table encodes no text with the text tower: text_precision must be fp32, "
+                              f"not {text_precision}")  # fmt: skip
+        self.query_mode = query_mode
         if text_precision == "int8" and not (self.path / TEXT_INT8_FILE).is_file():
             raise BundleError(f"{self.path}: no {TEXT_INT8_FILE} for text_precision=int8; make it with "
                               f"`lexvla quantize-text --bundle {self.path}`")  # fmt: skip
@@ -179,6 +196,24 @@ class Bundle:
         self._image_session = None
         self._text_session = None
         self._text_outputs: list[str] = []
+        self.query_table = self._load_query_table(verify) if query_mode == "table" else None
+
+    def _load_query_table(self, verified: bool) -> QueryTable:
+        path = self.path / QUERY_TABLE_FILE
+        if not path.is_file():
+            raise BundleError(f"{self.path}: no {QUERY_TABLE_FILE} for query_mode=table; make it with "
+                              f"`lexvla query-table --bundle {self.path}`")  # fmt: skip
+        try:
+            table = QueryTable.load(path)
+        except QueryTableError as exc:
+            raise BundleError(str(exc)) from exc
+        # verified: the files hash to the version; unverified, the text encoder itself is compared
+        stale = (table.bundle_version != self.version or table.vocab_size != len(self.vocab)
+                 or (not verified and table.meta.get("text_encoder_sha256") != file_sha256(self.path / FILES["text_encoder"])))  # fmt: skip
+        if stale:
+            raise BundleError(f"{self.path}: {QUERY_TABLE_FILE} was made from another bundle ({table.bundle_version}); "
+                              "run `lexvla query-table` again")  # fmt: skip
+        return table
 
     @property
     def version(self) -> str:
@@ -186,8 +221,10 @@ class Bundle:
 
     @property
     def text_encoder_id(self) -> str:
-        """The version of what encodes texts: ``version``, plus ``+int8`` for the int8 text tower
-        (what caches of encoded queries key on)."""
+        """The version of what encodes texts: ``version``, plus ``+int8`` for the int8 text tower or
+        ``+table`` for the query table (what caches of encoded queries key on)."""
+        if self.query_mode == "table":
+            return f"{self.version}+table"
         return self.version if self.text_precision == "fp32" else f"{self.version}+{self.text_precision}"
 
     @property
@@ -202,6 +239,8 @@ class Bundle:
 
     @property
     def text_session(self):
+        if self.query_mode == "table":
+            raise BundleError("query_mode=table encodes texts without the text tower: there is no text session")
         if self._text_session is None:
             name = FILES["text_encoder"] if self.text_precision == "fp32" else TEXT_INT8_FILE
             session = create_session(self.path / name, self.device, self.threads, self.spinning)
@@ -217,7 +256,17 @@ class Bundle:
 
     @property
     def providers(self) -> dict[str, list[str]]:
-        return {"image": self.image_session.get_providers(), "text": self.text_session.get_providers()}
+        """onnxruntime's execution providers per tower; ``["query_table"]`` for texts in table mode."""
+        text = ["query_table"] if self.query_mode == "table" else self.text_session.get_providers()
+        return {"image": self.image_session.get_providers(), "text": text}
+
+    def warm(self) -> Bundle:
+        """Create what encoding needs before the first request: the image session, and the text
+        session in encoder mode (table mode has its table loaded already and makes no text session)."""
+        self.image_session  # noqa: B018 -- creating it is the point
+        if self.query_mode == "encoder":
+            self.text_session  # noqa: B018
+        return self
 
     # ---- dense encoders -------------------------------------------------------------------
     def encode_pixels(self, pixels: np.ndarray, patches: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -235,7 +284,10 @@ class Bundle:
 
     def encode_texts_typed(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Captions -> lexical ``[B,V]`` and, when the text tower has a floor (``text.exact_floor``),
-        the mask ``[B,V]`` of each caption's own words, which top-k keeps whatever their rank."""
+        the mask ``[B,V]`` of each caption's own words, which top-k keeps whatever their rank.
+        In table mode both come from ``query_table`` (no ONNX call)."""
+        if self.query_table is not None:
+            return self.query_table.encode(self.text_preprocessor, texts)
         ids, mask = self.text_preprocessor.batch(texts)
         session = self.text_session  # sets _text_outputs
         result = session.run(self._text_outputs, {"input_ids": ids, "attention_mask": mask})
@@ -257,6 +309,11 @@ class Bundle:
         """``encode_texts_typed``'s output -> sparse text vectors: the ``top_k`` strongest words
         (default ``text_top_k``) and every typed word."""
         return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` that get no weight because the query table has no row for them
+        (``models.query_table.QueryTable.unknown_words``); always empty in encoder mode, which reads every token."""
+        return [] if self.query_table is None else self.query_table.unknown_words(self.text_preprocessor, text)
 
     def impacts(self, vec: SparseVector) -> dict[str, int]:
         """``{word: integer impact}`` with the bundle's quantisation scale (what Lucene stores)."""

@@ -59,7 +59,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from models.data.manifest import read_karpathy, read_manifest
     from models.evaluate import evaluate_patchdis, evaluate_retrieval
 
-    bundle = Bundle(args.bundle, device=args.device)
+    bundle = Bundle(args.bundle, device=args.device, query_mode=args.query_mode)
     if args.karpathy:
         records = read_karpathy(args.karpathy, args.image_root, split=args.split)
     else:
@@ -81,6 +81,30 @@ def cmd_quantize_text(args: argparse.Namespace) -> int:
 
     out = quantize_text_encoder(Bundle(args.bundle).path)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); serve it with LEXVLA_TEXT_PRECISION=int8")
+    return 0
+
+
+def cmd_query_table(args: argparse.Namespace) -> int:
+    from models.bundle import Bundle
+    from models.query_table import build_query_table, split_words
+
+    bundle = Bundle(args.bundle, device="cpu")
+    texts: list[str] = []
+    for source in args.captions or []:
+        if Path(source).suffix == ".jsonl":
+            from models.data.manifest import read_manifest
+
+            texts += [c for r in read_manifest(source, split=args.split) for c in r.captions]
+        else:
+            texts += Path(source).read_text(encoding="utf-8").splitlines()
+    extra = split_words(bundle, texts, args.min_count) if texts else []
+    out = build_query_table(bundle.path, row_k=args.row_k, combine=args.combine, exact_floor=args.exact_floor,
+                            extra_words=extra, threads=args.threads)  # fmt: skip
+    from models.query_table import QueryTable
+
+    meta = QueryTable.load(out).meta
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB: {meta['word_rows']} words, {meta['extra_rows']} split words "
+          f"of {len(extra)} found); serve it with LEXVLA_QUERY_MODE=table")  # fmt: skip
     return 0
 
 
@@ -131,11 +155,27 @@ def register(sub) -> None:
     p.add_argument("--patchdis", action="store_true", help="PatchDis mIoU on records with masks")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="write the full result JSON here")
+    p.add_argument("--query-mode", choices=["encoder", "table"], default="encoder",
+                   help="encode captions with the text tower (encoder) or the bundle's query table (`lexvla query-table`)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("quantize-text", help="add an int8 text encoder to a bundle (LEXVLA_TEXT_PRECISION=int8)")
     p.add_argument("--bundle", required=True)
     p.set_defaults(func=cmd_quantize_text)
+
+    p = sub.add_parser("query-table", help="add a query table to a bundle: inference-free queries (LEXVLA_QUERY_MODE=table)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--captions", action="append", metavar="FILE",
+                   help="also give a row to the words these captions hold that the tokenizer splits into pieces "
+                        "(\"teapot\" -> tea ##pot): a manifest (.jsonl, its --split) or a text file; repeatable")
+    p.add_argument("--split", default="train", help="the manifests' split read with --captions (default: train)")
+    p.add_argument("--min-count", type=int, default=1, help="with --captions: times a split word must occur")
+    p.add_argument("--row-k", type=int, help="words kept per row (default: the bundle's text_top_k)")
+    p.add_argument("--combine", choices=["max", "sum"], default="max", help="how a query's rows are combined")
+    p.add_argument("--exact-floor", type=float,
+                   help="the text tower's typed-word floor (default: the bundle's model card's text.exact_floor)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads while building (0: its default)")
+    p.set_defaults(func=cmd_query_table)
 
     p = sub.add_parser("cards", help="list registered model cards")
     p.set_defaults(func=cmd_cards)

@@ -15,6 +15,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help="model bundle directory (LEXVLA_BUNDLE)")
     p.add_argument("--index", type=Path, help="index root (LEXVLA_INDEX)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="ONNX device (LEXVLA_DEVICE)")
+    p.add_argument("--query-mode", choices=["encoder", "table"],
+                   help="encoder: the text tower; table: the bundle's query table, no text model (LEXVLA_QUERY_MODE)")
 
 
 def register(subparsers) -> None:
@@ -47,7 +49,7 @@ def _settings(args: argparse.Namespace):
 
     overrides = {
         key: getattr(args, key)
-        for key in ("bundle", "index", "device", "workers", "redis_url")
+        for key in ("bundle", "index", "device", "query_mode", "workers", "redis_url")
         if getattr(args, key, None) is not None
     }
     for key, value in overrides.items():  # worker processes read the environment

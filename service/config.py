@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     text_precision: Literal["fp32", "int8"] = Field(
         "fp32", description="int8: encode queries with the bundle's int8 text tower (`lexvla quantize-text`)"
     )
+    query_mode: Literal["encoder", "table"] = Field(
+        "encoder", description="table: inference-free queries, each word's row of the bundle's query table (`lexvla "
+        "query-table`) instead of the text tower (no text model loaded; a one-word query gets the same vector, words "
+        "lose their context, words without a row get no weight); needs text_precision fp32",
+    )
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default)")
     ort_spinning: bool = Field(
         False, description="let onnxruntime threads busy-wait after a run (off: they would delay the Lucene step)"

@@ -47,7 +47,7 @@ class Engine:
         """Open bundle, index and cache; fail fast with one clear message."""
         try:
             bundle = Bundle(settings.bundle, device=settings.device, threads=settings.threads, spinning=settings.ort_spinning,
-                            text_precision=settings.text_precision)  # fmt: skip
+                            text_precision=settings.text_precision, query_mode=settings.query_mode)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
         searcher = open_index(settings.index, settings.search_replicas, settings.jvm_heap)
@@ -60,7 +60,7 @@ class Engine:
         except StartupError:
             searcher.close()
             raise
-        bundle.text_session, bundle.image_session  # noqa: B018 -- create ONNX sessions before the first request
+        bundle.warm()  # create the sessions the query mode needs before the first request
         return engine
 
     def close(self) -> None:

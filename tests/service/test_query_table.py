@@ -1,0 +1,81 @@
+"""Table mode end to end: the real index and a real server, with a bundle that encodes queries
+from its query table (``models.query_table``) and has no text model loaded."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lexvla.testing import SHAPE_COLORS, SHAPE_NAMES
+from tests.service.conftest import LiveServer
+
+pytestmark = pytest.mark.integration
+
+WORDS = [*SHAPE_COLORS, *SHAPE_NAMES, "circles", "shape"]
+
+
+@pytest.fixture(scope="module")
+def table_bundle(mini_bundle_dir, tmp_path_factory):
+    """The session's lexvla-mini bundle (the index's: a table is no part of the version), with a table
+    of the shapes' words (every vocabulary word would take a minute or two)."""
+    from models.bundle import Bundle
+    from models.query_table import build_query_table
+
+    copy = tmp_path_factory.mktemp("query-table") / "lexvla-mini"
+    shutil.copytree(mini_bundle_dir, copy)
+    build_query_table(copy, words=WORDS)
+    return Bundle(copy, device="cpu", query_mode="table").warm()
+
+
+@pytest.fixture
+def table_server(engine, table_bundle):
+    from service.engine import Engine
+
+    settings = engine.settings.model_copy(update={"query_mode": "table"})
+    with LiveServer(settings, Engine(settings, table_bundle, engine.searcher, engine.cache)) as srv:
+        yield srv
+
+
+def test_table_mode_searches_like_the_text_tower_without_it(table_server, table_bundle, http):
+    with table_server.client() as client:
+        assert client.get("/readyz").json()["providers"]["text"] == ["query_table"]
+        # untrained heads: a query's vector is its typed words at importance 1, with or without context,
+        # so the table's rows combine into the text tower's very vectors
+        found = 0
+        for query in ("red", "a blue star", "yellow circles", "a green shape", "a red circle"):
+            want = http.post("/search", json={"query": query, "k": 8})
+            got = client.post("/search", json={"query": query, "k": 8})
+            assert want.status_code == got.status_code == 200, (want.text, got.text)
+            want, got = want.json(), got.json()
+            words = lambda body: {w["word"]: w["weight"] for w in body["query"]["words"]}  # noqa: E731
+            assert words(got) == pytest.approx(words(want))
+            assert [h["id"] for h in got["hits"]] == [h["id"] for h in want["hits"]]
+            assert [h["score"] for h in got["hits"]] == pytest.approx([h["score"] for h in want["hits"]])
+            found += len(got["hits"])
+        assert found  # the untrained image words are ImageNet's: some shapes share a word with these queries
+    assert table_bundle._text_session is None  # no text ONNX session was ever made
+
+
+def test_table_mode_caches_apart_from_the_encoder(table_server, http):
+    query = {"query": "a black triangle", "k": 7}
+    http.post("/search", json=query)
+    if http.post("/search", json=query).json()["cache"]["results"] != "hit":
+        pytest.skip("no Redis: nothing is cached")
+    with table_server.client() as client:
+        first = client.post("/search", json=query).json()["cache"]
+        assert first["results"] == "miss" and first["encode"] == "miss"  # the encoder's entries are not the table's
+        assert client.post("/search", json=query).json()["cache"]["results"] == "hit"
+
+
+def test_the_setting_loads_the_engine_in_table_mode(table_bundle, shape_index, run_id):
+    """LEXVLA_QUERY_MODE=table through Engine.load: no text session is made at start-up or by a search."""
+    from service.engine import Engine
+    from tests.service.conftest import make_settings
+
+    engine = Engine.load(make_settings(table_bundle.path, shape_index, run_id, query_mode="table", redis_url=""))
+    try:
+        assert engine.bundle.query_mode == "table"
+        assert engine.search.encode_texts(["a red circle"])[0][0]  # words, from the table
+        assert engine.bundle._text_session is None
+    finally:
+        engine.close()
