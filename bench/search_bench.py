@@ -175,8 +175,10 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
     return root
 
 
-def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None) -> subprocess.Popen:
-    env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu"}
+def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None,
+                 query_mode: str = "encoder") -> subprocess.Popen:
+    env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu",
+                        "LEXVLA_QUERY_MODE": query_mode}
     if jvm_heap:
         env["LEXVLA_JVM_HEAP"] = jvm_heap
     proc = subprocess.Popen(
@@ -365,6 +367,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--jvm-heap", default=None, help="the server's LEXVLA_JVM_HEAP (default: the service's)")
+    ap.add_argument("--query-mode", choices=["encoder", "table"], default="encoder",
+                    help="the server's LEXVLA_QUERY_MODE (table: the bundle's query table, `lexvla query-table`)")
     ap.add_argument("--no-compare", action="store_true", help="skip scipy, pyseismic and Pyserini (with --docs)")
     ap.add_argument("--seismic-query-cut", type=int, default=32)
     ap.add_argument("--seismic-heap-factor", type=float, default=0.9)
@@ -376,7 +380,7 @@ def main() -> int:
         index = prepare_synthetic(bundle, args.docs, args.zipf, args.terms)
     else:
         bundle, index = prepare(args.work, args.images)
-    server = start_server(bundle, index, args.port, args.jvm_heap)
+    server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode)
     url = f"http://127.0.0.1:{args.port}"
     try:
         drive(url, 2, 40)  # warm-up
@@ -432,7 +436,7 @@ def main() -> int:
                                                                      "p99": pct(lat, 99)}}  # fmt: skip
             systems["pyserini `batch_search`, 2 threads"] = {2: {"qps": pys["batch_qps"], "p50": float("nan"), "p99": float("nan")}}
 
-    print(f"\n/search end to end, lexvla-mini on CPU, {docs:,} docs, cache off, k=10, {args.requests} requests per row, "
+    print(f"\n/search end to end, lexvla-mini on CPU, query mode {args.query_mode}, {docs:,} docs, cache off, k=10, {args.requests} requests per row, "
           f"{len(QUERIES)} distinct queries of {statistics.mean(len(q) for q in queries):.0f} words "
           f"matching {matched:,.0f} docs on average; server peak RSS {peak_mb:,.0f} MB (at the end {rss_mb:,.0f} MB)")  # fmt: skip
     print("| clients | q/s | p50 ms | p99 ms | encode p50 | search p50 | explain p50 | app - stages p50 | HTTP p50 |")
