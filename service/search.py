@@ -104,8 +104,10 @@ class Search:
         missing = [i for i, found in enumerate(out) if found is None]
         if missing:
             # one query: through the micro-batcher, with the queries of other requests; a batch
-            # request is one ONNX call already
-            vectors = ([self._text_encoder(texts[missing[0]])] if len(missing) == 1
+            # request is one ONNX call already. Table mode has no model call to share: it encodes
+            # in the request's own thread (queueing it behind others only added waiting).
+            batched = len(missing) == 1 and self.bundle.query_mode == "encoder"
+            vectors = ([self._text_encoder(texts[missing[0]])] if batched
                        else self.bundle.encode_texts([texts[i] for i in missing], top_k=top_k))  # fmt: skip
             outcome = "miss" if self.cache.available else "off"
             for i, vec in zip(missing, vectors, strict=True):
