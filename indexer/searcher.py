@@ -170,7 +170,23 @@ class SnapshotReads:
         self.close()
 
 
-class LexicalSearcher(SnapshotReads):
+class FollowingSearcher(SnapshotReads, Generic[G]):
+    """A searcher that follows the published generation of ``index_root`` through a
+    :class:`GenerationFollower` (``open_generation`` opens one); a subclass defines ``snapshot``."""
+
+    def __init__(self, index_root: str | Path, open_generation: Callable[[Path], G]):
+        self.root = Path(index_root)
+        self._generations = GenerationFollower(self.root, open_generation)
+
+    def refresh(self, require_bundle: Bundle | None = None) -> bool:
+        """:meth:`GenerationFollower.refresh`."""
+        return self._generations.refresh(require_bundle)
+
+    def close(self) -> None:
+        self._generations.close()
+
+
+class LexicalSearcher(FollowingSearcher[Generation]):
     """Follows the published generation of an unsharded index root; ``refresh`` switches to new publishes.
 
     Read through :meth:`snapshot`: one request, one generation. The one-shot helpers
@@ -188,16 +204,8 @@ class LexicalSearcher(SnapshotReads):
     """
 
     def __init__(self, index_root: str | Path):
-        self.root = Path(index_root)
-        self._generations = GenerationFollower(self.root, Generation)
+        super().__init__(index_root, Generation)
 
     def snapshot(self) -> LexicalSnapshot:
         """Pin the current generation: ``with searcher.snapshot() as s: ...``."""
         return LexicalSnapshot(self._generations.acquire())
-
-    def refresh(self, require_bundle: Bundle | None = None) -> bool:
-        """:meth:`GenerationFollower.refresh`."""
-        return self._generations.refresh(require_bundle)
-
-    def close(self) -> None:
-        self._generations.close()

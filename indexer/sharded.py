@@ -19,18 +19,15 @@ import heapq
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from indexer.generation import shard_folders, shard_of
 from indexer.hits import Hit, rank_order
 from indexer.info import IndexInfo, read_info
 from indexer.metadata import DocRow
-from indexer.searcher import GenerationFollower, SnapshotReads
+from indexer.searcher import FollowingSearcher
 from indexer.snapshot import Generation, LexicalSnapshot
 from models.sparse import quantize_weights
-
-if TYPE_CHECKING:
-    from models.bundle import Bundle
 
 __all__ = ["ShardedSearcher", "ShardedSnapshot", "ShardSearcher", "ShardSet", "merge_top"]
 
@@ -160,7 +157,7 @@ class ShardedSnapshot:
         self.close()
 
 
-class ShardedSearcher(SnapshotReads):
+class ShardedSearcher(FollowingSearcher[ShardSet]):
     """Follows the published generation of an index root, whatever its shard count: every shard
     of it opened together (:class:`ShardSet`), read through a :class:`ShardedSnapshot`. The rest
     is :class:`~indexer.searcher.LexicalSearcher`'s (and :class:`indexer.protocols.Searcher`'s).
@@ -171,19 +168,11 @@ class ShardedSearcher(SnapshotReads):
     """
 
     def __init__(self, index_root: str | Path):
-        self.root = Path(index_root)
-        self._generations = GenerationFollower(self.root, ShardSet)
+        super().__init__(index_root, ShardSet)
 
     def snapshot(self) -> ShardedSnapshot:
         """Pin the current generation, every shard of it."""
         return ShardedSnapshot(self._generations.acquire())
-
-    def refresh(self, require_bundle: Bundle | None = None) -> bool:
-        """:meth:`GenerationFollower.refresh <indexer.searcher.GenerationFollower.refresh>`."""
-        return self._generations.refresh(require_bundle)
-
-    def close(self) -> None:
-        self._generations.close()
 
 
 def _open_shard(path: Path, shard: int) -> Generation:
@@ -193,7 +182,7 @@ def _open_shard(path: Path, shard: int) -> Generation:
     return Generation(shard_folders(path, info)[shard], info)
 
 
-class ShardSearcher(SnapshotReads):
+class ShardSearcher(FollowingSearcher[Generation]):
     """Follows one shard of the published generation: what a search replica of that shard serves.
 
     Its generations are that one shard (with the whole generation's :attr:`info`), read through a
@@ -202,16 +191,9 @@ class ShardSearcher(SnapshotReads):
     """
 
     def __init__(self, index_root: str | Path, shard: int):
-        self.root = Path(index_root)
+        super().__init__(index_root, functools.partial(_open_shard, shard=shard))
         self.shard = shard
-        self._generations = GenerationFollower(self.root, functools.partial(_open_shard, shard=shard))
 
     def snapshot(self) -> LexicalSnapshot:
         """Pin this shard of the current generation."""
         return LexicalSnapshot(self._generations.acquire())
-
-    def refresh(self, require_bundle: Bundle | None = None) -> bool:
-        return self._generations.refresh(require_bundle)
-
-    def close(self) -> None:
-        self._generations.close()
