@@ -20,11 +20,16 @@ from indexer.jvm import call_in_jvm, jvm_executor, start_jvm
 from indexer.lucene import CONTENTS_FIELD, ID_FIELD
 from models.batching import MicroBatcher
 
-__all__ = ["MAX_CLAUSES", "SearchError", "open_lucene", "close_lucene", "query_string", "lucene_top", "lucene_count"]
+__all__ = ["MAX_CLAUSES", "HITS_THRESHOLD", "SearchError", "open_lucene", "close_lucene", "query_string", "lucene_top",
+           "lucene_count", "set_hits_threshold"]
 
 MAX_CLAUSES = 4096
 SEARCH_THREADS = os.cpu_count() or 1  # Java threads that run the searches of a batch
 MAX_SEARCH_BATCH = 256  # searches sent to Java in one call
+# After this many matching documents Lucene skips the ones that cannot enter the top-k (block-max
+# pruning): the top-k and its scores stay exact; only the hit count, which nothing reads, is a
+# lower bound. Lucene's own default is 1000.
+HITS_THRESHOLD = 1000
 
 
 class SearchError(RuntimeError):
@@ -115,6 +120,13 @@ def lucene_top(searcher: Any, impacts: Mapping[str, int], k: int, exclude: Itera
     The search goes to Java in a batch with the searches other threads asked for meanwhile.
     """
     return _search_batcher()((searcher, query_string(impacts, exclude, require), int(k)))
+
+
+def set_hits_threshold(threshold: int | None) -> None:
+    """Set after how many matching documents every later search of this process starts pruning
+    (``None``: :data:`HITS_THRESHOLD`; at least the search's k)."""
+    value = HITS_THRESHOLD if threshold is None else int(threshold)
+    call_in_jvm(_java().parallel.setHitsThreshold, value)
 
 
 def lucene_count(searcher: Any, q: Mapping[str, int]) -> int:

@@ -5,7 +5,7 @@
 # The jar records the sha256 of its sources; a test fails when they no longer match.
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-../../.venv/bin/python}
+PY=${PYTHON:-$(cd ../.. && pwd)/.venv/bin/python}
 ANSERINI=$(cd ../.. && "$PY" -c 'from indexer.jvm import anserini_jar; print(anserini_jar())')
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -13,6 +13,7 @@ import org.apache.lucene.queryparser.classic.QueryParser;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.search.TopScoreDocCollector;
 
 /**
  * Searches a batch of queries over a fixed pool of Java threads, in one call from Python.
@@ -26,6 +27,7 @@ public final class ParallelSearch {
   private final ExecutorService pool;
   private final ThreadLocal<QueryParser> parsers;
   private final String idField;
+  private volatile int hitsThreshold = 1000;
 
   public ParallelSearch(String field, String idField, int threads) {
     this.idField = idField;
@@ -84,6 +86,15 @@ public final class ParallelSearch {
     return batch;
   }
 
+  /**
+   * After how many matching documents a search starts skipping those that cannot enter its top-k
+   * (Lucene's block-max pruning: the top-k and its scores stay exact, only the count of hits
+   * becomes a lower bound, which no caller reads). Lucene's own default is 1000; never below k.
+   */
+  public void setHitsThreshold(int threshold) {
+    hitsThreshold = Math.max(1, threshold);
+  }
+
   /** Documents matching {@code query}. */
   public int count(IndexSearcher searcher, String query) throws Exception {
     return searcher.count(parsers.get().parse(query));
@@ -97,7 +108,10 @@ public final class ParallelSearch {
   private void searchOne(IndexSearcher searcher, String query, int k, int i, String[][] ids, float[][] scores,
       String[] errors) {
     try {
-      TopDocs top = searcher.search(parsers.get().parse(query), k);
+      int n = Math.max(1, Math.min(k, searcher.getIndexReader().maxDoc()));
+      TopScoreDocCollector collector = TopScoreDocCollector.create(n, Math.max(n, hitsThreshold));
+      searcher.search(parsers.get().parse(query), collector);
+      TopDocs top = collector.topDocs();
       StoredFields stored = searcher.storedFields();
       ScoreDoc[] docs = top.scoreDocs;
       String[] found = new String[docs.length];
