@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     Parameters
     ----------
-    settings : overrides ``get_settings()`` (also installed as the dependency override).
+    settings : instead of ``get_settings()`` (the dependencies read ``app.state.settings``).
     engine : an already-loaded engine (otherwise loaded at start-up from ``settings``).
     """
     settings = settings or get_settings()
@@ -97,7 +97,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings, app.state.engine = settings, engine
     app.state.image_work = WorkQueue("image", settings.image_workers, settings.image_queue, settings.retry_after_s)
-    app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     for module in (search, encode, embed, images, health, admin):
         app.include_router(module.router)
@@ -148,7 +147,7 @@ def server_options(settings: Settings) -> dict:
     The keep-alive timeout is set rather than left at uvicorn's 5 s, which is also httpx's idle
     expiry: a client then reused a connection in the instant the server closed it.
     """
-    return {"timeout_keep_alive": settings.keep_alive_s}
+    return {"timeout_keep_alive": settings.keep_alive_s, "access_log": settings.access_log}
 
 
 def app_from_env() -> FastAPI:

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     query_top_k: int = Field(0, ge=0, description="words kept from an encoded query (0: the bundle's text_top_k)")
     heatmap_top_n: int = Field(3, ge=1, le=32, description="heatmaps /encode draws for its strongest words by default")
     thumb_size: int = Field(256, ge=16, description="long side of /images/{id}/thumb")
+    access_log: bool = Field(False, description="log a line per request (uvicorn's access log; off: the metrics count requests either way)")
     reload_interval_s: float = Field(10.0, ge=0, description="poll for a new index generation (0: never)")
     jvm_heap: str = Field(
         "512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",

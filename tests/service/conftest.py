@@ -63,7 +63,7 @@ def make_settings(bundle: Path, index: Path, prefix: str, **overrides):
 class LiveServer:
     """A real uvicorn server on a free loopback port, in a thread of this process."""
 
-    def __init__(self, settings, engine=None):
+    def __init__(self, settings, engine=None, **config_options):
         import uvicorn
 
         from service.app import create_app, server_options
@@ -71,8 +71,8 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, engine)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", workers=1,
-                                **server_options(settings))  # fmt: skip
+        options = {"log_level": "warning"} | server_options(settings) | config_options
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, workers=1, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -83,3 +83,23 @@ def test_workers_share_one_metrics_view(tmp_path, bundle_dir):
     assert _total(samples, "lexvla_index_documents") == 4
     writers = {f.stem.rsplit("_", 1)[-1] for f in prom.glob("*.db")}
     assert len(writers) >= 2 and "1" not in writers  # each worker wrote its own files; the stale one is gone
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_access_log_is_a_setting(engine, caplog, on):
+    """A line per request only with LEXVLA_ACCESS_LOG (off by default: the metrics count requests)."""
+    import logging
+
+    from service.config import Settings
+    from service.engine import Engine
+    from tests.service.conftest import LiveServer
+
+    assert Settings.model_fields["access_log"].default is False
+    settings = engine.settings.model_copy(update={"access_log": on})
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    # log_config=None: uvicorn leaves the loggers propagating to the root, where caplog listens
+    with LiveServer(settings, Engine(settings, engine.bundle, engine.searcher, engine.cache), log_config=None,
+                    log_level="info") as srv, srv.client() as http:  # fmt: skip
+        assert http.post("/search", json={"query": "a red circle", "k": 3}).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any("POST /search" in line for line in lines) == on
