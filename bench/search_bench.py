@@ -1,14 +1,21 @@
 """End-to-end ``/search`` latency and throughput, split by stage, against raw Lucene and Pyserini.
 
-Not a test: prints tables. Two kinds of index:
+Not a test: prints tables. By default it measures what users of the default get: the trained
+``lexvla-mini`` bundle (``var/bundles/lexvla-mini``, built by ``lexvla demo``), real queries (the
+distinct test-split captions of the default's training sources, ``--queries captions``) and a
+synthetic collection whose documents look like the demo index's. Two kinds of index:
 
-* ``--images N`` (default 400): the lexvla-mini bundle and a real index of N generated shape
-  images, built once under ``--work``.
-* ``--docs N`` (e.g. 100000): a synthetic generation of N documents published with
-  :func:`indexer.publish.publish_rows` (no image encoding): ~64 words a document drawn Zipf-like
-  (exponent ``--zipf``) over the bundle's vocabulary, which is ordered by corpus frequency, impacts
-  1..300; every path points to one of a few real generated images. Built once and cached under
-  ``var/bench/`` (keyed by bundle version, N and the generator settings).
+* ``--docs N`` (default 100000): a synthetic generation of N documents published with
+  :func:`indexer.publish.publish_rows` (no image encoding), ``--terms`` (64) distinct words each.
+  ``--doc-model index`` (default) draws each document's words and impacts from the postings of a
+  real index (``--source-index``, the demo's ``var/index``): a word comes as often as it does
+  there, with one of the impacts it has there. ``--doc-model zipf`` is the older model: words drawn
+  with P(rank r) ~ 1/r**``--zipf`` over the vocabulary, impacts uniform in 1..300. Every path
+  points to one of a few real generated images. Built once and cached under ``var/bench/``.
+* ``--docs 0 --images N``: a real index of N generated shape images, built once under ``--work``.
+
+``--legacy`` is the configuration of the earlier runs in docs/benchmarks.md: the untrained
+bundle, 16 short shape queries, Zipf documents.
 
 Starts ``lexvla serve`` in a subprocess with the cache off and the index reload off, and drives
 ``/search`` with 1, 8 and 32 concurrent clients on loopback, each client keeping its connection
@@ -19,7 +26,9 @@ client library) and "app - stages" (routing, validation, serialisation) are sepa
 In the same run, with the server stopped, the same queries (encoded and quantised exactly as the
 service does) go, from 1, 8 and 32 threads at once, through:
 
-* the raw Java search the service uses (``Snapshot.top``: Lucene, quantised query, no metadata);
+* the raw Java search the service uses (``Snapshot.top``: Lucene, quantised query, no metadata),
+  with Lucene's top-k pruning at each hits threshold of ``--hits-thresholds`` and with the query
+  cut to its strongest ``--prune-words`` words, each with its recall@10 against the exact top-10;
 * with ``--docs``: an exact scipy brute force over the same documents (the docs x vocabulary
   impact matrix times the query), whose top-10 the raw search must equal (ids and scores; ties
   aside), and ``pyseismic-lsr``, an approximate learned-sparse index, with its recall@10 against
@@ -33,12 +42,15 @@ The server's peak RSS (``VmHWM``) is read before it stops; its JVM heap is the s
 
 Usage::
 
-    .venv/bin/python bench/search_bench.py [--images 400] [--requests 200]
-    .venv/bin/python bench/search_bench.py --docs 100000 [--requests 400]
+    .venv/bin/lexvla demo --exit       # once: the trained default bundle, its index and data
+    .venv/bin/python bench/search_bench.py [--docs 100000] [--requests 300] [--query-mode table]
+    .venv/bin/python bench/search_bench.py --docs 1000000
+    .venv/bin/python bench/search_bench.py --legacy --no-compare
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -56,7 +68,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-QUERIES = [
+SHAPE_QUERIES = [
     "a red circle", "a blue square", "green triangle", "a yellow star", "black shape on white", "two red circles",
     "a round object", "a car on the road", "a horse in a field", "a small blue star", "geometric shapes",
     "a dark square", "bright yellow", "a triangle pointing up", "a green circle", "a picture of a dog",
@@ -86,8 +98,38 @@ searcher.batch_search(batch[:50], qids[:50], k=10, threads=2)
 t = time.perf_counter(); searcher.batch_search(batch, qids, k=10, threads=2); took = time.perf_counter() - t
 print(json.dumps({"search": lat, "batch_qps": len(batch) / took}))
 """
-DEFAULT_BUNDLE = ROOT / "var" / "bundles" / "lexvla-mini-untrained"
+DEFAULT_BUNDLE = ROOT / "var" / "bundles" / "lexvla-mini"  # the trained default, `lexvla demo`
+LEGACY_BUNDLE = ROOT / "var" / "bundles" / "lexvla-mini-untrained"
+SOURCE_INDEX = ROOT / "var" / "index"  # the demo's index of real drawings
 BENCH_DIR = ROOT / "var" / "bench"
+EXHAUSTIVE = 2**31 - 1  # a hits threshold Lucene never reaches: every matching document is scored
+
+
+def caption_queries(limit: int, seed: int = 0) -> list[str]:
+    """A seeded-hash sample of ``limit`` distinct test-split captions of the default's training
+    sources (the manifests ``lexvla demo`` builds under ``var/data``): what users type, unseen in training."""
+    from lexvla.pipeline import SOURCES, Workspace
+    from models.data.manifest import read_manifest
+
+    ws = Workspace(ROOT / "var")
+    captions = {c for src in SOURCES if src.train and ws.manifest(src.name).is_file()
+                for r in read_manifest(ws.manifest(src.name), split="test") for c in r.captions}  # fmt: skip
+    if not captions:
+        raise SystemExit("no test captions under var/data: run `.venv/bin/lexvla demo --exit` first, or pass --queries shapes")
+    return sorted(captions, key=lambda c: hashlib.sha1(f"{seed}:{c}".encode()).hexdigest())[:limit]
+
+
+def table_answers(bundle_dir: Path, texts: list[str]) -> tuple[list[str], list[str]]:
+    """``(kept, left out)``: the texts the bundle's query table gives at least one word (the others,
+    typed words the table has no row for, are a 422 in table mode). All kept without a table."""
+    from models.bundle import Bundle
+    from models.query_table import QUERY_TABLE_FILE
+
+    if not (bundle_dir / QUERY_TABLE_FILE).is_file():
+        return texts, []
+    vectors = Bundle(bundle_dir, device="cpu", query_mode="table").encode_texts(texts)
+    kept = [t for t, v in zip(texts, vectors, strict=True) if len(v)]
+    return kept, [t for t, v in zip(texts, vectors, strict=True) if not len(v)]
 
 
 def prepare(work: Path, n_images: int) -> tuple[Path, Path]:
@@ -112,48 +154,93 @@ def export_mini(out: Path) -> None:
     export_bundle(LexVLA(load_card("lexvla-mini")), out)
 
 
-def synthetic_docs(n_words: int, n: int, terms: int = 64, zipf: float = 1.0, seed: int = 0):
-    """``(i, word ids, impacts)`` of ``n`` synthetic documents of ``terms`` distinct words each.
+class ZipfDocs:
+    """Words drawn with P(rank r) ~ 1/r**zipf in vocabulary order (the MiniLM WordPiece vocabulary
+    lists whole words by corpus frequency, so "the", "of", "red" are frequent), impacts uniform in
+    1..300 (a quant_scale of 1000 on weights up to 0.3): the model of the earlier runs."""
 
-    Words are drawn with P(rank r) ~ 1/r**zipf in vocabulary order (the MiniLM WordPiece vocabulary
-    lists whole words by corpus frequency), so "the", "of", "red" are frequent and rare words are
-    rare, as in real image vectors. Impacts are uniform in 1..300 (a quant_scale of 1000 on weights
-    up to 0.3). The same arguments give the same documents: the Lucene index and the brute-force
-    matrix of a run are built from one stream.
-    """
+    def __init__(self, n_words: int, zipf: float = 1.0):
+        self.cdf = np.cumsum(1.0 / np.arange(1, n_words + 1) ** zipf)
+        self.cdf /= self.cdf[-1]
+        self.key = f"z{zipf:g}"
+        self.describe = f"words Zipf-like (exponent {zipf:g}) over the vocabulary, impacts uniform 1..300"
+
+    def draw(self, rng: np.random.Generator, m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.searchsorted(self.cdf, rng.random((m, k))), rng.integers(1, 301, size=(m, k))
+
+
+class IndexDocs:
+    """Words and impacts drawn from the postings of a real index: a posting is picked uniformly, so a
+    word comes as often as documents hold it there, with one of the impacts it has there. Which
+    words share a document is not kept (each is drawn on its own)."""
+
+    def __init__(self, words: list[str], index_root: Path):
+        from indexer.layout import require_generation
+        from indexer.metadata import MetadataReader
+
+        gen = require_generation(index_root)
+        column = {w: i for i, w in enumerate(words)}
+        ids: list[int] = []
+        impacts: list[int] = []
+        docs = 0
+        for meta in sorted(gen.rglob("meta.sqlite")):
+            reader = MetadataReader(meta)
+            try:
+                for row in reader:
+                    docs += 1
+                    for w, v in row.impacts.items():
+                        if w in column:
+                            ids.append(column[w])
+                            impacts.append(int(v))
+            finally:
+                reader.close()
+        if not ids:
+            raise SystemExit(f"{index_root}: the index holds no words of this bundle's vocabulary")
+        self.word_of, self.impact_of = np.array(ids, dtype=np.int64), np.array(impacts, dtype=np.int64)
+        digest = hashlib.sha1(self.word_of.tobytes() + self.impact_of.tobytes()).hexdigest()[:10]
+        self.key = f"ix{digest}"
+        self.describe = (f"words and impacts drawn from the postings of {index_root.name}/{gen.name} ({docs:,} docs, "
+                         f"{len(set(ids)):,} distinct words, {len(ids) / docs:.0f} words a doc, median impact "
+                         f"{int(np.median(self.impact_of))})")  # fmt: skip
+
+    def draw(self, rng: np.random.Generator, m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        picks = rng.integers(0, len(self.word_of), size=(m, k))
+        return self.word_of[picks], self.impact_of[picks]
+
+
+def synthetic_docs(model, n: int, terms: int = 64, seed: int = 0):
+    """``(i, word ids, impacts)`` of ``n`` synthetic documents of ``terms`` distinct words each, drawn
+    by ``model`` (:class:`IndexDocs` or :class:`ZipfDocs`). The same arguments give the same
+    documents: the Lucene index and the brute-force matrix of a run are built from one stream."""
     rng = np.random.default_rng(seed)
-    cdf = np.cumsum(1.0 / np.arange(1, n_words + 1) ** zipf)
-    cdf /= cdf[-1]
     block = 2000
     for b0 in range(0, n, block):
         m = min(block, n - b0)
-        draws = np.searchsorted(cdf, rng.random((m, terms * 3)))  # oversample, keep the first distinct
-        values = rng.integers(1, 301, size=(m, terms))
+        draws, values = model.draw(rng, m, terms * 3)  # oversample, keep the first distinct
         for j in range(m):
             _, first = np.unique(draws[j], return_index=True)
-            ids = draws[j][np.sort(first)[:terms]]
-            yield b0 + j, ids, values[j][: len(ids)]
+            keep = np.sort(first)[:terms]
+            yield b0 + j, draws[j][keep], values[j][keep]
 
 
-def synthetic_rows(words: list[str], n: int, images: list[tuple[str, int, int]], terms: int = 64,
-                   zipf: float = 1.0, seed: int = 0):
+def synthetic_rows(words: list[str], model, n: int, images: list[tuple[str, int, int]], terms: int = 64, seed: int = 0):
     """:func:`synthetic_docs` as ``DocRow``s, every path one of ``images``."""
     from indexer.metadata import DocRow
 
-    for i, ids, values in synthetic_docs(len(words), n, terms, zipf, seed):
+    for i, ids, values in synthetic_docs(model, n, terms, seed):
         path, w, h = images[i % len(images)]
         yield DocRow(f"syn{i:07d}", path, w, h, {words[t]: int(v) for t, v in zip(ids, values, strict=True)},
                      {"synthetic": True})  # fmt: skip
 
 
-def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) -> Path:
+def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int) -> Path:
     """A published generation of ``n_docs`` synthetic documents, built once under ``var/bench/``."""
     from indexer.layout import current_generation
     from lexvla.testing import shape_images
     from models.bundle import Bundle
 
     bundle = Bundle(bundle_dir, verify=False)
-    root = BENCH_DIR / f"synthetic-{bundle.version}-{n_docs}-t{terms}-z{zipf:g}"
+    root = BENCH_DIR / f"synthetic-{bundle.version}-{n_docs}-t{terms}-{model.key}"
     if current_generation(root) is not None:
         return root
     img_dir = BENCH_DIR / "images"
@@ -168,7 +255,7 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
     from indexer.publish import publish_rows
 
     t0 = time.perf_counter()
-    report = publish_rows(root, bundle, synthetic_rows(bundle.words, n_docs, images, terms, zipf),
+    report = publish_rows(root, bundle, synthetic_rows(bundle.words, model, n_docs, images, terms),
                           java_heap="2g", check_vocabulary=False)  # fmt: skip
     print(f"built {root} ({report.doc_count:,} docs) in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)  # fmt: skip
@@ -176,9 +263,9 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, zipf: float, terms: int) ->
 
 
 def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None,
-                 query_mode: str = "encoder") -> subprocess.Popen:
+                 query_mode: str = "encoder", workers: int = 1) -> subprocess.Popen:
     env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu",
-                        "LEXVLA_QUERY_MODE": query_mode}
+                        "LEXVLA_QUERY_MODE": query_mode, "LEXVLA_WORKERS": str(workers)}
     if jvm_heap:
         env["LEXVLA_JVM_HEAP"] = jvm_heap
     proc = subprocess.Popen(
@@ -205,7 +292,7 @@ def _app_ms(headers) -> float:
     return float("nan")
 
 
-def drive(url: str, clients: int, requests: int) -> dict:
+def drive(url: str, clients: int, requests: int, queries: list[str]) -> dict:
     """Run ``requests`` searches from ``clients`` threads, each with its own keep-alive connection."""
     local = threading.local()
     made: list[httpx.Client] = []
@@ -216,7 +303,7 @@ def drive(url: str, clients: int, requests: int) -> dict:
             http = local.http = httpx.Client(base_url=url, timeout=60)
             made.append(http)
         t = time.perf_counter()
-        r = http.post("/search", json={"query": QUERIES[i % len(QUERIES)], "k": 10})
+        r = http.post("/search", json={"query": queries[i % len(queries)], "k": 10})
         wall = (time.perf_counter() - t) * 1000
         r.raise_for_status()
         return {"wall": wall, "app": _app_ms(r.headers), **r.json()["timings_ms"]}
@@ -235,13 +322,18 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def service_queries(bundle_dir: Path, scale: float) -> list[dict[str, int]]:
-    """The quantised query of each of ``QUERIES`` exactly as ``/search`` sends it to Lucene."""
+def service_queries(bundle_dir: Path, scale: float, texts: list[str], query_mode: str) -> list[dict[str, int]]:
+    """The quantised query of each text exactly as ``/search`` sends it to Lucene."""
     from models.bundle import Bundle
     from models.sparse import quantize_weights
 
-    bundle = Bundle(bundle_dir, device="cpu")
-    return [quantize_weights(v.words(bundle.words), scale) for v in bundle.encode_texts(QUERIES)]
+    bundle = Bundle(bundle_dir, device="cpu", query_mode=query_mode)
+    return [quantize_weights(v.words(bundle.words), scale) for v in bundle.encode_texts(texts)]
+
+
+def strongest(query: dict[str, int], n: int) -> dict[str, int]:
+    """The ``n`` strongest words of a quantised query (query-word pruning)."""
+    return dict(sorted(query.items(), key=lambda t: (-t[1], t[0]))[:n])
 
 
 def closed_loop(search, queries: list, clients: int, reps: int) -> dict:
@@ -263,11 +355,11 @@ def closed_loop(search, queries: list, clients: int, reps: int) -> dict:
 class BruteForce:
     """Exact top-k by scipy: the (docs x vocabulary) impact matrix times the query, every document scored."""
 
-    def __init__(self, words: list[str], n: int, terms: int, zipf: float):
+    def __init__(self, words: list[str], model, n: int, terms: int):
         from scipy.sparse import csr_matrix
 
         indices, data = [], []
-        for _, ids, values in synthetic_docs(len(words), n, terms, zipf):
+        for _, ids, values in synthetic_docs(model, n, terms):
             indices.append(ids)
             data.append(values)
         indptr = np.concatenate([[0], np.cumsum([len(ids) for ids in indices])])
@@ -291,13 +383,13 @@ class BruteForce:
 class Seismic:
     """``pyseismic-lsr``'s approximate index over the same documents (float impacts, same values)."""
 
-    def __init__(self, words: list[str], n: int, terms: int, zipf: float, query_cut: int, heap_factor: float):
+    def __init__(self, words: list[str], model, n: int, terms: int, query_cut: int, heap_factor: float):
         from seismic import SeismicDataset, SeismicIndex, get_seismic_string
 
         self.dtype = get_seismic_string()
         vocab = np.array(words, dtype=self.dtype)
         dataset = SeismicDataset()
-        for i, ids, values in synthetic_docs(len(words), n, terms, zipf):
+        for i, ids, values in synthetic_docs(model, n, terms):
             dataset.add_document(f"syn{i:07d}", vocab[ids], values.astype(np.float32))
         t = time.perf_counter()
         self.index = SeismicIndex.build_from_dataset(dataset, num_threads=2)
@@ -329,13 +421,25 @@ def recall(approx: list[tuple[str, int]], exact: list[tuple[str, int]]) -> float
 
 
 def server_memory_mb(pid: int) -> tuple[float, float]:
-    """(peak RSS, current RSS) of a process in MB, from ``/proc/<pid>/status``."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmHWM", "VmRSS"):
-            fields[name] = int(value.split()[0]) / 1024
-    return fields.get("VmHWM", float("nan")), fields.get("VmRSS", float("nan"))
+    """(peak RSS, current RSS) in MB of a process and its children (uvicorn's worker processes),
+    summed, from ``/proc/<pid>/status``."""
+    peak = rss = 0.0
+    for p in [pid, *_children(pid)]:
+        fields = {}
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                fields[name] = int(value.split()[0]) / 1024
+        peak, rss = peak + fields.get("VmHWM", 0.0), rss + fields.get("VmRSS", 0.0)
+    return peak, rss
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *_children(int(child))]
+    return out
 
 
 def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[float] | str:
@@ -355,36 +459,90 @@ def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], requests: int,
+                thresholds: list[int], prune: list[int]) -> tuple[dict[str, dict[int, dict] | str], list, float]:
+    """Raw Java search rows (Lucene's default, each hits threshold, each query-word cut), the exact
+    top-10 of each query (every matching document scored) and the mean count of matching documents."""
+    from indexer.lucene_search import HITS_THRESHOLD, set_hits_threshold
+    from indexer.searcher import LexicalSearcher
+
+    systems: dict[str, dict[int, dict] | str] = {}
+    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+        matched = statistics.mean(snap.count(q) for q in queries)
+        set_hits_threshold(EXHAUSTIVE)
+        exact = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
+        callers = sorted({*clients, 2})
+        for t in thresholds:
+            set_hits_threshold(t)
+            found = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
+            rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
+            name = "every match scored" if t >= EXHAUSTIVE else f"hits threshold {t}"
+            name += " (the service's)" if t == HITS_THRESHOLD else ""
+            rows = {c: closed_loop(lambda q: snap.top(q, 10), queries, c, requests) for c in callers}
+            systems[f"raw Java search (`Snapshot.top`), {name}; recall@10 {rec:.3f}"] = rows
+        set_hits_threshold(None)  # the service's default
+        for n in prune:
+            cut = [strongest(q, n) for q in queries]
+            found = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in cut]
+            rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
+            rows = {c: closed_loop(lambda q: snap.top(q, 10), cut, c, requests) for c in (1, 2)}
+            systems[f"raw Java search, the query's {n} strongest words; recall@10 {rec:.3f}"] = rows
+    return systems, exact, matched
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lexvla-bench")
-    ap.add_argument("--images", type=int, default=400, help="real-image index size (ignored with --docs)")
-    ap.add_argument("--docs", type=int, default=0, help="synthetic generation of this many documents")
-    ap.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle for --docs (exported when missing)")
-    ap.add_argument("--zipf", type=float, default=1.0)
+    ap.add_argument("--images", type=int, default=400, help="real-image index size (with --docs 0)")
+    ap.add_argument("--docs", type=int, default=100_000, help="synthetic generation of this many documents (0: --images)")
+    ap.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="the server's bundle (default: the trained default)")
+    ap.add_argument("--queries", choices=["captions", "shapes"], default="captions",
+                    help="captions: held-out test captions of the training sources; shapes: 16 short shape queries")
+    ap.add_argument("--query-count", type=int, default=300, help="distinct captions with --queries captions")
+    ap.add_argument("--doc-model", choices=["index", "zipf"], default="index", help="how synthetic documents draw their words")
+    ap.add_argument("--source-index", type=Path, default=SOURCE_INDEX, help="the index --doc-model index samples")
+    ap.add_argument("--zipf", type=float, default=1.0, help="exponent of --doc-model zipf")
     ap.add_argument("--terms", type=int, default=64)
-    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--legacy", action="store_true",
+                    help="the earlier configuration: untrained bundle, --queries shapes, --doc-model zipf")
+    ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--jvm-heap", default=None, help="the server's LEXVLA_JVM_HEAP (default: the service's)")
     ap.add_argument("--query-mode", choices=["encoder", "table"], default="encoder",
                     help="the server's LEXVLA_QUERY_MODE (table: the bundle's query table, `lexvla query-table`)")
+    ap.add_argument("--workers", type=int, default=1, help="the server's LEXVLA_WORKERS (processes, each with its own JVM)")
+    ap.add_argument("--hits-thresholds", type=int, nargs="*", default=[EXHAUSTIVE, 1000, 10],
+                    help="Lucene hits thresholds of the search-only rows (after that many hits it skips what cannot enter the top-k)")
+    ap.add_argument("--prune-words", type=int, nargs="*", default=[8, 16, 24], help="query-word cuts of the search-only rows")
     ap.add_argument("--no-compare", action="store_true", help="skip scipy, pyseismic and Pyserini (with --docs)")
     ap.add_argument("--seismic-query-cut", type=int, default=32)
     ap.add_argument("--seismic-heap-factor", type=float, default=0.9)
     args = ap.parse_args()
+    if args.legacy:
+        args.bundle, args.queries, args.doc_model = LEGACY_BUNDLE, "shapes", "zipf"
+    texts = caption_queries(args.query_count) if args.queries == "captions" else SHAPE_QUERIES
+    # the same queries in both modes: those the query table answers (table mode answers the others 422)
+    texts, unanswered = table_answers(args.bundle if args.bundle.is_absolute() else ROOT / args.bundle, texts)
+    model = None
     if args.docs:
         bundle = args.bundle if args.bundle.is_absolute() else ROOT / args.bundle
         if not (bundle / "bundle.json").exists():
+            if bundle != LEGACY_BUNDLE:
+                raise SystemExit(f"no bundle at {bundle}: run `.venv/bin/lexvla demo --exit` first (it builds the default)")
             export_mini(bundle)
-        index = prepare_synthetic(bundle, args.docs, args.zipf, args.terms)
+        from models.bundle import Bundle
+
+        words = Bundle(bundle, verify=False).words
+        model = IndexDocs(words, args.source_index) if args.doc_model == "index" else ZipfDocs(len(words), args.zipf)
+        index = prepare_synthetic(bundle, args.docs, model, args.terms)
     else:
         bundle, index = prepare(args.work, args.images)
-    server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode)
+    server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode, args.workers)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        drive(url, 2, 40)  # warm-up
-        results = {c: drive(url, c, args.requests) for c in args.clients}
+        drive(url, 2, 40, texts)  # warm-up
+        results = {c: drive(url, c, args.requests, texts) for c in args.clients}
         docs = httpx.get(url + "/readyz").json()["doc_count"]
         peak_mb, rss_mb = server_memory_mb(server.pid)
     finally:
@@ -392,33 +550,26 @@ def main() -> int:
         server.wait(20)
 
     from indexer.searcher import LexicalSearcher
-    from models.bundle import Bundle
 
     with LexicalSearcher(index) as s:
         scale = s.info.quant_scale
-    queries = service_queries(bundle, scale)
-    systems: dict[str, dict[int, dict] | str] = {}
+    queries = service_queries(bundle, scale, texts, args.query_mode)
+    systems, exact, matched = search_only(index, queries, args.clients, args.requests, args.hits_thresholds, args.prune_words)
     notes: dict[str, str] = {}
-    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
-        matched = statistics.mean(snap.count(q) for q in queries)
-        raw_top = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
-        systems["raw Java search (`Snapshot.top`)"] = {c: closed_loop(lambda q: snap.top(q, 10), queries, c, args.requests)
-                                                       for c in (*args.clients, 2)}  # fmt: skip
     if args.docs and not args.no_compare:
-        words = Bundle(bundle, verify=False).words
         t = time.perf_counter()
-        brute = BruteForce(words, args.docs, args.terms, args.zipf)
+        brute = BruteForce(words, model, args.docs, args.terms)
         vectors = [brute.vector(q) for q in queries]
-        exact = [brute.top(v) for v in vectors]
-        agree = sum(same_top(a, b) for a, b in zip(raw_top, exact, strict=True))
+        truth = [brute.top(v) for v in vectors]
+        agree = sum(same_top(a, b) for a, b in zip(exact, truth, strict=True))
         notes["scipy"] = f"matrix built in {time.perf_counter() - t:.0f} s; raw Java top-10 equals it on {agree}/{len(queries)} queries"
         systems["scipy brute force (exact)"] = {c: closed_loop(brute.top, vectors, c, max(len(vectors), args.requests // 4))
                                                 for c in args.clients}  # fmt: skip
         del brute, vectors
         try:
             t = time.perf_counter()
-            seismic = Seismic(words, args.docs, args.terms, args.zipf, args.seismic_query_cut, args.seismic_heap_factor)
-            rec = statistics.mean(recall(seismic.top(q), e) for q, e in zip(queries, exact, strict=True))
+            seismic = Seismic(words, model, args.docs, args.terms, args.seismic_query_cut, args.seismic_heap_factor)
+            rec = statistics.mean(recall(seismic.top(q), e) for q, e in zip(queries, truth, strict=True))
             notes["seismic"] = (f"built in {seismic.build_s:.0f} s ({time.perf_counter() - t:.0f} s with loading); "
                                 f"recall@10 against the exact top-10: {rec:.3f} (query_cut {args.seismic_query_cut}, "
                                 f"heap_factor {args.seismic_heap_factor})")  # fmt: skip
@@ -436,9 +587,15 @@ def main() -> int:
                                                                      "p99": pct(lat, 99)}}  # fmt: skip
             systems["pyserini `batch_search`, 2 threads"] = {2: {"qps": pys["batch_qps"], "p50": float("nan"), "p99": float("nan")}}
 
-    print(f"\n/search end to end, lexvla-mini on CPU, query mode {args.query_mode}, {docs:,} docs, cache off, k=10, {args.requests} requests per row, "
-          f"{len(QUERIES)} distinct queries of {statistics.mean(len(q) for q in queries):.0f} words "
+    what = f"{len(texts)} distinct {'held-out captions' if args.queries == 'captions' else 'shape queries'}"
+    print(f"\n/search end to end, bundle {bundle.name} on CPU, query mode {args.query_mode}, {args.workers} worker(s), {docs:,} docs, cache off, k=10, "
+          f"{args.requests} requests per row, {what} of {statistics.mean(len(q) for q in queries):.0f} words "
           f"matching {matched:,.0f} docs on average; server peak RSS {peak_mb:,.0f} MB (at the end {rss_mb:,.0f} MB)")  # fmt: skip
+    if model is not None:
+        print(f"documents: {args.terms} words each, {model.describe}")
+    if unanswered:
+        print(f"queries: {len(unanswered)} captions left out, no word of theirs has a row in the query table: "
+              + ", ".join(repr(t) for t in unanswered[:8]) + (" ..." if len(unanswered) > 8 else ""))  # fmt: skip
     print("| clients | q/s | p50 ms | p99 ms | encode p50 | search p50 | explain p50 | app - stages p50 | HTTP p50 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c, res in results.items():
@@ -463,13 +620,13 @@ def main() -> int:
     for name, note in notes.items():
         print(f"\n{name}: {note}")
     one = results.get(1)
-    raw = systems["raw Java search (`Snapshot.top`)"]
-    if one and 1 in raw:
+    default_row = next((rows for name, rows in systems.items() if "(the service's)" in name and not isinstance(rows, str)), None)
+    if one and default_row and 1 in default_row:
         rows = one["rows"]
         e2e, enc = pct([r["wall"] for r in rows], 50), pct([r["encode"] for r in rows], 50)
-        print(f"\nservice overhead at 1 client = end-to-end p50 - raw Lucene p50 = {e2e:.2f} - {raw[1]['p50']:.2f} "
-              f"= {e2e - raw[1]['p50']:.2f} ms; without the query encoder (encode p50 {enc:.2f} ms): "
-              f"{e2e - raw[1]['p50'] - enc:.2f} ms")  # fmt: skip
+        raw = default_row[1]["p50"]
+        print(f"\nservice overhead at 1 client = end-to-end p50 - raw Lucene p50 = {e2e:.2f} - {raw:.2f} "
+              f"= {e2e - raw:.2f} ms; without the query encoder (encode p50 {enc:.2f} ms): {e2e - raw - enc:.2f} ms")  # fmt: skip
     return 0
 
 

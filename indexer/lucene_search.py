@@ -21,7 +21,7 @@ from indexer.lucene import CONTENTS_FIELD, ID_FIELD
 from models.batching import MicroBatcher
 
 __all__ = ["MAX_CLAUSES", "HITS_THRESHOLD", "SearchError", "open_lucene", "close_lucene", "query_string", "lucene_top",
-           "lucene_count", "set_hits_threshold"]
+           "lucene_count", "set_hits_threshold", "set_slice_docs", "SLICE_DOCS"]
 
 MAX_CLAUSES = 4096
 SEARCH_THREADS = os.cpu_count() or 1  # Java threads that run the searches of a batch
@@ -30,6 +30,11 @@ MAX_SEARCH_BATCH = 256  # searches sent to Java in one call
 # pruning): the top-k and its scores stay exact; only the hit count, which nothing reads, is a
 # lower bound. Lucene's own default is 1000.
 HITS_THRESHOLD = 1000
+# One search scores an index's segments in parallel, in slices of at least this many documents,
+# when it has more than one such slice (Lucene's own slice size): at a million documents a search
+# alone takes a quarter less time; at 100,000 a hand-off to other threads costs more than it saves.
+SLICE_DOCS = 250_000
+_SLICE_DOCS = SLICE_DOCS
 
 
 class SearchError(RuntimeError):
@@ -82,10 +87,7 @@ def open_lucene(index_dir: Path) -> tuple[Any, Any]:
     searcher over the Lucene directory ``index_dir``; close the reader the same way when done."""
     java = _java()
     reader = java.directory_reader.open(java.fs_directory.open(java.paths.get(str(index_dir))))
-    # explicit signature: jnius would otherwise try the IndexReaderContext overload
-    searcher = java.index_searcher(reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
-    searcher.setSimilarity(java.impact_similarity())
-    return reader, searcher
+    return reader, java.parallel.newSearcher(reader, java.impact_similarity(), _SLICE_DOCS)
 
 
 def close_lucene(reader: Any) -> None:
@@ -127,6 +129,13 @@ def set_hits_threshold(threshold: int | None) -> None:
     (``None``: :data:`HITS_THRESHOLD`; at least the search's k)."""
     value = HITS_THRESHOLD if threshold is None else int(threshold)
     call_in_jvm(_java().parallel.setHitsThreshold, value)
+
+
+def set_slice_docs(docs: int | None) -> None:
+    """The slice size of the searchers this process opens from now on (``None``: :data:`SLICE_DOCS`;
+    0: one thread scores every segment); searchers already open keep theirs."""
+    global _SLICE_DOCS
+    _SLICE_DOCS = SLICE_DOCS if docs is None else max(0, int(docs))
 
 
 def lucene_count(searcher: Any, q: Mapping[str, int]) -> int:

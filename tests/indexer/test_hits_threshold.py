@@ -1,4 +1,5 @@
-"""Lucene's top-k pruning (the hits threshold) changes how much is scored, never the top-k."""
+"""Lucene's top-k pruning (the hits threshold) and scoring segments in parallel (slices) change
+how a search runs, never its top-k."""
 from __future__ import annotations
 
 import random
@@ -7,8 +8,6 @@ import numpy as np
 import pytest
 from conftest import vector_rows
 from scipy import sparse
-
-from indexer.publish import publish_rows
 
 pytestmark = pytest.mark.integration
 
@@ -31,32 +30,52 @@ def _exact(rows, query: dict[str, int], k: int) -> list[int]:
     return sorted((int(s) for s in scores if s > 0), reverse=True)[:k]
 
 
-def test_every_threshold_gives_the_exact_top_k(tmp_path, bundle_dir):
-    from indexer.lucene_search import HITS_THRESHOLD, set_hits_threshold
-    from indexer.searcher import LexicalSearcher
+def test_every_threshold_and_slicing_gives_the_exact_top_k(tmp_path, bundle_dir):
+    from indexer.jvm import call_in_jvm
+    from indexer.lucene import JsonShardWriter, build_impact_index
+    from indexer.lucene_search import (
+        HITS_THRESHOLD,
+        close_lucene,
+        lucene_count,
+        lucene_top,
+        open_lucene,
+        set_hits_threshold,
+        set_slice_docs,
+    )
     from models.bundle import Bundle
 
-    # 3,000 documents over 60 words: a query of 12 words matches most of them, so a low
-    # threshold has thousands of documents to skip
+    # 3,000 documents over 60 words in two files, which Anserini's two threads index into two
+    # segments; a query of 12 words matches most documents, so a low threshold has thousands to skip
     words = Bundle(bundle_dir).words[2000:2060]
     rows = vector_rows(words, 3000, terms=12, seed=3)
-    root = tmp_path / "index"
-    publish_rows(root, bundle_dir, iter(rows))
+    writer = JsonShardWriter(tmp_path / "files", shard_docs=1500)
+    for row in rows:
+        writer.add(row)
+    writer.close()
+    build_impact_index(tmp_path / "files", tmp_path / "lucene")
     rng = random.Random(5)
     queries = [{w: rng.randint(1, 300) for w in rng.sample(words, 12)} for _ in range(25)]
     answers = {}
     try:
-        with LexicalSearcher(root) as searcher, searcher.snapshot() as snap:
-            assert all(snap.count(q) > 1000 for q in queries)
-            for threshold in (2**31 - 1, HITS_THRESHOLD, 10, 1):
-                set_hits_threshold(threshold)
-                answers[threshold] = [snap.top(q, 10) for q in queries]
+        for slice_docs, slices in ((0, 0), (1000, 2), (None, 0)):  # None: the default, 250,000 docs (one slice here)
+            set_slice_docs(slice_docs)
+            reader, searcher = call_in_jvm(open_lucene, tmp_path / "lucene")
+            try:
+                assert reader.leaves().size() == 2
+                assert (len(searcher.getSlices()) if searcher.getExecutor() is not None else 0) == slices
+                assert all(lucene_count(searcher, q) > 1000 for q in queries)
+                for threshold in (2**31 - 1, HITS_THRESHOLD, 10, 1):
+                    set_hits_threshold(threshold)
+                    answers[slice_docs, threshold] = [lucene_top(searcher, q, 10) for q in queries]
+            finally:
+                close_lucene(reader)
     finally:
         set_hits_threshold(None)
+        set_slice_docs(None)
+    exhaustive = answers[0, 2**31 - 1]
     for i, q in enumerate(queries):
         expected = _exact(rows, q, 10)
-        for threshold, found in answers.items():
-            assert [s for _, s in found[i]] == expected, threshold
-            # the same documents wherever the order is not a tie at the 10th score
-            sure = {d for d, s in answers[2**31 - 1][i] if s > expected[-1]}
-            assert sure <= {d for d, _ in found[i]}, threshold
+        sure = {d for d, s in exhaustive[i] if s > expected[-1]}  # not a tie at the 10th score
+        for setting, found in answers.items():
+            assert [s for _, s in found[i]] == expected, setting
+            assert sure <= {d for d, _ in found[i]}, setting

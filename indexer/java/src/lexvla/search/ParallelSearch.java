@@ -3,17 +3,21 @@ package lexvla.search;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 import org.apache.lucene.analysis.core.WhitespaceAnalyzer;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.queryparser.classic.QueryParser;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TopDocs;
 import org.apache.lucene.search.TopScoreDocCollector;
+import org.apache.lucene.search.similarities.Similarity;
 
 /**
  * Searches a batch of queries over a fixed pool of Java threads, in one call from Python.
@@ -25,6 +29,7 @@ import org.apache.lucene.search.TopScoreDocCollector;
  */
 public final class ParallelSearch {
   private final ExecutorService pool;
+  private final ExecutorService slicePool;
   private final ThreadLocal<QueryParser> parsers;
   private final String idField;
   private volatile int hitsThreshold = 1000;
@@ -32,11 +37,41 @@ public final class ParallelSearch {
   public ParallelSearch(String field, String idField, int threads) {
     this.idField = idField;
     this.parsers = ThreadLocal.withInitial(() -> new QueryParser(field, new WhitespaceAnalyzer()));
-    this.pool = Executors.newFixedThreadPool(threads, task -> {
-      Thread thread = new Thread(task, "lexvla-search");
+    this.pool = daemonPool(threads, "lexvla-search");
+    // the segments of one search run here: a pool of their own, so a search waiting for its
+    // segments never holds a thread they need
+    this.slicePool = daemonPool(threads, "lexvla-slice");
+  }
+
+  private static ExecutorService daemonPool(int threads, String name) {
+    return Executors.newFixedThreadPool(threads, task -> {
+      Thread thread = new Thread(task, name);
       thread.setDaemon(true);
       return thread;
     });
+  }
+
+  /**
+   * A searcher over {@code reader} scoring with {@code similarity}. One search scores the index's
+   * segments in parallel, in slices of at least {@code sliceDocs} documents (a larger segment is a
+   * slice of its own, smaller ones are grouped), when that gives more than one slice. Otherwise,
+   * and with {@code sliceDocs} 0, one thread scores every segment in turn: an executor costs a
+   * hand-off per search, more than a small index's search gains from it.
+   */
+  public IndexSearcher newSearcher(IndexReader reader, Similarity similarity, int sliceDocs) {
+    IndexSearcher searcher;
+    if (sliceDocs > 0 && IndexSearcher.slices(reader.leaves(), sliceDocs, Integer.MAX_VALUE).length > 1) {
+      searcher = new IndexSearcher(reader, (Executor) slicePool) {
+        @Override
+        protected LeafSlice[] slices(List<LeafReaderContext> leaves) {
+          return IndexSearcher.slices(leaves, sliceDocs, Integer.MAX_VALUE);
+        }
+      };
+    } else {
+      searcher = new IndexSearcher(reader);
+    }
+    searcher.setSimilarity(similarity);
+    return searcher;
   }
 
   /** The answers of one batch, flattened: query i owns ids/scores[offsets[i] .. offsets[i+1]). */
@@ -100,18 +135,19 @@ public final class ParallelSearch {
     return searcher.count(parsers.get().parse(query));
   }
 
-  /** Stops the pool's threads once their work is done. */
+  /** Stops the pools' threads once their work is done. */
   public void shutdown() {
     pool.shutdown();
+    slicePool.shutdown();
   }
 
   private void searchOne(IndexSearcher searcher, String query, int k, int i, String[][] ids, float[][] scores,
       String[] errors) {
     try {
       int n = Math.max(1, Math.min(k, searcher.getIndexReader().maxDoc()));
-      TopScoreDocCollector collector = TopScoreDocCollector.create(n, Math.max(n, hitsThreshold));
-      searcher.search(parsers.get().parse(query), collector);
-      TopDocs top = collector.topDocs();
+      // a shared manager: the slices of a sliced searcher share the hits threshold and the top-k
+      TopDocs top = searcher.search(parsers.get().parse(query),
+          TopScoreDocCollector.createSharedManager(n, null, Math.max(n, hitsThreshold)));
       StoredFields stored = searcher.storedFields();
       ScoreDoc[] docs = top.scoreDocs;
       String[] found = new String[docs.length];
