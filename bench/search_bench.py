@@ -461,32 +461,37 @@ def run_pyserini(index: Path, queries: list[dict[str, int]], reps: int) -> list[
 
 def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], requests: int,
                 thresholds: list[int], prune: list[int]) -> tuple[dict[str, dict[int, dict] | str], list, float]:
-    """Raw Java search rows (Lucene's default, each hits threshold, each query-word cut), the exact
+    """Raw Java search rows (each hits threshold, the other slicing, each query-word cut), the exact
     top-10 of each query (every matching document scored) and the mean count of matching documents."""
-    from indexer.lucene_search import HITS_THRESHOLD, set_hits_threshold
+    from indexer.lucene_search import HITS_THRESHOLD, set_hits_threshold, set_slice_docs
     from indexer.searcher import LexicalSearcher
 
     systems: dict[str, dict[int, dict] | str] = {}
+    callers = sorted({*clients, 2})
+
+    def measure(snap, name: str, cut: list[dict[str, int]], who: list[int]) -> None:
+        found = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in cut]
+        rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
+        systems[f"{name}; recall@10 {rec:.3f}"] = {c: closed_loop(lambda q: snap.top(q, 10), cut, c, requests) for c in who}
+
     with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
         matched = statistics.mean(snap.count(q) for q in queries)
         set_hits_threshold(EXHAUSTIVE)
         exact = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
-        callers = sorted({*clients, 2})
         for t in thresholds:
             set_hits_threshold(t)
-            found = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
-            rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
             name = "every match scored" if t >= EXHAUSTIVE else f"hits threshold {t}"
-            name += " (the service's)" if t == HITS_THRESHOLD else ""
-            rows = {c: closed_loop(lambda q: snap.top(q, 10), queries, c, requests) for c in callers}
-            systems[f"raw Java search (`Snapshot.top`), {name}; recall@10 {rec:.3f}"] = rows
+            measure(snap, f"raw Java search (`Snapshot.top`), {name}" + (" (the service's)" if t == HITS_THRESHOLD else ""),
+                    queries, callers)  # fmt: skip
         set_hits_threshold(None)  # the service's default
         for n in prune:
-            cut = [strongest(q, n) for q in queries]
-            found = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in cut]
-            rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
-            rows = {c: closed_loop(lambda q: snap.top(q, 10), cut, c, requests) for c in (1, 2)}
-            systems[f"raw Java search, the query's {n} strongest words; recall@10 {rec:.3f}"] = rows
+            measure(snap, f"raw Java search, the query's {n} strongest words", [strongest(q, n) for q in queries], [1, 2])
+    set_slice_docs(0)
+    try:
+        with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+            measure(snap, "raw Java search, segments never in parallel (the service's slices: over 250,000 docs)", queries, callers)
+    finally:
+        set_slice_docs(None)
     return systems, exact, matched
 
 
