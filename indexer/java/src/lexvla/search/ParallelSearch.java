@@ -32,7 +32,7 @@ public final class ParallelSearch {
   private final ExecutorService slicePool;
   private final ThreadLocal<QueryParser> parsers;
   private final String idField;
-  private volatile int hitsThreshold = 1000;
+  private volatile int hitsThreshold = 1000; // Lucene's; Python sets indexer.lucene_search.HITS_THRESHOLD
 
   public ParallelSearch(String field, String idField, int threads) {
     this.idField = idField;
