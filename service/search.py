@@ -195,7 +195,8 @@ class Search:
             with timer("edit"):
                 edited = apply_edits(encoded, edits, self.canonical)
             if not edited.weights:
-                raise InputError("the query has no words left after the edits" + _ignored_note(edited), "query")
+                raise InputError("the query has no words left after the edits" + _ignored_note(edited)
+                                 + _no_row_note(self.bundle.unknown_words(edits.text) if edits.text else []), "query")  # fmt: skip
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
             hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
         result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited, left_out), versions)
@@ -246,6 +247,14 @@ def vocabulary_entry(bundle: Bundle, word: str) -> tuple[int, str] | None:
 
 def _ignored_note(edited: EditedQuery) -> str:
     return f" (not in the vocabulary: {echo_words(edited.ignored)})" if edited.ignored else ""
+
+
+def _no_row_note(unknown: list[str]) -> str:
+    """Table mode: the typed words the query table has no row for (``Bundle.unknown_words``)."""
+    if not unknown:
+        return ""
+    return (f" (the query table has no row for {echo_words(unknown)}: table mode gives only the words it was built "
+            "with a weight; the text encoder, LEXVLA_QUERY_MODE=encoder, reads every word)")  # fmt: skip
 
 
 def unencoded_words(pre: TextPreprocessor, text: str) -> list[str]:

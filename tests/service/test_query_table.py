@@ -79,3 +79,15 @@ def test_the_setting_loads_the_engine_in_table_mode(table_bundle, shape_index, r
         assert engine.bundle._text_session is None
     finally:
         engine.close()
+
+
+def test_a_query_of_words_without_a_row_names_them(table_server):
+    """A query whose every word lacks a row has no vector in table mode: 422, naming those words."""
+    with table_server.client() as client:
+        r = client.post("/search", json={"query": "a heptagram and a giraffe", "k": 5})
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "no words left" in detail and "no row for heptagram, giraffe" in detail, detail
+        assert "LEXVLA_QUERY_MODE=encoder" in detail
+        # one word with a row is enough: the search runs on it
+        assert client.post("/search", json={"query": "a red heptagram", "k": 5}).status_code == 200
