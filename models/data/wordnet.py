@@ -61,6 +61,16 @@ def read_synsets(path: str | os.PathLike) -> Iterator[Synset]:
             yield Synset(int(fields[0]), int(fields[1]), fields[2], lemmas, pointers)
 
 
+def single_words(root: str | os.PathLike = WORDNET_DIR, pos: Iterable[str] = ("n", "v", "a")) -> list[str]:
+    """WordNet's one-word lemmas of letters only ("antelope", "haircut"; not "north_america" or
+    "3-d"), of the parts of speech ``pos``, sorted. Only the ``index.<pos>`` files are read."""
+    words: set[str] = set()
+    for name in (POS_FILES[p] for p in pos):
+        with open(Path(root) / f"index.{name}", encoding="latin-1") as fh:
+            words.update(w for line in fh if not line.startswith(" ") and (w := line.split(" ", 1)[0]).isalpha())
+    return sorted(words)
+
+
 @dataclass(frozen=True)
 class Sense:
     """One meaning of a word: its synset (``Lexicon.synset``) and whether WordNet spells the lemma

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from models.bundle import Bundle, BundleError
+from models.data.wordnet import WORDNET_DIR, single_words
 from models.query_table import QUERY_TABLE_FILE, QueryTable, build_query_table, split_words
 from models.sparse import sparsify
 
@@ -177,3 +178,30 @@ def test_split_words_and_the_cli(expanded_dir, tmp_path, monkeypatch):
     table = QueryTable.load(copy / QUERY_TABLE_FILE)
     assert table.combine == "sum" and table.meta["extra_rows"] == 2 and table.meta["word_rows"] == len(WORDS)
     assert Bundle(copy, query_mode="table").unknown_words("teapot giraffe axolotl") == ["axolotl"]
+
+
+@pytest.mark.skipif(not (WORDNET_DIR / "index.noun").is_file(), reason="Debian wordnet-base not installed")
+def test_wordnet_single_words_and_the_cli(expanded_dir, tmp_path, monkeypatch):
+    """``--wordnet`` gives a row to WordNet's one-word lemmas that the tokenizer splits."""
+    import models.data.wordnet
+    import models.query_table
+    from lexvla.cli import main
+
+    words = single_words()
+    assert words == sorted(words) and all(w.isalpha() for w in words)
+    assert {"antelope", "haircut", "firecracker"} <= set(words) and "north_america" not in words and len(words) > 50_000
+    bundle = Bundle(expanded_dir, device="cpu")
+    some = ["antelope", "firecracker", "haircut", "humpback", "red", "circle"]
+    split = split_words(bundle, some)
+    assert "red" not in split and "firecracker" in split  # whole-word tokens have their vocabulary row already
+    copy = tmp_path / "mini"
+    shutil.copytree(expanded_dir, copy)
+    (copy / QUERY_TABLE_FILE).unlink()
+    # every WordNet word takes a minute and a half: the test's few, through the same path
+    monkeypatch.setattr(models.data.wordnet, "single_words", lambda: some)
+    real = models.query_table.build_query_table
+    monkeypatch.setattr(models.query_table, "build_query_table", lambda *a, **kw: real(*a, words=WORDS, **kw))
+    assert main(["query-table", "--bundle", str(copy), "--wordnet"]) == 0
+    table = QueryTable.load(copy / QUERY_TABLE_FILE)
+    assert table.meta["extra_rows"] == len(split)
+    assert Bundle(copy, query_mode="table").unknown_words("a firecracker and an axolotl") == ["axolotl"]
