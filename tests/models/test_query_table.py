@@ -205,3 +205,31 @@ def test_wordnet_single_words_and_the_cli(expanded_dir, tmp_path, monkeypatch):
     table = QueryTable.load(copy / QUERY_TABLE_FILE)
     assert table.meta["extra_rows"] == len(split)
     assert Bundle(copy, query_mode="table").unknown_words("a firecracker and an axolotl") == ["axolotl"]
+
+
+def test_the_pipeline_table_has_caption_and_wordnet_words(expanded_dir, tmp_path, monkeypatch):
+    """``ensure_query_table`` gives rows to the training captions' split words and WordNet's, and
+    builds without WordNet's files (caption words only) rather than failing."""
+    import models.data.wordnet
+    import models.query_table
+    from lexvla.pipeline import ensure_query_table
+    from models.data.manifest import ManifestRecord, write_manifest
+
+    manifest = tmp_path / "data" / "manifest.jsonl"
+    write_manifest(manifest, [ManifestRecord("a", "a.png", ["a teapot on a table"], "train", {}),
+                              ManifestRecord("b", "b.png", ["a giraffe"], "test", {})])  # fmt: skip
+    real = models.query_table.build_query_table
+    monkeypatch.setattr(models.query_table, "build_query_table", lambda *a, **kw: real(*a, words=WORDS, **kw))
+    monkeypatch.setattr(models.data.wordnet, "single_words", lambda: ["firecracker", "teapot", "red"])
+    for wordnet, unknown in ((True, ["giraffe"]), (False, ["firecracker", "giraffe"])):
+        if not wordnet:
+            def missing():
+                raise FileNotFoundError("/usr/share/wordnet/index.noun")
+
+            monkeypatch.setattr(models.data.wordnet, "single_words", missing)
+        copy = tmp_path / f"mini-{wordnet}"
+        shutil.copytree(expanded_dir, copy)
+        (copy / QUERY_TABLE_FILE).unlink()
+        ensure_query_table(copy, [manifest])
+        # the training caption's "teapot" and WordNet's "firecracker" have rows; the test split's "giraffe" has none
+        assert Bundle(copy, query_mode="table").unknown_words("teapot firecracker giraffe") == unknown
