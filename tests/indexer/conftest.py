@@ -21,6 +21,27 @@ def vector_rows(words: list[str], n: int, start: int = 0, seed: int = 0, terms: 
     return rows
 
 
+def brute_force(rows, query: dict[str, int]) -> dict[str, int]:
+    """``{doc_id: integer dot product}`` of ``query`` with every ``DocRow`` of ``rows``, by a scipy
+    sparse matrix: the exact answer the Lucene searches are checked against."""
+    import numpy as np
+    from scipy import sparse
+
+    words = sorted({w for r in rows for w in r.impacts} | set(query))
+    col = {w: i for i, w in enumerate(words)}
+    data, ri, ci = [], [], []
+    for n, r in enumerate(rows):
+        for w, v in r.impacts.items():
+            data.append(v)
+            ri.append(n)
+            ci.append(col[w])
+    docs = sparse.csr_matrix((data, (ri, ci)), shape=(len(rows), len(words)), dtype=np.int64)
+    q = np.zeros(len(words), dtype=np.int64)
+    for w, v in query.items():
+        q[col[w]] = v
+    return {r.doc_id: int(s) for r, s in zip(rows, docs @ q, strict=True)}
+
+
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     """60 good images plus the three bad files."""

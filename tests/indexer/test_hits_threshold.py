@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
-from conftest import vector_rows
-from scipy import sparse
+from conftest import brute_force, vector_rows
 
 pytestmark = pytest.mark.integration
 
 
 def _exact(rows, query: dict[str, int], k: int) -> list[int]:
-    """The k best integer dot products, by a scipy sparse matrix over every document."""
-    words = sorted({w for r in rows for w in r.impacts})
-    col = {w: i for i, w in enumerate(words)}
-    data, ri, ci = [], [], []
-    for n, r in enumerate(rows):
-        for w, v in r.impacts.items():
-            data.append(v)
-            ri.append(n)
-            ci.append(col[w])
-    docs = sparse.csr_matrix((data, (ri, ci)), shape=(len(rows), len(words)), dtype=np.int64)
-    q = np.zeros(len(words), dtype=np.int64)
-    for w, v in query.items():
-        q[col[w]] = v
-    scores = docs @ q
-    return sorted((int(s) for s in scores if s > 0), reverse=True)[:k]
+    """The k best integer dot products over every document."""
+    return sorted((s for s in brute_force(rows, query).values() if s > 0), reverse=True)[:k]
 
 
 def test_every_threshold_and_slicing_gives_the_exact_top_k(tmp_path, bundle_dir):

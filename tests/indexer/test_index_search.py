@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import random
 
-import numpy as np
 import pytest
-from scipy import sparse
+from conftest import brute_force
 
 from indexer.encode import InputItem, scan_inputs
 from indexer.layout import REJECTS
@@ -19,28 +18,10 @@ CAPTIONS = ["a red circle", "blue square on green", "yellow ellipse", "black and
             "two shapes", "cyan rectangle on a brown background", "magenta", "a green dot in the corner"]  # fmt: skip
 
 
-def _brute_force(reader: MetadataReader, query: dict[str, int]):
-    """Integer dot products of ``query`` with every document, via a scipy sparse matrix."""
-    rows = list(reader)
-    words = sorted({w for r in rows for w in r.impacts} | set(query))
-    col = {w: i for i, w in enumerate(words)}
-    data, ri, ci = [], [], []
-    for n, r in enumerate(rows):
-        for w, v in r.impacts.items():
-            data.append(v)
-            ri.append(n)
-            ci.append(col[w])
-    docs = sparse.csr_matrix((data, (ri, ci)), shape=(len(rows), len(words)), dtype=np.int64)
-    q = np.zeros(len(words), dtype=np.int64)
-    for w, v in query.items():
-        q[col[w]] = v
-    return {r.doc_id: int(s) for r, s in zip(rows, docs @ q, strict=True)}
-
-
 def _check_against_brute_force(searcher, reader, query: dict[str, float], k: int = 10) -> None:
     scale = searcher.info.quant_scale
     q = quantize_weights(query, scale)
-    truth = _brute_force(reader, q)
+    truth = brute_force(list(reader), q)
     hits = searcher.search(query, k=k)
     expected = sorted((s for s in truth.values() if s > 0), reverse=True)[:k]
     assert [round(h.score * scale**2) for h in hits] == expected
