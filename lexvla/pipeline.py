@@ -293,22 +293,15 @@ def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, wit
 
 def ensure_query_table(bundle_dir: Path, manifests: list[Path]) -> Path:
     """``bundle_dir``'s query table (``models.query_table``: queries without the text tower), built
-    unless a current one is there (about four minutes on 2 cores, 15 MB): a row for every vocabulary
-    word, and for every word of the ``manifests``' training captions and every one-word WordNet noun,
-    verb and adjective that the tokenizer splits into pieces."""
+    unless a current one with all these rows is there (about two minutes on 2 cores, 15 MB): a row
+    for every vocabulary word, and for every word of the ``manifests``' training captions and every
+    one-word WordNet noun, verb and adjective that the tokenizer splits into pieces."""
     from models.bundle import Bundle, BundleError
     from models.data.manifest import read_manifest
+    from models.data.wordnet import single_words
     from models.query_table import QUERY_TABLE_FILE, build_query_table, split_words
 
-    try:
-        Bundle(bundle_dir, device="cpu", query_mode="table")
-        return bundle_dir / QUERY_TABLE_FILE
-    except BundleError:
-        pass
-    from models.data.wordnet import single_words
-
     captions = [c for m in manifests for r in read_manifest(m, split="train") for c in r.captions]
-    log.info("building the query table of %s", bundle_dir)
     bundle = Bundle(bundle_dir, device="cpu")
     extra = split_words(bundle, captions)
     known = set(extra)
@@ -318,4 +311,11 @@ def ensure_query_table(bundle_dir: Path, manifests: list[Path]) -> Path:
         extra += [w for w in split_words(bundle, single_words()) if w not in known]
     except FileNotFoundError as exc:
         log.warning("no WordNet (Debian's wordnet-base, %s): the query table has rows for caption words only", exc)
+    try:
+        table = Bundle(bundle_dir, device="cpu", query_mode="table").query_table
+        if table is not None and table.covers(bundle.text_preprocessor, extra):
+            return bundle_dir / QUERY_TABLE_FILE
+    except BundleError:
+        pass
+    log.info("building the query table of %s", bundle_dir)
     return build_query_table(bundle_dir, extra_words=extra)

@@ -207,6 +207,12 @@ class QueryTable:
                     vec[typed] = np.maximum(vec[typed], floor * vec.max())
         return dense, mask
 
+    def covers(self, pre: TextPreprocessor, words: Sequence[str]) -> bool:
+        """Whether every one of ``words`` that would get an extra row (``build_query_table``'s
+        ``extra_words``: one word of several tokens) has one."""
+        return all(len(tokens) < 2 or tokens in self._extra for tokens in (_token_ids(pre, w) for w in words)
+                   if not tokens or (not self.continues[tokens[0]] and all(self.continues[t] for t in tokens[1:])))  # fmt: skip
+
     def unknown_words(self, pre: TextPreprocessor, text: str) -> list[str]:
         """The words of ``text`` (within the token budget) that get no weight in table mode: no row
         of theirs, and not a typed word the floor holds up. Function words, words of one letter and

@@ -208,8 +208,9 @@ def test_wordnet_single_words_and_the_cli(expanded_dir, tmp_path, monkeypatch):
 
 
 def test_the_pipeline_table_has_caption_and_wordnet_words(expanded_dir, tmp_path, monkeypatch):
-    """``ensure_query_table`` gives rows to the training captions' split words and WordNet's, and
-    builds without WordNet's files (caption words only) rather than failing."""
+    """``ensure_query_table`` gives rows to the training captions' split words and WordNet's; it
+    builds without WordNet's files (caption words only) rather than failing, rebuilds a table that
+    lacks rows it would give, and keeps one that has them."""
     import models.data.wordnet
     import models.query_table
     from lexvla.pipeline import ensure_query_table
@@ -220,16 +221,22 @@ def test_the_pipeline_table_has_caption_and_wordnet_words(expanded_dir, tmp_path
                               ManifestRecord("b", "b.png", ["a giraffe"], "test", {})])  # fmt: skip
     real = models.query_table.build_query_table
     monkeypatch.setattr(models.query_table, "build_query_table", lambda *a, **kw: real(*a, words=WORDS, **kw))
-    monkeypatch.setattr(models.data.wordnet, "single_words", lambda: ["firecracker", "teapot", "red"])
-    for wordnet, unknown in ((True, ["giraffe"]), (False, ["firecracker", "giraffe"])):
-        if not wordnet:
-            def missing():
-                raise FileNotFoundError("/usr/share/wordnet/index.noun")
 
-            monkeypatch.setattr(models.data.wordnet, "single_words", missing)
-        copy = tmp_path / f"mini-{wordnet}"
-        shutil.copytree(expanded_dir, copy)
-        (copy / QUERY_TABLE_FILE).unlink()
-        ensure_query_table(copy, [manifest])
-        # the training caption's "teapot" and WordNet's "firecracker" have rows; the test split's "giraffe" has none
-        assert Bundle(copy, query_mode="table").unknown_words("teapot firecracker giraffe") == unknown
+    def missing():
+        raise FileNotFoundError("/usr/share/wordnet/index.noun")
+
+    copy = tmp_path / "mini"
+    shutil.copytree(expanded_dir, copy)
+    (copy / QUERY_TABLE_FILE).unlink()
+    monkeypatch.setattr(models.data.wordnet, "single_words", missing)
+    table = ensure_query_table(copy, [manifest])
+    # the training caption's "teapot" has a row; the test split's "giraffe" has none
+    assert Bundle(copy, query_mode="table").unknown_words("teapot firecracker giraffe") == ["firecracker", "giraffe"]
+    built = table.stat().st_mtime_ns
+    monkeypatch.setattr(models.data.wordnet, "single_words", lambda: ["firecracker", "teapot", "red"])
+    ensure_query_table(copy, [manifest])  # WordNet's "firecracker" is missing: built again
+    assert Bundle(copy, query_mode="table").unknown_words("teapot firecracker giraffe") == ["giraffe"]
+    assert table.stat().st_mtime_ns != built
+    built = table.stat().st_mtime_ns
+    ensure_query_table(copy, [manifest])  # current: kept
+    assert table.stat().st_mtime_ns == built
