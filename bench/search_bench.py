@@ -463,7 +463,7 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
                 thresholds: list[int], prune: list[int]) -> tuple[dict[str, dict[int, dict] | str], list, float]:
     """Raw Java search rows (each hits threshold, the other slicing, each query-word cut), the exact
     top-10 of each query (every matching document scored) and the mean count of matching documents."""
-    from indexer.lucene_search import HITS_THRESHOLD, set_hits_threshold, set_slice_docs
+    from indexer.lucene_search import HITS_THRESHOLD, SLICE_DOCS, set_hits_threshold, set_slice_docs
     from indexer.searcher import LexicalSearcher
 
     systems: dict[str, dict[int, dict] | str] = {}
@@ -489,7 +489,8 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
     set_slice_docs(0)
     try:
         with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
-            measure(snap, "raw Java search, segments never in parallel (the service's slices: over 250,000 docs)", queries, callers)
+            measure(snap, f"raw Java search, segments never in parallel (the service's slices: over {SLICE_DOCS:,} docs)",
+                    queries, callers)  # fmt: skip
     finally:
         set_slice_docs(None)
     return systems, exact, matched
@@ -527,8 +528,6 @@ def main() -> int:
     if args.legacy:
         args.bundle, args.queries, args.doc_model = LEGACY_BUNDLE, "shapes", "zipf"
     texts = caption_queries(args.query_count) if args.queries == "captions" else SHAPE_QUERIES
-    # the same queries in both modes: those the query table answers (table mode answers the others 422)
-    texts, unanswered = table_answers(args.bundle if args.bundle.is_absolute() else ROOT / args.bundle, texts)
     model = None
     if args.docs:
         bundle = args.bundle if args.bundle.is_absolute() else ROOT / args.bundle
@@ -543,6 +542,8 @@ def main() -> int:
         index = prepare_synthetic(bundle, args.docs, model, args.terms)
     else:
         bundle, index = prepare(args.work, args.images)
+    # the same queries in both modes: those the query table answers (table mode answers the others 422)
+    texts, unanswered = table_answers(bundle, texts)
     server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode, args.workers)
     url = f"http://127.0.0.1:{args.port}"
     try:

@@ -298,17 +298,15 @@ def ensure_query_table(bundle_dir: Path, manifests: list[Path]) -> Path:
     one-word WordNet noun, verb and adjective that the tokenizer splits into pieces."""
     from models.bundle import Bundle, BundleError
     from models.data.manifest import read_manifest
-    from models.data.wordnet import single_words
-    from models.query_table import QUERY_TABLE_FILE, build_query_table, split_words
+    from models.query_table import QUERY_TABLE_FILE, build_query_table, split_words, with_wordnet
 
     captions = [c for m in manifests for r in read_manifest(m, split="train") for c in r.captions]
     bundle = Bundle(bundle_dir, device="cpu")
     extra = split_words(bundle, captions)
-    known = set(extra)
     # and WordNet's words: without a row, a word people type that no training caption had gets no
     # weight (34 of 300 held-out captions lost a word that way, 28 of the 39 words were WordNet's)
     try:
-        extra += [w for w in split_words(bundle, single_words()) if w not in known]
+        extra = with_wordnet(bundle, extra)
     except FileNotFoundError as exc:
         log.warning("no WordNet (Debian's wordnet-base, %s): the query table has rows for caption words only", exc)
     try:

@@ -86,7 +86,7 @@ def cmd_quantize_text(args: argparse.Namespace) -> int:
 
 def cmd_query_table(args: argparse.Namespace) -> int:
     from models.bundle import Bundle
-    from models.query_table import build_query_table, split_words
+    from models.query_table import build_query_table, split_words, with_wordnet
 
     bundle = Bundle(args.bundle, device="cpu")
     texts: list[str] = []
@@ -99,10 +99,7 @@ def cmd_query_table(args: argparse.Namespace) -> int:
             texts += Path(source).read_text(encoding="utf-8").splitlines()
     extra = split_words(bundle, texts, args.min_count) if texts else []
     if args.wordnet:
-        from models.data.wordnet import single_words
-
-        known = set(extra)
-        extra += [w for w in split_words(bundle, single_words()) if w not in known]
+        extra = with_wordnet(bundle, extra)
     out = build_query_table(bundle.path, row_k=args.row_k, combine=args.combine, exact_floor=args.exact_floor,
                             extra_words=extra, threads=args.threads)  # fmt: skip
     from models.query_table import QueryTable

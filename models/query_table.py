@@ -210,8 +210,7 @@ class QueryTable:
     def covers(self, pre: TextPreprocessor, words: Sequence[str]) -> bool:
         """Whether every one of ``words`` that would get an extra row (``build_query_table``'s
         ``extra_words``: one word of several tokens) has one."""
-        return all(len(tokens) < 2 or tokens in self._extra for tokens in (_token_ids(pre, w) for w in words)
-                   if not tokens or (not self.continues[tokens[0]] and all(self.continues[t] for t in tokens[1:])))  # fmt: skip
+        return all(key is None or key in self._extra for key in (_extra_key(pre, self.continues, w) for w in words))
 
     def unknown_words(self, pre: TextPreprocessor, text: str) -> list[str]:
         """The words of ``text`` (within the token budget) that get no weight in table mode: no row
@@ -318,9 +317,8 @@ def build_query_table(path: str | Path, row_k: int | None = None, combine: str =
     # ... an extra word when it is one word of several tokens, none of them a row already
     extra: dict[tuple[int, ...], str] = {}
     for word in extra_words:
-        tokens = _token_ids(pre, word)
-        if len(tokens) > 1 and not continues[tokens[0]] and all(continues[t] for t in tokens[1:]):
-            extra.setdefault(tokens, word)
+        if (key := _extra_key(pre, continues, word)) is not None:
+            extra.setdefault(key, word)
     keys = list(extra)
     texts |= {len(vocab) + e: extra[key] for e, key in enumerate(keys)}
     order = sorted(texts, key=lambda j: len(_token_ids(pre, texts[j])))  # batches of one length: no padding
@@ -360,6 +358,25 @@ def build_query_table(path: str | Path, row_k: int | None = None, combine: str =
     log.info("%s: %d word rows and %d extra-word rows of at most %d words in %.1f s (%.1f MB)", out,
              table.meta["word_rows"], len(keys), row_k, time.monotonic() - started, out.stat().st_size / 1e6)  # fmt: skip
     return out
+
+
+def _extra_key(pre: TextPreprocessor, continues: np.ndarray, word: str) -> tuple[int, ...] | None:
+    """The tokens of ``word`` when it is one word of several tokens (a candidate for an extra row),
+    else ``None``."""
+    tokens = _token_ids(pre, word)
+    if len(tokens) > 1 and not continues[tokens[0]] and all(continues[t] for t in tokens[1:]):
+        return tokens
+    return None
+
+
+def with_wordnet(bundle, words: list[str]) -> list[str]:
+    """``words`` and, after them, WordNet's one-word nouns, verbs and adjectives that ``bundle``'s
+    tokenizer splits into pieces (:func:`split_words`), each once. Raises ``FileNotFoundError``
+    without Debian's wordnet-base."""
+    from models.data.wordnet import single_words
+
+    known = set(words)
+    return [*words, *(w for w in split_words(bundle, single_words()) if w not in known)]
 
 
 def _token_ids(pre: TextPreprocessor, word: str) -> tuple[int, ...]:
