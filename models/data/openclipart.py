@@ -48,6 +48,11 @@ and ``stats.json`` the counts by reason (``words_dropped``). The rules:
   that has no noun sense for a visible thing (``geometry`` on 1,375 stars, ``webpage`` on buttons,
   ``subnational`` on flags); the list measured is in ``stats.json`` (``collection_tags``).
 
+About 100 SVGs link an external bitmap that the package does not ship (``/home/andy/ant.png``,
+``C:\\Documents and Settings\\...\\dell_opti.jpg``, ``Cloud 002.jpg``); their PNGs were rendered as a
+"Linked Image Not Found" placeholder, so those drawings are dropped (``linked_bitmap_missing``,
+``links_missing_bitmap``).
+
 A caption left without words, or in which WordNet knows none of the words (or at most half of
 three or more: foreign text), is dropped whole (``captions_dropped``: ``no_visible_words``,
 ``mostly_unknown_words``; a keyword dropped so is one word row); a drawing left with no caption is
@@ -65,6 +70,7 @@ import re
 import struct
 import time
 import unicodedata
+import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -320,6 +326,78 @@ def _first(pattern: str, text: str) -> str:
 
 def _text(fragment: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", fragment))).strip()
+
+
+# An <image> start tag, any namespace prefix (<image, <svg:image), attribute values may hold ">".
+_IMAGE_TAG = re.compile(rb"""<(?:[\w.-]+:)?image(?=[\s/>])((?:[^>"']|"[^"]*"|'[^']*')*)""")
+# Where an <image> finds its bitmap: href, xlink:href (any prefix), and Inkscape's fallback sodipodi:absref.
+_IMAGE_HREF = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?(href|absref)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_XML_COMMENT = re.compile(rb"<!--.*?-->", re.S)
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|^\\\\")
+
+
+def links_missing_bitmap(svg_path: str | os.PathLike, root: str | os.PathLike | None = None) -> str | None:
+    """The first ``<image>`` link of an SVG to a bitmap that is not there, or None.
+
+    Renderers draw such an image as a "Linked Image Not Found" placeholder, and the Debian PNGs of
+    these drawings show just that. An ``<image>`` is fine when one of its links (``href``,
+    ``xlink:href``, ``sodipodi:absref``) is a ``data:`` URI or names an existing file; relative
+    paths are resolved against the SVG's folder (and its symlink target's), ``file:`` URIs decoded.
+    Windows paths (``C:\\...``) and remote URLs never name a file here.
+
+    Parameters
+    ----------
+    svg_path : path-like
+        The SVG. An unreadable file gives None (nothing known to be missing); the build reports it
+        as ``unreadable_svg`` when it reads the metadata.
+    root : path-like, optional
+        Only files under this folder count (the package's ``svg`` root): a bitmap elsewhere on this
+        machine (``/usr/share/icons/...``) is not part of the package, and was not there when its
+        PNG was rendered.
+
+    Returns
+    -------
+    str or None
+        The missing link as written in the SVG (entities decoded), or None.
+    """
+    try:
+        data = Path(svg_path).read_bytes()
+    except OSError:
+        return None
+    if b"<image" not in data and b":image" not in data:  # cheap: 98% of the drawings have no <image>
+        return None
+    if b"<!--" in data:
+        data = _XML_COMMENT.sub(b" ", data)
+    folders = list(dict.fromkeys([Path(svg_path).parent, Path(os.path.realpath(svg_path)).parent]))
+    root_real = os.path.realpath(root) if root is not None else None
+    for tag in _IMAGE_TAG.finditer(data):
+        # The href first: it is what the drawing links and what the report shows; absref is a fallback.
+        links = [html.unescape((a or b).decode("utf-8", "replace")).strip()
+                 for _, a, b in sorted(_IMAGE_HREF.findall(tag.group(1)), key=lambda m: m[0] != b"href")]
+        if links and not any(_bitmap_present(link, folders, root_real) for link in links):
+            return links[0]
+    return None
+
+
+def _bitmap_present(link: str, folders: list[Path], root_real: str | None) -> bool:
+    """A ``data:`` URI, or a path/``file:`` URI naming an existing file (under ``root_real`` if given)."""
+    if link[:5].casefold() == "data:":
+        return True
+    if link[:5].casefold() == "file:":
+        link = urllib.parse.unquote(urllib.parse.urlsplit(link).path)
+    elif not link or _WINDOWS_PATH.match(link) or re.match(r"^[A-Za-z][\w+.-]*://", link) or link.startswith("#"):
+        return False  # empty, C:\..., http://..., a fragment: no bitmap file here
+    candidates = {link, urllib.parse.unquote(link), link.replace("\\", "/")}
+    for candidate in candidates:
+        for path in ([Path(candidate)] if os.path.isabs(candidate) else [f / candidate for f in folders]):
+            try:
+                if not path.is_file():
+                    continue
+            except (OSError, ValueError):  # name too long, NUL byte
+                continue
+            if root_real is None or os.path.realpath(path).startswith(root_real.rstrip(os.sep) + os.sep):
+                return True
+    return False
 
 
 # ----------------------------------------------------------------------------- words that show nothing
@@ -726,7 +804,17 @@ def _open_drawing(png: Path, png_root: Path, svg_root: Path, report: DropReport,
     if not svg.exists():
         report.image(png, "missing_svg", svg=str(svg))
         return None
-    return _Drawing(id=_rel_id(png, png_root), png=png, svg=svg, meta=read_svg_meta(svg), size=size)
+    href = links_missing_bitmap(svg, root=svg_root)
+    if href is not None:
+        report.image(png, "linked_bitmap_missing", svg=str(svg), href=href,
+                     detail=f"links a bitmap the package lacks ({href}): its PNG is a 'Linked Image Not Found' placeholder")
+        return None
+    try:
+        meta = read_svg_meta(svg)
+    except OSError as error:
+        report.image(png, "unreadable_svg", svg=str(svg), error=str(error))
+        return None
+    return _Drawing(id=_rel_id(png, png_root), png=png, svg=svg, meta=meta, size=size)
 
 
 def _decodes(png: Path) -> bool:
