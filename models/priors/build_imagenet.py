@@ -20,16 +20,29 @@ Sources:
 Words per class (all lowercase alphabetic, >= 2 chars; the model filters by its own vocabulary at
 load time, so the file is tokenizer-independent), each with a weight in (0, 1], max-combined:
 
-* the class name: head word (last word; the word before "of"/"for"... in prepositional names) 1.0,
-  modifiers 0.5;
-* the synset's lemmas: the first (canonical) one like the name, the others head 0.7, modifiers
-  0.3 (Latin binomials such as ``Canis_familiaris`` and hyphenated alternates are skipped);
+* the class name: its head noun only (the last word; the word before "of"/"for"... in
+  prepositional names), 1.0. Modifiers are never words ("Irish" setter, "golden" retriever,
+  "sports" car, "Arabian" camel): they qualify the thing without naming it, and the classifier
+  spreads a class's probability over look-alike photos, so a chicken photo got "irish" from the
+  setters. The head of a multi-word name must be a common noun, i.e. written lowercase ("Great
+  Dane", "Saint Bernard", "Granny Smith" give none); a one-word name is kept as it is
+  ("Newfoundland");
+* the synset's lemmas: likewise their head nouns only, the first (canonical) one 1.0, the others
+  0.7, and only lowercase heads (not "Maltese", "Alsatian", "Biro"); Latin binomials such as
+  ``Canis_familiaris`` (also ``Lycaon_pictus``, whose genus WordNet lacks) and hyphenated
+  alternates are skipped. A modifier that names the thing by itself comes in only this way, as a
+  lemma of its own ("remote" of "remote control"); ``HEAD_OVERRIDES`` fixes a few heads
+  ("bicycle-built-for-two" -> "bicycle", the trademark "Crock Pot" -> "pot");
+* ``WRONG_WORDS``: per class, heads that name something else (sea lion -> "lion", Granny Smith ->
+  "smith", black widow -> "widow", bell cote -> "cote", electric ray -> "torpedo") are dropped,
+  wherever they come from;
 * hypernym head words, up to ``MAX_DEPTH`` levels up: 1.0 for basic-level words (``BASIC``), 0.5 for
-  broad categories (``BROAD``), otherwise 0.6 / 0.5 / 0.4 by depth; taxonomic jargon (``JARGON``) is
-  skipped, abstract categories (``STOP``) end the walk. Above ``MAX_DEPTH`` the walk goes on to the
-  first ``STOP`` synset but keeps only ``BASIC`` and ``BROAD`` words (so every dog breed gets
-  "animal", every bird "bird");
-* ``EXTRA_WORDS`` (0.5): a few hand-picked everyday words for classes with only abstract ancestors.
+  broad categories (``BROAD``), otherwise 0.6 / 0.5 / 0.4 by depth; taxonomic jargon (``JARGON``)
+  and ``SYNONYM_SKIP`` ("toy" of "toy dog") are skipped, abstract categories (``STOP``) end the
+  walk. Above ``MAX_DEPTH`` the walk goes on to the first ``STOP`` synset but keeps only ``BASIC``
+  and ``BROAD`` words (so every dog breed gets "animal", every bird "bird");
+* ``EXTRA_WORDS`` (0.5): a few hand-picked everyday words for classes with only abstract ancestors
+  (and "chicken" for the ILSVRC "hen" and "cock", whose WordNet parent is just "bird").
 """
 from __future__ import annotations
 
@@ -42,6 +55,7 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Set
 from pathlib import Path
 
 from models.data.wordnet import read_synsets
@@ -122,6 +136,9 @@ LEMMA_SKIP = {
     "drug_of_abuse", "place_of_business", "white_goods", "piece_of_cloth", "garden_truck",
     "source_of_illumination", "electronic_device", "data_input_device", "domestic_animal",
 }
+# Synonyms of a hypernym (keyed by its first lemma) that name something else: a Chihuahua is no
+# "toy", a mask or jeans no "dress".
+SYNONYM_SKIP = {"toy_dog": {"toy"}, "attire": {"dress"}, "apparel": {"dress"}}
 # Abstract / useless categories: the walk stops here (matched on any lemma of the synset).
 STOP = {
     "entity", "physical_entity", "object", "physical_object", "whole", "unit", "artifact",
@@ -146,10 +163,44 @@ STOP = {
 }
 STOPWORDS = {"of", "the", "a", "an", "and", "in", "on", "for", "to", "with", "at", "de", "la", "le"}
 PREPOSITIONS = {"of", "for", "in", "on", "with", "at", "to"}
-HEAD_OVERRIDES = {"bicycle-built-for-two": "bicycle"}
+# Head word of a name or lemma (keyed like ``_key``) where the written head is not the thing's
+# common name (trademarks are capitalised: "Crock Pot", "Band Aid").
+HEAD_OVERRIDES = {"bicycle_built_for_two": "bicycle", "remote_control": "remote", "crock_pot": "pot",
+                  "band_aid": "bandage", "book_jacket": "cover"}
+# Per class (torchvision name): words that name something else -- a person, a place, another
+# animal or object -- though they are a head of its name, of a lemma ("sea lion" is no lion,
+# "hot dog" no dog, a "torpedo" ray no weapon) or of a hypernym ("marsh hen"). Dropped for that
+# class wherever they come from; the hypernym walk still gives the right words (seal, apple, ...).
+WRONG_WORDS = {
+    "electric ray": {"torpedo"}, "axolotl": {"puppy"}, "Gila monster": {"monster"}, "black widow": {"widow"},
+    "African grey": {"grey", "gray"}, "bee eater": {"eater"}, "koala": {"bear"}, "chiton": {"cradle"},
+    "European gallinule": {"hen"}, "American coot": {"hen"}, "oystercatcher": {"catcher"},
+    "killer whale": {"wolf", "killer"}, "sea lion": {"lion"}, "Boston bull": {"bull"},
+    "German shepherd": {"shepherd"}, "Mexican hairless": {"hairless"}, "cougar": {"lion", "painter"},
+    "snow leopard": {"ounce"}, "lion": {"king"}, "walking stick": {"stick"},
+    "dragonfly": {"needle", "feeder", "doctor", "hawk"}, "sea cucumber": {"cucumber"}, "guinea pig": {"pig"},
+    "hippopotamus": {"horse"}, "skunk": {"pussy"}, "three-toed sloth": {"ai"}, "Madagascar cat": {"cat"},
+    "lesser panda": {"cat", "bear"}, "coho": {"jack"}, "rock beauty": {"beauty", "tricolor"},
+    "accordion": {"box"}, "bell cote": {"cote", "cot"}, "binoculars": {"glasses"}, "brass": {"tablet"},
+    "breakwater": {"groin", "mole"}, "cash machine": {"teller"}, "cinema": {"palace"},
+    "entertainment center": {"center"}, "espresso maker": {"maker"}, "fire engine": {"engine"},
+    "four-poster": {"poster"}, "hair slide": {"slide"}, "half track": {"track"}, "harmonica": {"organ"},
+    "loudspeaker": {"system", "unit"}, "ocarina": {"potato"}, "plunger": {"helper"}, "quilt": {"comfort", "puff"},
+    "restaurant": {"house", "place"}, "slide rule": {"rule"}, "solar dish": {"dish", "collector"},
+    "vacuum": {"cleaner"}, "waffle iron": {"iron"}, "wardrobe": {"press"}, "book jacket": {"jacket"},
+    "hotdog": {"dog", "hot"}, "Granny Smith": {"smith"}, "custard apple": {"apple"}, "cliff": {"drop"},
+    "promontory": {"head"}, "yellow lady's slipper": {"slipper"}, "hen-of-the-woods": {"hen"},
+    "lumbermill": {"plant"},
+}
 # Hand-picked everyday words (weight 0.5) for classes whose WordNet ancestors are all abstract
-# ("device", "covering", "implement"), so their own names are rare words outside a typical vocabulary.
+# ("device", "covering", "implement"), so their own names are rare words outside a typical vocabulary,
+# or whose WordNet parent lacks the everyday word (the ILSVRC hen and cock are just "bird").
 EXTRA_WORDS = {
+    "hen": ["chicken"], "cock": ["chicken", "rooster"], "waffle iron": ["waffle", "kitchen"],
+    "espresso maker": ["coffee", "machine"], "breakwater": ["wall", "sea"], "promontory": ["cliff", "coast"],
+    # the thing's everyday word is out of a typical vocabulary (shaker, sharpener, dispenser, heater)
+    "cocktail shaker": ["cocktail", "drink"], "saltshaker": ["salt"], "pencil sharpener": ["pencil"],
+    "soap dispenser": ["soap"], "milk can": ["milk", "container"], "hand blower": ["hair"], "space heater": ["heat"],
     "bannister": ["railing", "stairs"], "barometer": ["weather", "gauge"], "bib": ["baby"],
     "binder": ["folder", "notebook"], "clog": ["shoe"], "dishrag": ["cloth", "towel"],
     "honeycomb": ["bee", "wax"], "hourglass": ["sand", "timer"], "joystick": ["game", "controller"],
@@ -257,48 +308,67 @@ def align(names: list[str], synsets: dict) -> list[int | None]:
 
 
 # ----------------------------------------------------------------------------- words
-def phrase_words(phrase: str) -> tuple[str | None, list[str]]:
-    """``(head, modifiers)`` of a name or lemma: lowercase alphabetic words of >= 2 letters."""
-    override = HEAD_OVERRIDES.get(phrase.lower())
-    raw = re.split(r"[\s_\-]+", phrase.lower().replace("'s", "").replace("'", ""))
-    tokens = [t for t in raw if t]
+def _tokens(phrase: str) -> list[str]:
+    return [t for t in re.split(r"[\s_\-]+", phrase.replace("'s", "").replace("'", "")) if t]
+
+
+def head_word(phrase: str, common_only: bool = True) -> str | None:
+    """The head noun of a name or lemma, lowercased: the last word, or the word before the first
+    preposition ("hen-of-the-woods" -> "hen"); ``None`` unless alphabetic, >= 2 letters and no
+    stopword. Its modifiers are never returned. With ``common_only`` a head written with a capital
+    (a proper noun: "Great Dane", "Saint Bernard", "Alsatian") gives ``None`` too."""
+    override = HEAD_OVERRIDES.get(_key(phrase))
+    if override:
+        return override
+    tokens = _tokens(phrase)
+    if not tokens:
+        return None
     head_pos = len(tokens) - 1
     for pos, tok in enumerate(tokens):
-        if tok in PREPOSITIONS and pos > 0:
+        if tok.lower() in PREPOSITIONS and pos > 0:
             head_pos = pos - 1
             break
-    ok = [(p, t) for p, t in enumerate(tokens) if t.isalpha() and t.isascii() and len(t) >= 2 and t not in STOPWORDS]
-    head = override or next((t for p, t in ok if p == head_pos), None)
-    modifiers = [t for _, t in ok if t != head]
-    return head, modifiers
+    tok = tokens[head_pos]
+    if common_only and not tok.islower():
+        return None
+    word = tok.lower()
+    ok = word.isalpha() and word.isascii() and len(word) >= 2 and word not in STOPWORDS
+    return word if ok else None
 
 
-def _is_binomial(lemma: str, genera: set[str]) -> bool:
-    """Latin names (``Canis_familiaris``, ``Grus``): the first part is a WordNet genus."""
-    first = lemma.split("_")[0]
-    return first[:1].isupper() and first.lower() in genera
+def _is_binomial(lemma: str, genera: set[str], known: Set[str] = frozenset()) -> bool:
+    """Latin names (``Canis_familiaris``, ``Grus``): the first part is a WordNet genus, or (genera
+    WordNet lacks: ``Lycaon_pictus``, ``Grifola_frondosa``) a capitalised word followed by one
+    lowercase word that is no WordNet word at all (``known``: every one-word lemma, lowercased)."""
+    parts = lemma.split("_")
+    if not parts[0][:1].isupper():
+        return False
+    if parts[0].lower() in genera:
+        return True
+    return bool(known) and len(parts) == 2 and parts[1].islower() and parts[1] not in known
 
 
-def class_words(name: str, offset: int | None, synsets: dict, genera: set[str]) -> dict[str, float]:
+def class_words(name: str, offset: int | None, synsets: dict, genera: set[str],
+                known: Set[str] = frozenset()) -> dict[str, float]:
+    """``word -> weight`` of one class (see the module docstring): head nouns of its name and
+    lemmas (never their modifiers), ``EXTRA_WORDS``, then hypernym heads."""
     words: dict[str, float] = {}
+    wrong = WRONG_WORDS.get(name, set())
 
     def add(word: str | None, weight: float) -> None:
-        if word and word.isalpha() and len(word) >= 2:
+        if word and word.isalpha() and len(word) >= 2 and word not in wrong:
             words[word] = max(words.get(word, 0.0), round(weight, 2))
 
-    head, mods = phrase_words(name)
-    add(head, 1.0)
-    for m in mods + EXTRA_WORDS.get(name, []):
-        add(m, 0.5)
+    # the name's head noun; a one-word name is kept even when capitalised ("Newfoundland")
+    add(head_word(name, common_only=len(_tokens(name)) > 1), 1.0)
+    for extra in EXTRA_WORDS.get(name, []):
+        add(extra, 0.5)
     if offset is None:
         return words
     for rank, lemma in enumerate(synsets[offset][0]):
-        if _is_binomial(lemma, genera) or (rank > 0 and "-" in lemma):
+        if _is_binomial(lemma, genera, known) or (rank > 0 and "-" in lemma):
             continue  # Latin names; hyphenated alternates ("man-eater") split into noise
-        head, mods = phrase_words(lemma)
-        add(head, 1.0 if rank == 0 else 0.7)
-        for m in mods:
-            add(m, 0.5 if rank == 0 else 0.3)
+        add(head_word(lemma), 1.0 if rank == 0 else 0.7)
     # Breadth-first up the hypernym graph (WordNet has a few multiple-inheritance synsets).
     frontier, seen, depth = [offset], {offset}, 0
     while frontier:
@@ -311,14 +381,16 @@ def class_words(name: str, offset: int | None, synsets: dict, genera: set[str]) 
                 seen.add(hyper)
                 lemmas = synsets[hyper][0]
                 if any(lemma.lower() in STOP for lemma in lemmas):
-                    word = phrase_words(lemmas[0])[0]  # a stop synset may still name a word ("food")
+                    word = head_word(lemmas[0], common_only=False)  # a stop synset may still name a word ("food")
                     if word in BASIC or word in BROAD:
                         add(word, 1.0 if word in BASIC else 0.5)
                     continue
                 nxt.append(hyper)
                 for rank, lemma in enumerate(lemmas):
-                    word = phrase_words(lemma)[0]
+                    word = head_word(lemma, common_only=False)
                     if word is None or word in JARGON or lemma.lower() in LEMMA_SKIP or _is_binomial(lemma, genera):
+                        continue
+                    if rank > 0 and lemma in SYNONYM_SKIP.get(lemmas[0], ()):
                         continue
                     if rank > 0 and word not in BASIC and word not in BROAD:
                         continue  # synonyms of a hypernym ("habiliment", "brute") are noise
@@ -337,6 +409,7 @@ def build(names: list[str], synsets: dict, wnids: list[int] | None = None) -> tu
     """The prior document and the classes left without a synset. ``wnids`` (ILSVRC offsets, when
     known) are used as given; the name-matching alignment is then only cross-checked."""
     genera = {lemma[len("genus_"):].lower() for lemmas, _ in synsets.values() for lemma in lemmas if lemma.lower().startswith("genus_")}
+    known = {lemma.lower() for lemmas, _ in synsets.values() for lemma in lemmas if "_" not in lemma}
     aligned = align(names, synsets)
     if wnids is None:
         chosen = aligned
@@ -351,7 +424,7 @@ def build(names: list[str], synsets: dict, wnids: list[int] | None = None) -> tu
     for i, (name, off) in enumerate(zip(names, chosen, strict=True)):
         if off is None:
             missing.append((i, name))
-        words = class_words(name, off, synsets, genera)
+        words = class_words(name, off, synsets, genera, known)
         ordered = dict(sorted(words.items(), key=lambda kv: (-kv[1], kv[0])))
         classes.append({"index": i, "name": name, "wnid": f"n{off:08d}" if off is not None else None, "words": ordered})
     wnid_src = f"{TIMM} imagenet_synsets.txt" if wnids is not None else "name/order alignment"
