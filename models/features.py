@@ -113,3 +113,31 @@ def text_hidden_groups(model: LexVLA, groups: Sequence[Sequence[str]], cache_dir
 
     return (np.concatenate([padded(h, 0) for h, _, _ in parts]), np.concatenate([padded(m, 0) for _, m, _ in parts]),
             np.concatenate([padded(i, pad_id) for _, _, i in parts]))
+
+
+def image_colours(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, batch_size: int = 64) -> np.ndarray:
+    """Each image's colour shares ``[N, C]`` (``models.colours.ColourWords``; ``[N, 0]`` for a model
+    without colour words), cached under ``cache_dir``. An unreadable image gets zeros."""
+    from models import colours
+
+    tower = model.image
+    if tower.colours is None:
+        return np.zeros((len(paths), 0), np.float32)
+    vision = model.card.vision
+    key = _key("colours", colours.PROTOTYPES, colours.GRID, colours.RING, vision.image_size, vision.mean, vision.std, list(paths))
+    cached = cache_dir / f"colours-{key}.npy" if cache_dir else None
+    if cached and cached.is_file():
+        return np.load(cached)
+    size = model.image_spec.size
+    out = np.zeros((len(paths), len(colours.COLOURS)), np.float32)
+    with ThreadPoolExecutor(max_workers=2) as pool, torch.no_grad():
+        for start in tqdm(range(0, len(paths), batch_size), desc="image colours", unit="batch"):
+            batch = list(pool.map(lambda p: _pixels(model, p), paths[start : start + batch_size]))
+            pixels = np.stack([np.zeros((3, size, size), np.float32) if isinstance(b, ImageError) else b for b in batch])
+            shares, _ = tower.colour_shares(torch.from_numpy(pixels), patches=False)  # type: ignore[misc]
+            ok = np.array([not isinstance(b, ImageError) for b in batch], np.float32)[:, None]
+            out[start : start + len(batch)] = shares.numpy() * ok
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, out)
+    return out

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from models.backbones import ImageBackbone, input_embeddings, load_image_backbone, load_text_lm
+from models.colours import COLOURS, ColourWords, colour_words
 from models.preprocess import ImageSpec, TextPreprocessor
 from models.registry import ModelCard, resolve_path
 from models.towers import ClassPrior, ExactWords, ImageTower, TextTower, caption_mask, whole_word_dims
@@ -51,7 +52,8 @@ class LexVLA(nn.Module):
 
         backbone = load_image_backbone(card.vision.backbone, resolve_path(card.vision.path, "image backbone"), card.vision.config)
         prior_dims, class_words, classifier = self._class_prior(backbone)
-        self.head_dims = self._head_dims(head_dims, prior_dims)
+        colour_dims = colour_words(self.vocab.words) if card.vision.colour_weight > 0 else []
+        self.head_dims = self._head_dims(head_dims, sorted(set(prior_dims) | {j for _, j in colour_dims}))
 
         lm = load_text_lm(card.text.backbone, resolve_path(card.text.path, "text model"), card.text.config)
         lm.requires_grad_(False)
@@ -84,7 +86,16 @@ class LexVLA(nn.Module):
                 if j in column:
                     matrix[:, k] = torch.from_numpy(class_words[:, column[j]])
             prior = ClassPrior(classifier, matrix, top_k=card.vision.class_prior_top_k)
-        self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden, dims, len(self.vocab), prior)
+        colours, columns = None, None
+        if colour_dims:
+            colours = ColourWords(card.vision.mean, card.vision.std, card.vision.colour_min_share,
+                                  grid=card.vision.image_size // backbone.stride)
+            column = {j: k for k, j in enumerate(self.head_dims)}
+            columns = torch.zeros(len(COLOURS), len(self.head_dims))
+            for c, j in colour_dims:
+                columns[c, column[j]] = 1.0
+        self.image = ImageTower(backbone, self.text.codebook, card.vision.adapter_hidden, dims, len(self.vocab), prior,
+                                colours=colours, colour_columns=columns, colour_weight=card.vision.colour_weight)
         self.logit_scale = nn.Parameter(torch.tensor(2.6593))  # log(1/0.07), as CLIP
         log.info("%s: %d lexical dimensions", card.name, len(self.vocab))
 

@@ -46,6 +46,10 @@ class VisionCfg:
     class_prior_top_k: int = 0
     head_vocab: str = "all"  # "training": heads write only words of the training captions (+ prior words)
     head_min_count: int = 3  # with head_vocab "training": captions a word must appear in
+    # Colour words read from the pixels (``models.colours``): each said colour weighs this share of
+    # the image's strongest other word (0: no colour words), said above this share of the foreground.
+    colour_weight: float = 0.0
+    colour_min_share: float = 0.08
 
 
 @dataclass

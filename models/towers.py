@@ -19,6 +19,9 @@ Image: frozen backbone -> patch features ``[B,P,d]``.
   - word-rate calibration: the sum is multiplied by a fixed per-word factor ``word_scale`` (1 until
     ``models.train.fit_word_scale`` sets it after training), so that no word is among the strongest
     words of most images -- the overuse penalty's aim, enforced on the training images' statistics.
+  - colour words (card option ``vision.colour_weight``; ``models.colours`` says how they are read
+    from the pixels): after the calibration, each colour said weighs ``colour_weight`` x the
+    image's strongest other word (``ImageTower.with_colours``), or what the heads gave it if more.
 Text: LM -> hidden states ``[B,L,d]``.
   - prior (``ExactWords``): the caption's own whole words (and their singular forms) with a
     per-token importance that starts at 1 and is learned;
@@ -43,6 +46,7 @@ import torch
 from torch import nn
 
 from models.backbones import ImageBackbone, input_embeddings
+from models.colours import ColourWords
 
 
 def lexical_activation(logits: torch.Tensor) -> torch.Tensor:
@@ -59,6 +63,45 @@ def masked_mean_pool(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over positions of ``[B, L, d]`` where ``mask [B, L]`` is 1."""
     m = mask.to(values.dtype).unsqueeze(-1)
     return (values * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+class _PatchMaxLogits(torch.autograd.Function):
+    """``max_p (mapped[b, p] . codebook[j])`` ``[B, D]`` without autograd keeping ``[B, P, D]`` around.
+
+    Autograd's ``amax`` backward rebuilds a tie mask, counts ties and broadcasts the gradient over
+    the whole ``[B, P, D]`` logits; here the backward scatters the gradient onto each word's winning
+    patch (one ``[B, P, D]`` buffer) and runs the two matmuls. Same value and gradient (a tie sends
+    it to one patch instead of splitting it); a training step of the default takes about a third
+    less time (``bench/train_step.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, mapped: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        ctx.codebook_dtype = codebook.dtype
+        codebook = codebook.to(mapped.dtype)  # under autocast the mapper's output may be bfloat16
+        values, index = (mapped @ codebook.t()).max(dim=1)  # [B, D] each
+        ctx.save_for_backward(mapped, codebook, index)
+        return values
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        mapped, codebook, index = ctx.saved_tensors
+        batch, patches, dim = mapped.shape
+        grad = grad.to(mapped.dtype)
+        scattered = grad.new_zeros(batch, patches, codebook.shape[0]).scatter_(1, index.unsqueeze(1), grad.unsqueeze(1))
+        grad_mapped = scattered @ codebook if ctx.needs_input_grad[0] else None
+        grad_codebook = None
+        if ctx.needs_input_grad[1]:
+            grad_codebook = (scattered.reshape(-1, codebook.shape[0]).t() @ mapped.reshape(-1, dim)).to(ctx.codebook_dtype)
+        return grad_mapped, grad_codebook
+
+
+def patch_max_logits(mapped: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """``(mapped @ codebook.T).amax(dim=1)``: ``[B, P, d] x [D, d] -> [B, D]``, with a lean backward
+    when gradients are needed (``_PatchMaxLogits``); the plain expression otherwise (and in ONNX export)."""
+    if torch.is_grad_enabled() and (mapped.requires_grad or codebook.requires_grad) and not torch.jit.is_tracing():
+        return _PatchMaxLogits.apply(mapped, codebook)
+    return (mapped @ codebook.t()).amax(dim=1)
 
 
 class ToVocabulary(nn.Module):
@@ -127,13 +170,15 @@ class ClassPrior(nn.Module):
 
 
 class ImageTower(nn.Module):
+    colour_columns: torch.Tensor
     head_dims: torch.Tensor
     word_scale: torch.Tensor
     prototypes: torch.Tensor
     familiar_range: torch.Tensor
 
     def __init__(self, backbone: ImageBackbone, codebook: torch.Tensor, adapter_hidden: int, head_dims: torch.Tensor,
-                 vocab_size: int, prior: ClassPrior | None = None):
+                 vocab_size: int, prior: ClassPrior | None = None, colours: ColourWords | None = None,
+                 colour_columns: torch.Tensor | None = None, colour_weight: float = 0.0):  # fmt: skip
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)  # frozen: features can be cached
         d_feat, d_code = backbone.feature_dim, codebook.shape[1]
@@ -153,16 +198,42 @@ class ImageTower(nn.Module):
         self.register_buffer("prototypes", torch.zeros(0, d_feat), persistent=True)
         self.register_buffer("familiar_range", torch.zeros(2), persistent=True)
         self.to_vocab = ToVocabulary(head_dims, vocab_size)
+        # Colour words from the pixels (models.colours): [C, D] 1 where colour c is spelled by head word k.
+        self.colours = colours if colour_weight > 0 else None
+        self.colour_weight = float(colour_weight)
+        self.register_buffer("colour_columns", colour_columns.float() if colour_columns is not None
+                             else torch.zeros(0, len(head_dims)), persistent=False)
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.backbone.eval()  # frozen BatchNorm/Dropout statistics
         return self
 
+    def colour_shares(self, pixels: torch.Tensor, patches: bool) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """Each colour's foreground share ``[B, C]`` (and per patch ``[B, P, C]``), or ``None`` without colour words."""
+        if self.colours is None:
+            return None
+        return self.colours(pixels, patches=patches)
+
+    def with_colours(self, vec: torch.Tensor, per_patch: torch.Tensor | None,
+                     colours: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """Head words ``[B, D]`` (``[B, P, D]``) with the colour words written in: each said colour
+        (``ColourWords.strength`` of its share) weighs ``colour_weight`` x the image's strongest other
+        word, or what the heads gave it when that is more."""
+        assert self.colours is not None  # called only with shares, which only a colour module gives
+        shares, patch_shares = colours
+        strength = self.colours.strength(shares)  # [B, C]
+        reference = vec.detach().amax(dim=1, keepdim=True)  # [B, 1]
+        vec = torch.maximum(vec, self.colour_weight * reference * (strength @ self.colour_columns))
+        if per_patch is not None and patch_shares is not None:
+            # where in the picture: each patch's share of the colour, times the image's strength
+            local = (patch_shares * strength.unsqueeze(1)) @ self.colour_columns  # [B, P, D]
+            per_patch = torch.maximum(per_patch, self.colour_weight * reference.unsqueeze(1) * local)
+        return vec, per_patch
+
     def patch_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """Backbone patch features ``[B,P,d]`` -> codebook logits ``[B,P,D]``."""
-        mapped = self.mapper(self.adapter(feats))  # [B, P, d_c]
-        return mapped @ self.codebook.t()  # [B, P, D]
+        return self.mapper(self.adapter(feats)) @ self.codebook.t()  # [B, P, d_c] x [d_c, D]
 
     def familiarity(self, feats: torch.Tensor) -> torch.Tensor:
         """``[B, 1]`` in [0, 1]: how like the training images patch features ``[B,P,d]`` are (1 without prototypes)."""
@@ -173,14 +244,20 @@ class ImageTower(nn.Module):
         low, high = self.familiar_range[0], self.familiar_range[1]
         return ((nearest - low) / (high - low).clamp(min=1e-6)).clamp(0.0, 1.0)
 
-    def from_features(self, feats: torch.Tensor, patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Image word weights ``[B,V]`` (and per-patch weights ``[B,P,V]`` when asked)."""
-        logits = self.patch_logits(feats)
+    def from_features(self, feats: torch.Tensor, patches: bool = True,
+                      colours: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """Image word weights ``[B,V]`` (and per-patch weights ``[B,P,V]`` when asked) from patch
+        features, with the colour words of ``colours`` (``colour_shares`` of the same pixels) when given."""
         # log1p(relu(.)) is monotonic: pooling the logits first gives the same max over patches
         # while the activation (and its backward) runs on [B,D] instead of [B,P,D].
         gate = self.gate.clamp(min=0.0) * self.familiarity(feats)  # [B, 1]; non-negative, the gradient still flows at 0
-        vec = gate * lexical_activation(logits.amax(dim=1))
-        per_patch = gate.unsqueeze(-1) * lexical_activation(logits) if patches else None
+        if patches:
+            logits = self.patch_logits(feats)
+            vec = gate * lexical_activation(logits.amax(dim=1))
+            per_patch = gate.unsqueeze(-1) * lexical_activation(logits)
+        else:
+            vec = gate * lexical_activation(patch_max_logits(self.mapper(self.adapter(feats)), self.codebook))
+            per_patch = None
         if self.prior is not None:
             assert self.prior_scale is not None  # made together with the prior
             scale = self.prior_scale.clamp(min=0.0)
@@ -189,12 +266,14 @@ class ImageTower(nn.Module):
                 per_patch = per_patch + scale * self.prior(feats)
         vec = vec * self.word_scale
         per_patch = per_patch * self.word_scale if per_patch is not None else None
+        if colours is not None and self.colours is not None:  # after the calibration, which never lowers a colour
+            vec, per_patch = self.with_colours(vec, per_patch, colours)
         return self.to_vocab(vec), (self.to_vocab(per_patch) if per_patch is not None else None)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             feats = self.backbone.patch_features(pixels)
-        vec, per_patch = self.from_features(feats, patches=True)
+        vec, per_patch = self.from_features(feats, patches=True, colours=self.colour_shares(pixels, patches=True))
         assert per_patch is not None  # asked for with patches=True
         return vec, per_patch
 

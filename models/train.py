@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from models.data.manifest import ManifestRecord, read_manifest
-from models.features import image_features, text_hidden_groups
+from models.features import image_colours, image_features, text_hidden_groups
 from models.losses import REGULARIZERS, caption_word_loss, info_nce, regularizer_weight
 from models.model import LexVLA
 from models.registry import load_card
@@ -62,7 +62,10 @@ class TrainConfig:
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0  # clip: a spiking penalty must not throw the heads off
     seed: int = 0
-    amp: bool = True  # bf16 autocast on CUDA only
+    # bf16 autocast: on CUDA, and on a CPU whose oneDNN has bf16 kernels (AVX512-BF16, AMX), where the
+    # image head's matmuls -- three quarters of a step of the default -- take half the time
+    # (bench/train_step.py); another CPU trains in float32.
+    amp: bool = True
     device: str = "auto"
     checkpoint_every: int = 50
     max_steps: int | None = None
@@ -83,6 +86,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (oneDNN's own check)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def seed_everything(seed: int) -> None:
@@ -263,7 +274,12 @@ class Trainer:
         # One feature cache per manifest: changing one data source leaves the others' features cached.
         parts = [image_features(self.model, [r.image for r in recs], cache, device=str(self.device)) for recs in per_manifest if recs]
         feats = np.concatenate([np.asarray(f) for f, _ in parts])
-        records, self.image_feats, self.image_source = self._without_failed(records, feats, sources, [e for _, errs in parts for e in errs])
+        # colour shares read from the pixels (models.colours), cached like the features; [N, 0] without colour words
+        colours = np.concatenate([image_colours(self.model, [r.image for r in recs], cache) for recs in per_manifest if recs])
+        failed = [e for _, errs in parts for e in errs]
+        bad = {err.source for err in failed}
+        self.image_colours = colours[[i for i, r in enumerate(records) if r.image not in bad]] if bad else colours
+        records, self.image_feats, self.image_source = self._without_failed(records, feats, sources, failed)
         self.sampler = PairSampler(records, min(cfg.batch_size, len(records)), cfg.seed)
         # A frozen LM gives the same hidden states every epoch: cache them too.
         self.text_cache = None if self.model.lm_trainable else text_hidden_groups(
@@ -272,6 +288,7 @@ class Trainer:
         if cfg.word_loss_weight and self.model.text.exact is None:
             raise ValueError("word_loss_weight needs a card with text.exact_match: the caption words are its targets")
         self.optimizer = self._optimizer()
+        self.autocast = self.cfg.amp and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16()))
         self.step = 0
         self.log_path = self.out / "train_log.jsonl"
 
@@ -333,8 +350,8 @@ class Trainer:
 
     def loss(self, image_ids: list[int], caption_ids: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         feats = _floats(self.image_feats[image_ids], self.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda"):
-            img, _ = self.model.image.from_features(feats, patches=False)  # [B, V]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            img, _ = self.model.image.from_features(feats, patches=False, colours=self.colours_of(image_ids))  # [B, V]
             txt, ids, mask = self.text_vectors(caption_ids)  # [B, V]
             img, txt = img.float(), txt.float()
             contrastive = info_nce(img, txt, self.model.logit_scale)
@@ -351,6 +368,12 @@ class Trainer:
                 stats |= {"reg_image": float(reg_img.detach()), "reg_text": float(reg_txt.detach())}
         stats |= {"active_image": float((img > 0).sum(1).float().mean()), "active_text": float((txt > 0).sum(1).float().mean())}
         return total, stats
+
+    def colours_of(self, image_ids) -> tuple[torch.Tensor, None] | None:
+        """The cached colour shares of these training images, as ``ImageTower.from_features`` takes them."""
+        if self.image_colours.shape[1] == 0:
+            return None
+        return torch.from_numpy(self.image_colours[image_ids]).to(self.device), None
 
     @torch.no_grad()
     def fit_familiarity(self) -> None:
@@ -383,6 +406,8 @@ class Trainer:
         rows = []
         for start in range(0, len(self.image_feats), 256):
             feats = _floats(self.image_feats[start : start + 256], self.device)
+            # without the colour words: they only ever push other words out of an image's strongest ten,
+            # so a ceiling met without them is met with them
             rows.append(image.from_features(feats, patches=False)[0][:, image.head_dims].float().cpu())
         weights = torch.cat(rows)
         sources = torch.as_tensor(self.image_source) if self.cfg.word_rate_per_source else None
