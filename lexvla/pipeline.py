@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,14 @@ def _pysiogame(ws: Workspace, out: Path):
 def _fashion(ws: Workspace, out: Path):
     from models.data.photos import build_fashion_manifest
 
-    return build_fashion_manifest(out, per_class=max(1, ws.data_limit // 10) if ws.data_limit else 100)
+    # 50 of each of the 10 classes: beside the named photos, all of the style fits the report's sample
+    return build_fashion_manifest(out, per_class=max(1, ws.data_limit // 10) if ws.data_limit else 50)
+
+
+def _named_photos(ws: Workspace, out: Path):
+    from models.data.photos import build_named_photos_manifest
+
+    return build_named_photos_manifest(out, limit=ws.data_limit)
 
 
 def _scenes(ws: Workspace, out: Path):
@@ -154,6 +162,7 @@ SOURCES = (
     Source("pysiogame", "cartoon drawings", True, _pysiogame),
     Source("openmoji", "flat emoji", False, _emoji("openmoji")),
     Source("fashion", "photos", False, _fashion),
+    Source("named-photos", "photos", False, _named_photos),
 )
 SOURCE = {s.name: s for s in SOURCES}
 # The styles the report leaves out of training one at a time; generated scenes stay (they are no
@@ -237,9 +246,25 @@ def user_manifest(ws: Workspace, source: str | Path, seed: int = 0) -> Path:
     return manifest
 
 
+# The code a trained model depends on: what builds the towers, computes a word's weight, trains and
+# calibrates them, and the class prior's words. An edit to any of these trains anew.
+TRAINING_CODE = ("models/model.py", "models/towers.py", "models/train.py", "models/losses.py", "models/features.py",
+                 "models/backbones.py", "models/vocab.py", "models/preprocess.py", "models/registry.py",
+                 "models/priors/imagenet.py", "models/priors/imagenet.json")
+
+
+def code_digest(files: tuple[str, ...] = TRAINING_CODE, root: Path = REPO) -> str:
+    """Hash of the training code's files (``TRAINING_CODE`` under ``root``), by content."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def training_key(config: dict, manifests: list[Path]) -> str:
-    """Content hash of what the default bundle depends on: the whole training config, defaults
-    included (a changed default retrains), the card and the data."""
+    """Content hash of what a trained model depends on: the whole training config, defaults
+    included (a changed default retrains), the card, the data and the training code
+    (``code_digest``: weights trained by older code are never reused as this code's)."""
     from dataclasses import asdict
 
     from models.registry import CARDS_DIR
@@ -250,6 +275,7 @@ def training_key(config: dict, manifests: list[Path]) -> str:
     digest.update((CARDS_DIR / f"{config['card']}.json").read_bytes())
     for manifest in manifests:
         digest.update(manifest.read_bytes())
+    digest.update(code_digest().encode())
     return digest.hexdigest()[:12]
 
 
@@ -267,28 +293,56 @@ def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, wit
     from models.bundle import Bundle, BundleError
 
     manifests = ensure_data(ws, without_style) + list(extra_manifests)
-    config = load_config(config_path, manifests, **overrides)
-    key = training_key(config, manifests)
+    key = training_key(load_config(config_path, manifests, **overrides), manifests)
     bundle_dir = ws.bundle(key)
     try:
         Bundle(bundle_dir, device="cpu")
         log.info("default bundle %s is up to date", bundle_dir)
-        if query_table:
-            ensure_query_table(bundle_dir, manifests)
-        return bundle_dir
-    except BundleError:
-        pass  # not built yet for this config and data
-    from models.export import export_bundle
-    from models.train import TrainConfig, Trainer, load_trained
+    except BundleError:  # not built yet for this config, data and code
+        from models.export import export_bundle
+        from models.train import load_trained
 
-    config |= {"out_dir": str(ws.run(key)), "cache_dir": str(ws.root / "cache" / "features")}
-    cfg = TrainConfig(**config)
-    log.info("training the default bundle (key %s); this runs once per config and data", key)
-    weights = Trainer(cfg).fit()
-    export_bundle(load_trained(cfg.card, weights), bundle_dir, extra={"training_key": key, "config": os.fspath(config_path)})
+        run = ensure_trained(ws, config_path, without_style, extra_manifests, **overrides)
+        export_bundle(load_trained(run.card, run.weights), bundle_dir, extra={"training_key": key, "config": os.fspath(config_path)})
     if query_table:
         ensure_query_table(bundle_dir, manifests)
     return bundle_dir
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """One finished training: its key (``training_key``), card and weights file, the seconds it took
+    when it ran, and whether this call found it done (``reused``) instead of training it."""
+
+    key: str
+    card: str
+    weights: Path
+    seconds: float = 0.0
+    reused: bool = False
+
+
+def ensure_trained(ws: Workspace, config_path: Path = DEFAULT_CONFIG, without_style: str | None = None,
+                   extra_manifests: tuple[Path, ...] = (), **overrides) -> TrainedRun:
+    """The weights of ``config_path`` trained on this workspace's data (as ``ensure_default_bundle``
+    chooses it), trained unless a finished run with the same key exists; a killed training resumes
+    from its checkpoint. No export: the report scores such runs from cached features."""
+    from models.train import WEIGHTS, TrainConfig, Trainer
+
+    manifests = ensure_data(ws, without_style) + list(extra_manifests)
+    config = load_config(config_path, manifests, **overrides)
+    key = training_key(config, manifests)
+    run_dir = ws.run(key)
+    done = run_dir / "done.json"
+    if done.is_file() and (run_dir / WEIGHTS).is_file():
+        return TrainedRun(key, config["card"], run_dir / WEIGHTS, json.loads(done.read_text()).get("seconds", 0.0), reused=True)
+    config |= {"out_dir": str(run_dir), "cache_dir": str(ws.root / "cache" / "features")}
+    log.info("training %s (key %s)%s", config["card"], key, f" without {without_style}" if without_style else "")
+    started = time.monotonic()
+    weights = Trainer(TrainConfig(**config)).fit()
+    seconds = round(time.monotonic() - started, 1)
+    done.write_text(json.dumps({"key": key, "without_style": without_style, "overrides": overrides, "seconds": seconds},
+                               default=str))
+    return TrainedRun(key, config["card"], weights, seconds)
 
 
 def ensure_query_table(bundle_dir: Path, manifests: list[Path]) -> Path:

@@ -131,6 +131,9 @@ def flatten_captions(records) -> tuple[list[str], np.ndarray]:
 def encode_records(bundle, records, batch_size: int = 32):
     """Sparse image and caption vectors of ``records`` exactly as the index would hold them.
 
+    ``bundle``: an exported ``models.bundle.Bundle`` (ONNX), or a ``models.scoring.FeatureScorer``
+    (the PyTorch heads on cached frozen features: what the report scores its many models with).
+
     Returns ``(image_vectors, text_vectors, text_image, dense_active)`` where ``text_image[m]`` is
     caption m's image and ``dense_active`` counts each vector's non-zero words before top-k.
     """
@@ -138,11 +141,18 @@ def encode_records(bundle, records, batch_size: int = 32):
 
     image_vecs, text_vecs = [], []
     dense_active: dict[str, list[int]] = {"image": [], "text": []}
+    captions, text_image = flatten_captions(records)
+    if hasattr(bundle, "dense_images"):  # a models.scoring.FeatureScorer: cached frozen features, heads only
+        dense = bundle.dense_images(records)
+        dense_active["image"] = (dense > 0).sum(1).tolist()
+        image_vecs = bundle.image_vectors(dense)
+        dense, typed = bundle.dense_texts(captions)
+        dense_active["text"] = (dense > 0).sum(1).tolist()
+        return image_vecs, bundle.text_vectors(dense, typed), text_image, dense_active
     for start in range(0, len(records), batch_size):
         dense, _ = bundle.encode_images_dense([load_image(r.image) for r in records[start : start + batch_size]])
         dense_active["image"] += (dense > 0).sum(1).tolist()
         image_vecs += bundle.image_vectors(dense)
-    captions, text_image = flatten_captions(records)
     for start in range(0, len(captions), 256):
         dense, typed = bundle.encode_texts_typed(captions[start : start + 256])
         dense_active["text"] += (dense > 0).sum(1).tolist()
@@ -376,3 +386,92 @@ def image_word_accuracy(bundle, records, ks: Sequence[int] = (5, 10), batch_size
     out["examples"] = [(rec.id, rec.captions[0] if rec.captions else "", top, hits)
                        for rec, top, hits in list(_top_word_hits(bundle, records[:examples], vectors[:examples], 5))]
     return out
+
+
+# ---- is a written word true of the picture? ------------------------------------------------------
+class WordTruth:
+    """The words that are true of a picture, for judging the words the image side writes:
+
+    * the words of its captions and keywords (``record_words``: singular and plural count as one);
+    * their WordNet synonyms and hypernyms, all noun senses (a bulldog is a dog, an animal);
+    * the colour words its own pixels show (``models.colours.pixel_colours``, HSV rules independent of
+      the tower's colour extractor).
+
+    Without WordNet's files (Debian's ``wordnet-base``) the second part is empty.
+    """
+
+    def __init__(self, wordnet_dir: str | None = None):
+        from models.data.wordnet import WORDNET_DIR, Lexicon
+
+        try:
+            self.lexicon: Lexicon | None = Lexicon(wordnet_dir or WORDNET_DIR)
+        except OSError:
+            self.lexicon = None
+        self._related: dict[str, frozenset[str]] = {}
+        self._colours: dict[str, frozenset[str]] = {}
+
+    def related(self, word: str) -> frozenset[str]:
+        """``word``, its noun senses' synonyms and all their hypernyms (the last word of each lemma)."""
+        if word in self._related:
+            return self._related[word]
+        out = {word}
+        lexicon = self.lexicon
+        if lexicon is not None:
+            todo = [lexicon.synset(s) for s in lexicon.senses(word) if s.pos == "n"]
+            seen: set[int] = set()
+            while todo:
+                synset = todo.pop()
+                if synset.offset in seen:
+                    continue
+                seen.add(synset.offset)
+                out |= {lemma.rsplit("_", 1)[-1].lower() for lemma in synset.lemmas}
+                todo += lexicon.targets(synset, ("@", "@i"))
+        self._related[word] = frozenset(out)
+        return self._related[word]
+
+    def colours(self, image_path: str) -> frozenset[str]:
+        """Colour words of the picture's own pixels (with "grey" beside "gray"); cached by path."""
+        if image_path not in self._colours:
+            from models.colours import pixel_colours
+            from models.preprocess import ImageError, load_image
+
+            try:
+                names = pixel_colours(load_image(image_path))
+            except ImageError:
+                names = set()
+            self._colours[image_path] = frozenset(names | ({"grey"} if "gray" in names else set()))
+        return self._colours[image_path]
+
+    def of(self, record, known: set[str]) -> set[str]:
+        """Every word true of ``record``'s picture, by the three rules above."""
+        words = record_words(record, known)
+        return {r for w in words for r in self.related(w)} | set(self.colours(record.image))
+
+
+def top_word_precision(model, records, vectors: Sequence[SparseVector], k: int = 5, truth: WordTruth | None = None,
+                       worst: int = 15, min_written: int = 3) -> dict:  # fmt: skip
+    """Of the words an image writes among its ``k`` strongest, the share that are true of the picture
+    (``WordTruth``), pooled over all (image, word) pairs; the same for colour words alone; and the
+    words most often written untrue (``worst``, among words written at least ``min_written`` times):
+    ``(word, times written, times true)``."""
+    from models.colours import COLOURS
+    from models.vocab import singular
+
+    truth = truth or WordTruth()
+    known = set(model.words)
+    colour_words = set(COLOURS) | {"grey"}
+    written: Counter[str] = Counter()
+    true: Counter[str] = Counter()
+    for rec, vec in zip(records, vectors, strict=True):
+        allowed = truth.of(rec, known)
+        for j in vec.ids[:k]:
+            word = model.words[int(j)]
+            written[word] += 1
+            true[word] += word in allowed or (singular(word, known) or word) in allowed
+    total, hits = sum(written.values()), sum(true.values())
+    colour_total = sum(written[w] for w in colour_words)
+    failing = sorted(((w, n, true[w]) for w, n in written.items() if n >= min_written and true[w] < n),
+                     key=lambda t: (-(t[1] - t[2]), t[0]))
+    return {"precision": 100.0 * hits / total if total else 0.0, "written": total,
+            "colour_precision": 100.0 * sum(true[w] for w in colour_words) / colour_total if colour_total else None,
+            "colour_written": colour_total, "worst": failing[:worst]}
