@@ -9,9 +9,11 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# wordnet-base: which openclipart keywords name something visible; pysiogame: cartoon drawings; dataset-fashion-mnist: product photos (an evaluation-only style); librsvg2-bin renders
+# wordnet-base: which openclipart keywords name something visible; pysiogame: cartoon drawings; dataset-fashion-mnist and
+# the wallpaper packages: product photos and named photographs (an evaluation-only style); librsvg2-bin renders
 # OpenMoji's and the icon sets' SVGs; npm fetches the emoji, 3D emoji and icon packages.
-APT_PACKAGES=(openclipart-png openclipart-svg wordnet-base pysiogame dataset-fashion-mnist librsvg2-bin chromium chromium-driver redis-server docker-compose)
+APT_PACKAGES=(openclipart-png openclipart-svg wordnet-base pysiogame dataset-fashion-mnist mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04
+              lomiri-wallpapers-20.04 librsvg2-bin chromium chromium-driver redis-server docker-compose)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 command -v npm >/dev/null || missing+=(npm)

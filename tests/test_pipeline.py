@@ -19,7 +19,7 @@ NPM_CACHE = Path(os.environ.get("LEXVLA_NPM_CACHE", REPO / "var" / "cache" / "np
 def test_every_style_has_sources_and_photos_are_never_trained_on():
     styles = {s.style for s in SOURCES}
     assert set(STYLES) == styles - {"generated scenes"}
-    assert {s.name for s in SOURCES if s.style == "photos"} == {"fashion"}
+    assert {s.name for s in SOURCES if s.style == "photos"} == {"fashion", "named-photos"}
     assert not any(s.train for s in SOURCES if s.style == "photos")
     assert all(any(s.train for s in SOURCES if s.style == style) for style in STYLES if style != "photos")
 

@@ -2,6 +2,9 @@
 
 The Debian package ``dataset-fashion-mnist`` must be installed (``scripts/setup.sh`` installs
 it): without it these tests fail and say so; they do not skip.
+
+The named photos come from whichever of their packages are installed: a test of one package's
+photos skips, naming the package and how to install it, when that package is absent.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lexvla.cli import main
 from models.data.manifest import read_manifest
@@ -20,10 +24,19 @@ from models.data.photos import (
     CLASSES,
     IMAGES_FILE,
     LABELS_FILE,
+    NAMED_MAX_SIDE,
+    NAMED_PHOTOS,
+    NAMED_SOURCE,
+    PHOTO_ORIGINS,
     README,
     ROOT,
     IdxError,
     build_fashion_manifest,
+    build_named_photos_manifest,
+    build_photos_manifest,
+    find_named_photo,
+    named_photo_id,
+    origin_folders,
     read_idx,
     readme_classes,
     sample_key,
@@ -149,3 +162,132 @@ def test_cli(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     summary = json.loads(capsys.readouterr().out)
     assert summary["images_kept"] == 20 and summary["licence"] == "MIT" and summary["splits"] == {"test": 20}
     assert len(read_manifest(tmp_path / "manifest.jsonl")) == 20
+
+
+# --- named photos ---------------------------------------------------------------------------
+
+NAMED_BY = {"file name", "docstring", "metadata", "viewed"}
+
+
+def test_named_photo_catalogue() -> None:
+    ids = [named_photo_id(p) for p in NAMED_PHOTOS]
+    assert len(ids) == len(set(ids)) and all(i.startswith("photo-") for i in ids)
+    assert named_photo_id(next(p for p in NAMED_PHOTOS if p.file == "chelsea.png")) == "photo-skimage-chelsea"
+    for photo in NAMED_PHOTOS:
+        assert photo.origin in PHOTO_ORIGINS and photo.named_by in NAMED_BY, photo
+        assert photo.caption.strip() and photo.keywords.strip() and photo.caption != photo.keywords, photo
+        assert all(k.strip() for k in photo.keywords.split(",")), photo
+        assert photo.licence and photo.author, photo
+        # nothing whose licence forbids derived work or commercial use
+        assert not any(tag in photo.licence for tag in ("-NC", "-ND", "proprietary")), photo
+    assert {p.origin for p in NAMED_PHOTOS} == set(PHOTO_ORIGINS)
+
+
+@pytest.fixture(scope="session")
+def named(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The named photos built from the packages installed here."""
+    if not any(origin_folders(o) for o in PHOTO_ORIGINS.values()):
+        pytest.skip("no package with named photos is installed (scikit-learn, matplotlib, scikit-image, "
+                    "mate-backgrounds, plasma-workspace-wallpapers, lomiri-wallpapers-16.04/20.04)")
+    out = tmp_path_factory.mktemp("named")
+    return out, build_named_photos_manifest(out)
+
+
+def test_named_photos_manifest(named: tuple[Path, dict]) -> None:
+    out, stats = named
+    records = read_manifest(out / "manifest.jsonl")
+    assert stats["images_kept"] == len(records) > 0 and stats["splits"] == {"test": len(records)}
+    assert len({r.id for r in records}) == len(records)
+    assert set(stats["images_dropped"]) <= {"not_installed"}  # every photo of an installed package decodes
+    catalogue = {named_photo_id(p): p for p in NAMED_PHOTOS}
+    for record in records:
+        photo = catalogue[record.id]
+        assert record.split == "test" and record.captions == [photo.caption, photo.keywords]
+        assert all(c.strip() for c in record.captions)
+        assert record.meta["licence"] == photo.licence and record.meta["origin"] == photo.origin
+        assert record.meta["source"] == NAMED_SOURCE and record.meta["style"] == "photo"
+        assert record.meta["keywords"] and Path(record.meta["file"]).is_absolute() and Path(record.meta["file"]).is_file()
+        image = load_image(record.image)
+        assert max(image.size) <= NAMED_MAX_SIDE and image.size == (record.meta["width"], record.meta["height"])
+    assert all(row["image"].startswith("images/named-photos/photo-") for row in _rows(out / "manifest.jsonl"))
+    assert sorted(p.name for p in (out / "images" / NAMED_SOURCE).iterdir()) == sorted(f"{r.id}.jpg" for r in records)
+    dropped = _rows(out / "dropped.jsonl")
+    assert {row["id"] for row in dropped}.isdisjoint(r.id for r in records)
+    assert len(dropped) + len(records) == len(NAMED_PHOTOS) == stats["entries"]
+    assert sum(o["kept"] for o in stats["origins"].values()) == len(records)
+    assert sum(stats["licences"].values()) == len(records)
+
+
+@pytest.mark.parametrize("origin", sorted(PHOTO_ORIGINS))
+def test_named_photos_of_each_package(origin: str, named: tuple[Path, dict]) -> None:
+    """Every photo the catalogue lists for an installed package is found, decodes and is kept."""
+    spec = PHOTO_ORIGINS[origin]
+    folders = origin_folders(spec)
+    if not folders:
+        pytest.skip(f"{spec.registry} package {origin!r} is not installed ({spec.install})")
+    out, stats = named
+    expected = {named_photo_id(p) for p in NAMED_PHOTOS if p.origin == origin}
+    kept = {r.id for r in read_manifest(out / "manifest.jsonl") if r.meta["origin"] == origin}
+    assert kept == expected and stats["origins"][origin]["kept"] == len(expected)
+    for photo in (p for p in NAMED_PHOTOS if p.origin == origin):
+        assert find_named_photo(photo, folders) is not None, photo
+
+
+def test_named_photos_are_reproducible(named: tuple[Path, dict], tmp_path: Path) -> None:
+    out, stats = named
+    small = build_named_photos_manifest(tmp_path, limit=3)
+    again = read_manifest(tmp_path / "manifest.jsonl")
+    assert small["images_kept"] == len(again) == min(3, stats["images_kept"])
+    full = {r.id: r for r in read_manifest(out / "manifest.jsonl")}
+    for record in again:  # the same bytes as the full build's copy
+        assert Path(record.image).read_bytes() == Path(full[record.id].image).read_bytes()
+    assert small["images_dropped"].get("not_sampled", 0) == stats["images_kept"] - len(again)
+
+
+def _jpeg(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="JPEG")
+
+
+def test_named_photos_drops(tmp_path: Path) -> None:
+    """Made-up package folders: a broken file, a repeated picture and missing files are dropped, and said so."""
+    skl, mpl, kde = tmp_path / "sklearn", tmp_path / "mpl", tmp_path / "wallpapers"
+    _jpeg(skl / "china.jpg", (200, 30, 30), (3000, 1000))
+    _jpeg(skl / "flower.jpg", (200, 30, 30), (3000, 1000))  # the same pixels as china.jpg
+    mpl.mkdir()
+    (mpl / "grace_hopper.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    for size in ("640x480", "1280x1024", "2560x1600"):  # a KDE wallpaper: the smallest of at least max_side is used
+        _jpeg(kde / "Kite" / "contents" / "images" / f"{size}.jpg", (20, 60, 200), tuple(map(int, size.split("x"))))
+    roots = {name: [] for name in PHOTO_ORIGINS} | {"scikit-learn": [skl], "matplotlib": [mpl], "plasma-workspace-wallpapers": [kde]}
+    stats = build_named_photos_manifest(tmp_path / "out", roots=roots)
+    records = {r.id: r for r in read_manifest(tmp_path / "out" / "manifest.jsonl")}
+    assert sorted(records) == ["photo-plasma-kite", "photo-sklearn-china"]
+    assert records["photo-sklearn-china"].meta["source_size"] == [3000, 1000]
+    assert load_image(records["photo-sklearn-china"].image).size == (NAMED_MAX_SIDE, NAMED_MAX_SIDE // 3)
+    assert records["photo-plasma-kite"].meta["file"].endswith("Kite/contents/images/1280x1024.jpg")
+    reasons = {row["id"]: row["reason"] for row in _rows(tmp_path / "out" / "dropped.jsonl")}
+    assert reasons["photo-sklearn-flower"] == "duplicate_image" and reasons["photo-matplotlib-grace-hopper"] == "undecodable"
+    assert reasons["photo-plasma-path"] == "missing_file" and reasons["photo-skimage-chelsea"] == "not_installed"
+    assert stats["images_dropped"]["undecodable"] == 1 and stats["images_kept"] == 2
+    limited = build_named_photos_manifest(tmp_path / "out", roots=roots, limit=1)
+    assert limited["images_kept"] == 1 and limited["images_dropped"]["not_sampled"] == 1
+    assert len(list((tmp_path / "out" / "images" / NAMED_SOURCE).glob("*.jpg"))) == 1  # the earlier copy is removed
+
+    with pytest.raises(FileNotFoundError, match="apt-get install mate-backgrounds"):
+        build_named_photos_manifest(tmp_path / "none", roots={name: [] for name in PHOTO_ORIGINS})
+    with pytest.raises(ValueError, match="limit"):
+        build_named_photos_manifest(tmp_path / "none", limit=0)
+
+
+def test_photos_manifest_combines_both(root: Path, named: tuple[Path, dict], tmp_path: Path) -> None:
+    stats = build_photos_manifest(tmp_path, per_class=1, root=root)
+    records = read_manifest(tmp_path / "manifest.jsonl")
+    named_kept = named[1]["images_kept"]
+    assert stats["images_kept"] == len(records) == 10 + named_kept and stats["splits"] == {"test": len(records)}
+    assert len({r.id for r in records}) == len(records)
+    assert sum(r.meta["source"] == "fashion-mnist" for r in records) == 10
+    assert sum(r.meta["source"] == NAMED_SOURCE for r in records) == named_kept
+    assert set(stats["parts"]) == {"fashion-mnist", NAMED_SOURCE}
+    rows = _rows(tmp_path / "manifest.jsonl")
+    assert all(row["image"].startswith(("fashion-mnist/images/", "named-photos/images/")) for row in rows)
+    assert all(Path(r.image).is_file() for r in records)
