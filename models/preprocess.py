@@ -248,10 +248,9 @@ class TextPreprocessor:
         if not ids:
             raise InputError(f"caption {text[:40]!r} has no tokens")
         if len(ids) > self.max_caption_tokens:
-            warnings.warn(
-                f"caption of {len(ids)} tokens truncated to {self.max_caption_tokens}: {text[:60]!r}...",
-                stacklevel=2,
-            )
+            # One fixed text per model: Python keeps a registry entry per distinct warning message, so
+            # a message quoting the caption would grow with every distinct long query a server sees.
+            warnings.warn(f"a caption past {self.max_caption_tokens} tokens was truncated", stacklevel=2)
             ids = ids[: self.max_caption_tokens]
         return ids
 

@@ -19,7 +19,7 @@ from models.preprocess import TextPreprocessor
 from models.sparse import SparseVector, quantize_weights
 from service.cache import ResilientCache, cache_key
 from service.config import Settings
-from service.echo import echo_words
+from service.echo import cut, echo_words
 from service.exceptions import InputError
 from service.limits import check_batch
 from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
@@ -68,7 +68,7 @@ class Search:
         s = self.settings
         k = s.k_default if k is None else k
         if not s.k_min <= k <= s.k_max:
-            raise InputError(f"k must be between {s.k_min} and {s.k_max}, got {k}", "k")
+            raise InputError(f"k must be between {s.k_min} and {s.k_max}, got {cut(str(k), 20)}", "k")
         return k
 
     def check_words(self, n: int, what: str) -> None:
