@@ -196,6 +196,7 @@ class Bundle:
         self._image_session = None
         self._text_session = None
         self._text_outputs: list[str] = []
+        self._table_digest = ""
         self.query_table = self._load_query_table(verify) if query_mode == "table" else None
 
     def _load_query_table(self, verified: bool) -> QueryTable:
@@ -207,6 +208,7 @@ class Bundle:
             table = QueryTable.load(path)
         except QueryTableError as exc:
             raise BundleError(str(exc)) from exc
+        self._table_digest = file_sha256(path)[:12]  # a rebuilt table (more rows, another combine) answers differently
         # verified: the files hash to the version; unverified, the text encoder itself is compared
         stale = (table.bundle_version != self.version or table.vocab_size != len(self.vocab)
                  or (not verified and table.meta.get("text_encoder_sha256") != file_sha256(self.path / FILES["text_encoder"])))  # fmt: skip
@@ -222,9 +224,10 @@ class Bundle:
     @property
     def text_encoder_id(self) -> str:
         """The version of what encodes texts: ``version``, plus ``+int8`` for the int8 text tower or
-        ``+table`` for the query table (what caches of encoded queries key on)."""
+        ``+table-<digest of the table file>`` for the query table (what caches of encoded queries and
+        of results key on: a rebuilt table never answers from the old one's entries)."""
         if self.query_mode == "table":
-            return f"{self.version}+table"
+            return f"{self.version}+table-{self._table_digest}"
         return self.version if self.text_precision == "fp32" else f"{self.version}+{self.text_precision}"
 
     @property

@@ -54,7 +54,22 @@ def test_a_one_word_query_gets_the_text_towers_own_vector(expanded_dir):
         _close(got, want)
     dog = table.encode_texts(["dog"])[0].words(table.words)
     assert len(dog) > 5 and "dog" in dog  # a row is the word and its expansion, not the word alone
-    assert encoder.version == table.version and table.text_encoder_id == f"{table.version}+table" != encoder.text_encoder_id
+    assert encoder.version == table.version and table.text_encoder_id.startswith(f"{table.version}+table-")
+    assert table.text_encoder_id != encoder.text_encoder_id
+
+
+def test_a_rebuilt_table_gets_another_cache_identity(expanded_dir, tmp_path):
+    """Caches of encoded queries and of results key on ``text_encoder_id``: a table rebuilt with other
+    rows or another combine must not answer from the old table's entries."""
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(expanded_dir, copy)
+    before = Bundle(copy, device="cpu", query_mode="table")
+    build_query_table(copy, words=WORDS, extra_words=[*SPLIT, "red", "dog-house", "x"], combine="sum")
+    after = Bundle(copy, device="cpu", query_mode="table")
+    assert after.version == before.version and after.text_encoder_id != before.text_encoder_id
+    assert Bundle(copy, device="cpu", query_mode="table").text_encoder_id == after.text_encoder_id  # stable per table
 
 
 def test_words_are_typed_exactly_as_the_text_tower_types_them(expanded_dir):
