@@ -40,3 +40,36 @@ def mini_bundle_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "lexvla-mini"
     export_bundle(LexVLA(load_card("lexvla-mini")), out)
     return out
+
+
+def _skip_reasons(session) -> list[str]:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reasons = []
+    for report in (reporter.stats.get("skipped", []) if reporter else []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons.append(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}")
+    return reasons
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Every skip with its reason, and in CI (``CI`` set) the ones ``tests/skips.py`` does not allow."""
+    from tests.skips import unlisted
+
+    reasons = _skip_reasons(terminalreporter._session)
+    if not reasons:
+        return
+    terminalreporter.section("skips")
+    for reason in reasons:
+        terminalreporter.write_line(reason)
+    bad = unlisted(reasons)
+    if bad and os.environ.get("CI"):
+        terminalreporter.write_line(f"{len(bad)} skip(s) not listed in tests/skips.py: the setup did not install what they need",
+                                    red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests.skips import unlisted
+
+    if os.environ.get("CI") and exitstatus == 0 and unlisted(_skip_reasons(session)):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
