@@ -104,6 +104,7 @@ def json_record(qid: str | None, result) -> dict:
         "query": result.query.text,
         "words": edited.weights,
         "ignored": edited.ignored,
+        "left_out": [{"word": w, "reason": why} for w, why in result.query.left_out],
         "hits": [
             {"rank": rank, "id": h.doc_id, "score": h.score, "matches": {m.word: m.contribution for m in h.matches}}
             for rank, h in enumerate(result.hits, 1)

@@ -15,14 +15,10 @@ max (``COMBINE``; see below), the typed-word floor
 query therefore gets the text tower's own vector; a longer one loses what the words say to each
 other (context), nothing else.
 
-Max or sum: on the trained default (seed 0) the two retrieve alike: pooled over the captions of the
-in-domain test, the held-out source and every style's test images, t2i R@1/5/10 6.8/19.4/26.7 (max)
-and 6.8/19.4/26.8 (sum); per set they differ by at most 1.2 points, either way (``lexvla report``'s
-"inference-free queries" section). On queries of three or more words with a row, where combining
-matters most, the sum adds up the expansion words several rows share and falls behind (R@10 in
-domain 28.2 sum vs 28.5 max, held out 27.4 vs 28.1). The max also keeps weights on the tower's
-scale, so the floor's share of the strongest word means what it means in the tower, and a repeated
-word changes nothing.
+Max or sum: ``docs/query-modes.md`` (``lexvla report --query-modes-only``) measures both on the
+trained default; neither wins on every set there. The max is the default because it keeps weights
+on the tower's scale, so the floor's share of the strongest word means what it means in the tower,
+and a repeated word changes nothing.
 
 Words the vocabulary splits into pieces ("giraffe" -> "gi ##raf ##fe") have a row when they were
 given to the build (``extra_words``: the pipeline gives the training captions' words, see
@@ -214,9 +210,10 @@ class QueryTable:
 
     def unknown_words(self, pre: TextPreprocessor, text: str) -> list[str]:
         """The words of ``text`` (within the token budget) that get no weight in table mode: no row
-        of theirs, and not a typed word the floor holds up. Function words, words of one letter and
-        words without a letter (numbers, punctuation) are not listed; each word as the preprocessor
-        prepared it (lower-cased when the bundle lower-cases), in order, once."""
+        of theirs, and not a typed word the floor holds up. Function words and what says nothing
+        (``says_something``: numbers, punctuation, one letter) are not listed; words of any script
+        and emoji are. Each word as the preprocessor prepared it (lower-cased when the bundle
+        lower-cases), in order, once."""
         prepared = text.lower() if pre.lowercase else text.strip()
         encoding = pre.tokenizer.encode(prepared, add_special_tokens=False)
         ids, offsets = encoding.ids[: pre.max_caption_tokens], encoding.offsets[: pre.max_caption_tokens]
@@ -227,7 +224,7 @@ class QueryTable:
             index = int(self.token_dim[ids[a]]) - 1 if b - a == 1 else self._extra.get(tuple(ids[a:b]), -1)
             if index >= 0 and (self._lengths[index] or floored):
                 continue
-            if len(word) < 2 or not _LETTER.search(word) or word.lower() in STOPWORDS or word in out:
+            if not says_something(word) or word.lower() in STOPWORDS or word in out:
                 continue
             out.append(word)
         return out
@@ -267,6 +264,17 @@ def token_tables(bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _LETTER = re.compile(r"[^\W\d_]")
+
+
+def says_something(word: str) -> bool:
+    """A word a reader would miss if it were dropped: two or more characters with a letter of any
+    script, or any pictograph (an emoji is one character of category So). Numbers and punctuation
+    alone are not listed."""
+    import unicodedata
+
+    if any(unicodedata.category(c) == "So" for c in word):
+        return True
+    return len(word) >= 2 and bool(_LETTER.search(word))
 
 
 def _exact_floor(bundle, requested: float | None) -> float:

@@ -138,10 +138,8 @@ def _write_result(out, fmt: str, qid: str | None, result, tag: str) -> None:
 def _print_text(out, result) -> None:
     edited = result.query.edited
     print("query:", ", ".join(f"{w} {v:.3f}" for w, v in list(edited.weights.items())[:16]), file=out)
-    if edited.ignored:
-        print("ignored (not in the vocabulary):", ", ".join(edited.ignored), file=out)
-    if result.query.not_encoded:
-        print("not encoded (past the text encoder's token budget):", " ".join(result.query.not_encoded), file=out)
+    for word, why in result.query.left_out:
+        print(f"left out: {word} ({why})", file=out)
     for rank, hit in enumerate(result.hits, 1):
         words = ", ".join(f"{m.word} {hit.share(m):.0%}" for m in hit.matches[:8])
         print(f"{rank:3d}. {hit.score:.4f}  {hit.doc_id}  [{words}]", file=out)

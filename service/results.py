@@ -38,6 +38,7 @@ class TextQuery:
     encoded: dict[str, float]
     edited: EditedQuery
     not_encoded: list[str] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (word, why): every word that gave no weight
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,12 @@ class SearchHit(BaseModel):
     matches: list[MatchedWord]
 
 
+class LeftOutWord(BaseModel):
+    word: str = Field(description="the word as the query had it (at most 40 characters quoted)")
+    reason: str = Field(description="why it gave no weight: past the token budget, no row of the query table, "
+                        "unknown to the tokenizer, not a vocabulary word, or an edit of a word not in the vocabulary")
+
+
 class QueryReport(BaseModel):
     text: str = Field(description="the text that was encoded, inline operators removed")
     words: list[WordWeight] = Field(description="the query map sent to the index, after edits")
@@ -71,6 +77,12 @@ class QueryReport(BaseModel):
         description="words of `text` past the text encoder's token budget (the bundle's max_caption_tokens): "
         "not encoded, so not searched; empty when the whole text was read",
     )
+    left_out: list[LeftOutWord] = Field(
+        default_factory=list,
+        description="every word of the query that gave no weight of its own, with why (at most 50; "
+        "`left_out_count` says how many there were)",
+    )
+    left_out_count: int = Field(0, description="how many words were left out in all")
 
 
 class Versions(BaseModel):

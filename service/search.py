@@ -22,7 +22,7 @@ from service.config import Settings
 from service.echo import cut, echo_words
 from service.exceptions import InputError
 from service.limits import check_batch
-from service.query import EditedQuery, QueryEdits, apply_edits, merge_edits, parse_inline
+from service.query import QueryEdits, apply_edits, merge_edits, parse_inline
 from service.results import ImageHit, ImageSearchResult, TextQuery, TextSearchResult, Versions
 from service.timing import StageTimer
 
@@ -85,6 +85,20 @@ class Search:
     def not_encoded(self, text: str) -> list[str]:
         """The words of ``text`` past the text encoder's token budget (:func:`unencoded_words`)."""
         return unencoded_words(self.bundle.text_preprocessor, text)
+
+    def left_out(self, text: str, ignored: Words = ()) -> list[tuple[str, str]]:
+        """``(word, why)`` for every word of a query that gets no weight of its own: past the token
+        budget, without a row of the query table (table mode), unknown to the tokenizer or without
+        a vocabulary dimension (encoder mode), or an edit (``+w``, ``-w``, ``w^2``) of a word that
+        is not in the vocabulary. Function words, numbers and punctuation are not listed."""
+        out = [(w, f"past the text encoder's token budget ({self.token_budget} tokens)") for w in self.not_encoded(text)]
+        if text.strip():
+            if self.bundle.query_table is not None:
+                out += [(w, NO_ROW) for w in self.bundle.unknown_words(text)]
+            else:
+                out += unweighted_words(self.bundle, text)
+        out += [(w, NOT_IN_VOCABULARY) for w in ignored]
+        return list(dict.fromkeys(out))
 
     # ---- text encoding ----------------------------------------------------------------------
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
@@ -155,7 +169,15 @@ class Search:
                     "inputs",
                 )
         scale = self.bundle.config.quant_scale
-        return [quantize_weights(w, scale) if quantized else w for w, _ in self.encode_texts(texts)]
+        vectors: list[Mapping[str, float]] = [quantize_weights(w, scale) if quantized else w for w, _ in self.encode_texts(texts)]
+        for i, vec in enumerate(vectors):
+            if not vec:  # nothing to send to an index: say which words gave nothing, and why
+                raise InputError(f"inputs[{i}] gives no word a weight" + _left_out_note(self.left_out(texts[i])), "inputs")
+        return vectors
+
+    def embed_left_out(self, texts: list[str]) -> list[list[tuple[str, str]]]:
+        """For each text of ``embed_texts``: the words that gave no weight of their own, with why (``left_out``)."""
+        return [self.left_out(text) for text in texts]
 
     # ---- search -----------------------------------------------------------------------------
     def parse(self, query: str, boost: dict[str, float] | None = None, exclude: Words = (), require: Words = ()) -> QueryEdits:
@@ -180,6 +202,10 @@ class Search:
         timer = StageTimer()
         k = self.check_k(k)
         edits = self.parse(query, boost, exclude, require)
+        unsearchable = [w for w in edits.requires if self.canonical(w) is None]
+        if unsearchable:  # hits without a required word would answer another question
+            raise InputError(f"required words that are not in the vocabulary cannot be searched: {echo_words(unsearchable)}; "
+                             "remove the + to let them count softly, or use another word", "query")  # fmt: skip
         left_out = self.not_encoded(edits.text) if edits.text else []
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
@@ -189,17 +215,20 @@ class Search:
             with timer("cache"):
                 cached = self.cache.get(key, "results")
             if cached is not None:
-                return TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"}, left_out)
+                hit = TextSearchResult.from_cache(cached, timer.total(), {"encode": "skipped", "results": "hit"}, left_out)
+                hit.query.left_out[:] = self.left_out(edits.text, hit.query.edited.ignored)
+                return hit
             with timer("encode"):
                 encoded, enc_outcome = self.encode_text(edits.text) if edits.text else ({}, "skipped")
             with timer("edit"):
                 edited = apply_edits(encoded, edits, self.canonical)
             if not edited.weights:
-                raise InputError("the query has no words left after the edits" + _ignored_note(edited)
-                                 + _no_row_note(self.bundle.unknown_words(edits.text) if edits.text else []), "query")  # fmt: skip
+                raise InputError("the query has no words left after the edits" + _left_out_note(self.left_out(edits.text, edited.ignored)),
+                                 "query")  # fmt: skip
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
             hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
-        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited, left_out), versions)
+        result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited, left_out, self.left_out(edits.text, edited.ignored)),
+                                  versions)  # fmt: skip
         self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
         return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
@@ -239,22 +268,49 @@ class Search:
             return out
 
 
+NO_ROW = "no row in the query table: table mode gives it no weight (LEXVLA_QUERY_MODE=encoder reads every word)"
+UNKNOWN_TO_TOKENIZER = "unknown to the tokenizer: the text encoder reads it as [UNK]"
+NO_DIMENSION = "not a word of the vocabulary: the text encoder read it, but it has no weight of its own"
+NOT_IN_VOCABULARY = "an edit (+word, -word, word^f) of a word that is not in the vocabulary"
+
+
+def unweighted_words(bundle: Bundle, text: str) -> list[tuple[str, str]]:
+    """Encoder mode: the words of ``text`` (within the token budget) that cannot be in the query
+    vector themselves, with why: every token unknown to the tokenizer, or not one whole-word token
+    that is a vocabulary dimension (the tower's expansion may still add related words)."""
+    from models.query_table import says_something
+    from models.vocab import STOPWORDS
+
+    pre = bundle.text_preprocessor
+    prepared = text.lower() if pre.lowercase else text.strip()
+    encoding = pre.tokenizer.encode(prepared, add_special_tokens=False)
+    ids, offsets, tokens = (x[: pre.max_caption_tokens] for x in (encoding.ids, encoding.offsets, encoding.tokens))
+    unk = pre.tokenizer.token_to_id("[UNK]")
+    starts = [i for i, t in enumerate(tokens) if i == 0 or not t.startswith("##")]
+    out: list[tuple[str, str]] = []
+    for a, b in zip(starts, [*starts[1:], len(ids)], strict=True):
+        word = prepared[offsets[a][0] : offsets[b - 1][1]]
+        if not says_something(word) or word.lower() in STOPWORDS or any(word == w for w, _ in out):
+            continue
+        if unk is not None and all(i == unk for i in ids[a:b]):
+            out.append((word, UNKNOWN_TO_TOKENIZER))
+        elif b - a > 1 or bundle.vocab.index(tokens[a]) is None:
+            out.append((word, NO_DIMENSION))
+    return out
+
+
 def vocabulary_entry(bundle: Bundle, word: str) -> tuple[int, str] | None:
     """``(dimension, the vocabulary's spelling)`` of ``word``, or ``None`` when it is not a dimension."""
     dim = bundle.vocab.index(word.strip())
     return None if dim is None else (dim, bundle.words[dim])
 
 
-def _ignored_note(edited: EditedQuery) -> str:
-    return f" (not in the vocabulary: {echo_words(edited.ignored)})" if edited.ignored else ""
-
-
-def _no_row_note(unknown: list[str]) -> str:
-    """Table mode: the typed words the query table has no row for (``Bundle.unknown_words``)."""
-    if not unknown:
+def _left_out_note(left_out: list[tuple[str, str]]) -> str:
+    """The words that gave no weight, grouped by why (at most ``ECHO_ITEMS`` of each)."""
+    if not left_out:
         return ""
-    return (f" (the query table has no row for {echo_words(unknown)}: table mode gives only the words it was built "
-            "with a weight; the text encoder, LEXVLA_QUERY_MODE=encoder, reads every word)")  # fmt: skip
+    reasons = dict.fromkeys(why for _, why in left_out)
+    return " (" + "; ".join(f"{echo_words([w for w, why in left_out if why == reason])}: {reason}" for reason in reasons) + ")"
 
 
 def unencoded_words(pre: TextPreprocessor, text: str) -> list[str]:

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from service import results as r
 from service import schemas as s
+from service.echo import ECHO_CHARS, cut
 from service.images import image_urls
 
 
@@ -29,11 +30,21 @@ def versions(v: r.Versions) -> s.Versions:
     return s.Versions(bundle=v.bundle, index=v.index)
 
 
+RESPONSE_WORDS = 50  # words a response lists of what the client sent (ignored, not encoded, left out)
+
+
+def left_out(words: Sequence[tuple[str, str]]) -> list[s.LeftOutWord]:
+    """The first ``RESPONSE_WORDS`` left-out words, each cut to ``ECHO_CHARS``."""
+    return [s.LeftOutWord(word=cut(w, ECHO_CHARS), reason=why) for w, why in words[:RESPONSE_WORDS]]
+
+
 def search_response(res: r.TextSearchResult) -> s.SearchResponse:
     e = res.query.edited
+    bounded = lambda words: [cut(w, ECHO_CHARS) for w in words[:RESPONSE_WORDS]]  # noqa: E731
     query = s.QueryReport(text=res.query.text, words=_words(e.weights), encoded=_words(res.query.encoded),
-                          excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=e.ignored,
-                          required=e.required, not_encoded=res.query.not_encoded)  # fmt: skip
+                          excluded=e.excluded, boosted=e.boosted, added=e.added, ignored=bounded(e.ignored),
+                          required=e.required, not_encoded=bounded(res.query.not_encoded),
+                          left_out=left_out(res.query.left_out), left_out_count=len(res.query.left_out))  # fmt: skip
     return s.SearchResponse(hits=[hit(h) for h in res.hits], query=query, timings_ms=res.timings_ms, cache=res.cache,
                             versions=versions(res.versions))  # fmt: skip
 

@@ -8,10 +8,11 @@ impacts Lucene stores.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -48,19 +49,26 @@ OPENAPI_IMAGES_BODY = multipart_body(
 
 
 @router.post("", response_model=EmbedSparseResponse, responses={**errors(400, 413, 422, 503), 200: {"content": _EXAMPLES}})
-async def embed_sparse(req: EmbedSparseRequest, engine: EngineDep) -> EmbedSparseResponse:
+async def embed_sparse(req: EmbedSparseRequest, engine: EngineDep, response: Response) -> EmbedSparseResponse:
     """Sparse vectors of a batch of texts, as text search queries the index with them.
 
     One vector per input, in order, largest weight first. Too many texts answer 413 with the limit;
     a text longer than the text encoder reads answers 422 naming the words left over, unless
-    ``truncate`` asks for its first tokens only.
+    ``truncate`` asks for its first tokens only; a text that gives no word a weight answers 422
+    naming its words and why. The words of each text that gave no weight of their own (a word
+    without a row of the query table in table mode, a word unknown to the tokenizer...) are in the
+    ``X-Left-Out`` header: a JSON list per input of ``[word, why]`` (at most 50 each, ASCII-escaped).
     """
-    return await run_in_threadpool(_embed_texts, engine, req)
+    vectors, left = await run_in_threadpool(_embed_texts, engine, req)
+    response.headers["X-Left-Out"] = json.dumps([[[convert.cut(w, convert.ECHO_CHARS), why] for w, why in words[: convert.RESPONSE_WORDS]]
+                                                 for words in left])  # fmt: skip
+    return vectors
 
 
-def _embed_texts(engine: Engine, req: EmbedSparseRequest) -> EmbedSparseResponse:
+def _embed_texts(engine: Engine, req: EmbedSparseRequest) -> tuple[EmbedSparseResponse, list]:
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    return convert.embed_response(engine.search.embed_texts(texts, req.quantized, req.truncate), req.format, engine.search.dimension)
+    vectors = convert.embed_response(engine.search.embed_texts(texts, req.quantized, req.truncate), req.format, engine.search.dimension)
+    return vectors, engine.search.embed_left_out(texts)
 
 
 @router.post(

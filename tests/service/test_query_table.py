@@ -2,11 +2,13 @@
 from its query table (``models.query_table``) and has no text model loaded."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from lexvla.testing import SHAPE_COLORS, SHAPE_NAMES
+from service.search import NO_ROW
 from tests.service.conftest import LiveServer
 
 pytestmark = pytest.mark.integration
@@ -87,7 +89,27 @@ def test_a_query_of_words_without_a_row_names_them(table_server):
         r = client.post("/search", json={"query": "a heptagram and a giraffe", "k": 5})
         assert r.status_code == 422, r.text
         detail = r.json()["detail"]
-        assert "no words left" in detail and "no row for heptagram, giraffe" in detail, detail
+        assert "no words left" in detail and "heptagram, giraffe: no row in the query table" in detail, detail
         assert "LEXVLA_QUERY_MODE=encoder" in detail
-        # one word with a row is enough: the search runs on it
-        assert client.post("/search", json={"query": "a red heptagram", "k": 5}).status_code == 200
+        # one word with a row is enough: the search runs on it, and the answer names the word it left out
+        r = client.post("/search", json={"query": "a red heptagram", "k": 5})
+        assert r.status_code == 200
+        left = r.json()["query"]["left_out"]
+        assert [w["word"] for w in left] == ["heptagram"] and "no row in the query table" in left[0]["reason"]
+
+
+@pytest.mark.parametrize("word", ["zorblat", "🐶", "猫", "кошка", "γάτα"])
+def test_table_mode_names_every_word_it_drops_whatever_its_script(table_server, word):
+    with table_server.client() as client:
+        r = client.post("/search", json={"query": f"red apple {word}", "k": 5})
+        assert r.status_code == 200, r.text
+        query = r.json()["query"]
+        assert {"apple", word} <= {w["word"] for w in query["left_out"]}, query["left_out"]
+        assert query["left_out_count"] == len(query["left_out"])
+        r = client.post("/search", json={"query": word, "k": 5})  # nothing left: a 422 that names it
+        assert r.status_code == 422 and word in r.json()["detail"], r.text
+        r = client.post("/embed_sparse", json={"inputs": [f"red {word}"], "format": "words"})
+        assert r.status_code == 200 and "red" in r.json()[0]
+        assert [word, NO_ROW] in [[w, why] for w, why in json.loads(r.headers["X-Left-Out"])[0]]
+        r = client.post("/embed_sparse", json={"inputs": ["red", word]})  # /embed_sparse checked coverage only after this change
+        assert r.status_code == 422 and "inputs[1]" in r.json()["detail"] and word in r.json()["detail"], r.text
