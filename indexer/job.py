@@ -104,9 +104,23 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
     Returns a :class:`JobReport`. Raises ``IndexLockedError`` when another job holds the root and
     ``ValueError`` when the published index was built with a different bundle (use ``rebuild``).
     """
+    root = Path(cfg.root)
+    try:
+        return _run_index_job(cfg, root)
+    except Exception as exc:
+        if not layout.is_disk_full(exc):
+            raise
+        generation = layout.current_generation(root)
+        current = generation.name if generation is not None else None
+        raise layout.DiskFullError(
+            28, f"no space left on the disk holding {root} while indexing {cfg.input} ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"nothing of this run was published and the served generation ({current or 'none'}) is unchanged: free space "
+            f"(df -h {root}) and run the same command again, it resumes from the batches it finished", str(root)) from exc
+
+
+def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
     from models.bundle import Bundle
 
-    root = Path(cfg.root)
     report = JobReport()
     with layout.writer_lock(root):
         bundle = Bundle(cfg.bundle, device=cfg.device)
