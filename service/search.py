@@ -271,7 +271,7 @@ class Search:
 NO_ROW = "no row in the query table: table mode gives it no weight (LEXVLA_QUERY_MODE=encoder reads every word)"
 UNKNOWN_TO_TOKENIZER = "unknown to the tokenizer: the text encoder reads it as [UNK]"
 NO_DIMENSION = "not a word of the vocabulary: the text encoder read it, but it has no weight of its own"
-NOT_IN_VOCABULARY = "an edit (+word, -word, word^f) of a word that is not in the vocabulary"
+NOT_IN_VOCABULARY = "an edit (+w, -w, w^f) of a word not in the vocabulary"
 
 
 def unweighted_words(bundle: Bundle, text: str) -> list[tuple[str, str]]:

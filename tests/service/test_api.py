@@ -106,9 +106,10 @@ def test_boost_changes_weights_and_ranking(http):
 
 
 def test_added_and_unknown_words_are_reported(http):
-    body = search(http, "a red circle +vehicle +qqxzv -zzqqy", k=5).json()
+    body = search(http, "a red circle +vehicle qqxzv^2 -zzqqy", k=5).json()
     assert "vehicle" in body["query"]["added"]
     assert set(body["query"]["ignored"]) == {"qqxzv", "zzqqy"}
+    assert {w["word"] for w in body["query"]["left_out"]} == {"qqxzv", "zzqqy"}  # with why, beside the older field
 
 
 def test_word_only_query(http):

@@ -254,7 +254,7 @@ def test_errors_quote_a_short_prefix_of_what_the_client_sent(http, shape_images)
         (http.get("/images/red_circle_1.png/heatmap", params={"word": long[:64]}), 422),
         (http.post("/search", json={"query": "red", "boost": {long: -1}}), 422),
         (http.post("/search", json={"query": "red", "boost": {long: "x"}}), 422),  # pydantic's location: the key
-        (http.post("/search", json={"query": "+qqzxv", "exclude": [long + str(i) for i in range(10)]}), 422),
+        (http.post("/search", json={"query": "qqzxv^2", "exclude": [long + str(i) for i in range(10)]}), 422),
         (http.post("/encode", content=b"x", headers={"content-type": "text/" + long}), 415),
         (http.post("/encode", files={"file": ("a.png", png, "text/" + long[:1000])}), 415),
         (http.post("/embed_sparse/images", files=[("file", (long[:1000], b"not an image", "image/png"))]), 422),
@@ -265,8 +265,8 @@ def test_errors_quote_a_short_prefix_of_what_the_client_sent(http, shape_images)
         assert len(r.content) < 1_000 and "q" * 41 not in r.text and "characters)" in r.text, (err.detail, len(r.content))
     err = _error(http.get("/images/" + long), 404)
     assert err.detail == f"no indexed image with id {'q' * 40!r}... (60000 characters)"
-    err = _error(http.post("/search", json={"query": "+qqzxv", "exclude": [f"w{i}qq" for i in range(200)]}), 422)
-    assert err.detail.endswith("(not in the vocabulary: w0qq, w1qq, w2qq, w3qq, w4qq and 196 more)"), err.detail
+    err = _error(http.post("/search", json={"query": "qqzxv^2", "exclude": [f"w{i}qq" for i in range(200)]}), 422)
+    assert "(w0qq, w1qq, w2qq, w3qq, w4qq and 196 more: an edit" in err.detail, err.detail
 
 
 def test_each_error_class_has_its_status_from_the_one_table():

@@ -223,7 +223,8 @@ def test_search_lists_the_words_it_did_not_encode(http, engine):
         body = r.json()
         assert body["cache"]["results"] == ("hit" if cached else "miss")
         words = text.split()
-        assert body["query"]["not_encoded"] == words[budget:] and len(words[budget:]) == 59
+        assert body["query"]["not_encoded"] == words[budget:][:50] and len(words[budget:]) == 59  # listed up to 50
+        assert [w["word"] for w in body["query"]["left_out"]] == list(dict.fromkeys(words[budget:]))  # each word once
     short = http.post("/search", json={"query": "a red circle +star", "k": 3}).json()
     assert short["query"]["not_encoded"] == []
     err = _error(http.post("/search", json={"query": text + "x"}), 422)

@@ -98,13 +98,14 @@ def test_a_query_of_words_without_a_row_names_them(table_server):
         assert [w["word"] for w in left] == ["heptagram"] and "no row in the query table" in left[0]["reason"]
 
 
-@pytest.mark.parametrize("word", ["zorblat", "🐶", "猫", "кошка", "γάτα"])
+@pytest.mark.parametrize("word", ["zorblat", "🐶", "кошка", "γάτα"])
 def test_table_mode_names_every_word_it_drops_whatever_its_script(table_server, word):
+    # "apple" has no row of this small table but is a vocabulary word: the floor gives it its weight
     with table_server.client() as client:
         r = client.post("/search", json={"query": f"red apple {word}", "k": 5})
         assert r.status_code == 200, r.text
         query = r.json()["query"]
-        assert {"apple", word} <= {w["word"] for w in query["left_out"]}, query["left_out"]
+        assert [w["word"] for w in query["left_out"]] == [word], query["left_out"]
         assert query["left_out_count"] == len(query["left_out"])
         r = client.post("/search", json={"query": word, "k": 5})  # nothing left: a 422 that names it
         assert r.status_code == 422 and word in r.json()["detail"], r.text
