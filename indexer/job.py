@@ -47,6 +47,7 @@ from indexer.shard_build import (
     staged_batches,
 )
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
+from models.files import DiskFullError, is_disk_full
 from models.preprocess import DEFAULT_MAX_PIXELS
 
 
@@ -108,14 +109,14 @@ def run_index_job(cfg: IndexJobConfig) -> JobReport:
     try:
         return _run_index_job(cfg, root)
     except Exception as exc:
-        if not layout.is_disk_full(exc):
+        if not is_disk_full(exc):
             raise
         generation = layout.current_generation(root)
         current = generation.name if generation is not None else None
-        raise layout.DiskFullError(
-            28, f"no space left on the disk holding {root} while indexing {cfg.input} ({type(exc).__name__}: {str(exc)[:200]}); "
+        raise DiskFullError(
+            f"no space left on the disk holding {root} while indexing {cfg.input} ({type(exc).__name__}: {str(exc)[:200]}); "
             f"nothing of this run was published and the served generation ({current or 'none'}) is unchanged: free space "
-            f"(df -h {root}) and run the same command again, it resumes from the batches it finished", str(root)) from exc
+            f"(df -h {root}) and run the same command again, it resumes from the batches it finished") from exc
 
 
 def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:

@@ -37,26 +37,6 @@ class IndexNotFoundError(RuntimeError):
     """No published index at a path; the message names it and says how to build one."""
 
 
-class DiskFullError(OSError):
-    """The disk holding an index filled up during a job: the message names the path and what was kept."""
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) says the disk is full: ENOSPC or EDQUOT,
-    SQLite's "database or disk is full", or Java's "No space left on device" (Lucene's writer)."""
-    import errno
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "database or disk is full" in str(exc) or "No space left on device" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
-
-
 class IndexLockedError(RuntimeError):
     """Another job is writing to the same index root."""
 

@@ -2,7 +2,8 @@
 
 With a frozen backbone, every epoch would recompute identical features; caching them turns a
 training step into the adapter/mapper/codebook work only. The cache key covers the card's
-backbone settings and the exact inputs, so a change of either recomputes.
+backbone settings and the exact inputs, so a change of either recomputes. Each file is written
+atomically (``models.files.save_atomically``): a killed run never leaves a torn cache entry.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.files import save_atomically
 from models.model import LexVLA
 from models.preprocess import ImageError, load_image
 
@@ -62,8 +64,8 @@ def image_features(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, 
         log.warning("left out of training: %s", err)
     if cached and failed_file:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cached, feats)
-        failed_file.write_text(json.dumps([{"source": e.source, "reason": e.reason} for e in failed]))
+        save_atomically(cached, lambda tmp: np.save(tmp, feats))
+        save_atomically(failed_file, lambda tmp: tmp.write_text(json.dumps([{"source": e.source, "reason": e.reason} for e in failed])))
     return feats, failed
 
 
@@ -90,7 +92,7 @@ def text_hidden(model: LexVLA, captions: Sequence[str], cache_dir: Path | None, 
             token_ids[start : start + len(ids), : ids.shape[1]] = ids
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, hidden=hidden, mask=masks, ids=token_ids)
+        save_atomically(cached, lambda tmp: np.savez(tmp, hidden=hidden, mask=masks, ids=token_ids))
     return hidden, masks, token_ids
 
 
@@ -139,5 +141,5 @@ def image_colours(model: LexVLA, paths: Sequence[str], cache_dir: Path | None, b
             out[start : start + len(batch)] = shares.numpy() * ok
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cached, out)
+        save_atomically(cached, lambda tmp: np.save(tmp, out))
     return out

@@ -7,6 +7,7 @@ run resumes where it stopped.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from models.data.manifest import ManifestRecord, read_manifest
 from models.features import image_colours, image_features, text_hidden_groups
+from models.files import DiskFullError, is_disk_full, save_atomically
 from models.losses import REGULARIZERS, caption_word_loss, info_nce, regularizer_weight
 from models.model import LexVLA
 from models.registry import load_card
@@ -290,6 +292,7 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.autocast = self.cfg.amp and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16()))
         self.step = 0
+        self.saved_step: int | None = None  # the step of the last checkpoint written or resumed from
         self.log_path = self.out / "train_log.jsonl"
 
     def _captions_by_source(self) -> list[list[str]]:
@@ -441,11 +444,30 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save({"step": self.step, "trainable": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
-                    "sampler_rng": self.sampler.rng.getstate(), "torch_rng": torch.get_rng_state(),
-                    "config": asdict(self.cfg)}, tmp)
-        tmp.replace(self.out / CHECKPOINT)  # atomic: a kill never leaves a half-written checkpoint
+        state = {"step": self.step, "trainable": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
+                 "sampler_rng": self.sampler.rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg)}
+        self._save(CHECKPOINT, state)
+        self.saved_step = self.step
+
+    def _save(self, name: str, obj) -> None:
+        """``torch.save`` into the run folder atomically: a kill or a full disk never leaves a torn file.
+        Serialised in memory first: torch's own file writer reports a full disk as an iostream error."""
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        try:
+            save_atomically(self.out / name, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self.disk_full(f"writing {name}") from exc
+            raise
+
+    def disk_full(self, doing: str) -> DiskFullError:
+        """The error of a run whose disk filled up: where, at which step, and what it resumes from."""
+        kept = (f"the checkpoint of step {self.saved_step} is kept ({self.out / CHECKPOINT})" if self.saved_step is not None
+                else "no checkpoint was written yet")
+        return DiskFullError(f"no space left on the disk holding the training run {self.out} while {doing} at step "
+                             f"{self.step}: {kept}; free space (df -h {self.out}) and run the same command again, it "
+                             "resumes from the last checkpoint")
 
     def maybe_resume(self) -> bool:
         path = self.out / CHECKPOINT
@@ -456,13 +478,25 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.rng.setstate(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
     # ---- loop -------------------------------------------------------------------------------
     def fit(self) -> Path:
-        """Train to the configured number of steps (resuming if a checkpoint exists); returns ``weights.pt``."""
+        """Train to the configured number of steps (resuming if a checkpoint exists); returns ``weights.pt``.
+
+        A full disk raises :class:`DiskFullError` naming the run folder, the step and the checkpoint kept."""
+        try:
+            return self._fit()
+        except DiskFullError:
+            raise
+        except OSError as exc:
+            if is_disk_full(exc):  # the log, the config: what else the run writes
+                raise self.disk_full("writing to its folder") from exc
+            raise
+
+    def _fit(self) -> Path:
         self.maybe_resume()
         (self.out / "train_config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
         total, started = self.total_steps(), time.monotonic()
@@ -504,10 +538,9 @@ class Trainer:
         self.fit_familiarity()
         self.calibrate_word_rates()
         self.save_checkpoint()
-        weights = self.out / WEIGHTS
-        torch.save(trainable_state(self.model), weights)
+        self._save(WEIGHTS, trainable_state(self.model))
         self.model.eval()
-        return weights
+        return self.out / WEIGHTS
 
 
 def train(cfg: TrainConfig) -> Path:

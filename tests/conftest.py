@@ -1,7 +1,10 @@
 """Shared fixtures: bundles exported once per session from the registered random/real-architecture cards."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,10 +38,12 @@ def mini_bundle_dir(tmp_path_factory) -> Path:
     """An exported ``lexvla-mini`` bundle with untrained heads (real MobileNetV2 + MiniLM weights)."""
     from models.export import export_bundle
     from models.model import LexVLA
+    from models.model_card import write_model_card
     from models.registry import load_card
 
     out = tmp_path_factory.mktemp("bundles") / "lexvla-mini"
     export_bundle(LexVLA(load_card("lexvla-mini")), out)
+    write_model_card(out, [], "pytest (tests/conftest.py: lexvla-mini, untrained heads)")
     return out
 
 
@@ -73,3 +78,34 @@ def pytest_sessionfinish(session, exitstatus):
 
     if os.environ.get("CI") and exitstatus == 0 and unlisted(_skip_reasons(session)):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` at ``mount`` (a real file system that fills up), unmounted afterwards; a
+    skip where mounting is not permitted (listed in tests/skips.py)."""
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"tmpfs mount not permitted here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs."""
+    with tmpfs(tmp_path / "disk", "16m") as mount:
+        yield mount
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """A ballast file that leaves about ``leave`` bytes free on ``disk``."""
+    ballast = disk / "ballast"
+    free = shutil.disk_usage(disk).free
+    with open(ballast, "wb") as fh:
+        fh.truncate(0)
+        fh.write(b"\0" * max(0, free - leave))
+    return ballast

@@ -2,38 +2,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from indexer import layout
 from lexvla.testing import build_index, scene_images
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 16 MiB tmpfs (a real file system that fills up), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"tmpfs mount not permitted here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path, leave: int) -> Path:
-    """A ballast file that leaves about ``leave`` bytes free on ``disk``."""
-    ballast = disk / "ballast"
-    free = shutil.disk_usage(disk).free
-    with open(ballast, "wb") as fh:
-        fh.truncate(0)
-        fh.write(b"\0" * max(0, free - leave))
-    return ballast
+from models.files import DiskFullError
+from tests.conftest import fill
 
 
 def test_a_full_disk_names_the_index_publishes_nothing_and_the_job_resumes(small_disk, bundle_dir, tmp_path):
@@ -41,7 +16,7 @@ def test_a_full_disk_names_the_index_publishes_nothing_and_the_job_resumes(small
     scene_images(images, 30, seed=3)
     root = small_disk / "index"
     ballast = fill(small_disk, 64 * 1024)
-    with pytest.raises(layout.DiskFullError) as err:
+    with pytest.raises(DiskFullError) as err:
         build_index(bundle_dir, images, root, batch_size=8)
     message = str(err.value)
     assert str(root) in message and "no space left" in message and "served generation (none)" in message
@@ -59,7 +34,7 @@ def test_an_append_on_a_full_disk_keeps_the_served_generation(small_disk, bundle
     served = layout.current_generation(root)
     scene_images(images, 40, seed=5, prefix="more")
     ballast = fill(small_disk, 32 * 1024)
-    with pytest.raises(layout.DiskFullError) as err:
+    with pytest.raises(DiskFullError) as err:
         build_index(bundle_dir, images, root, batch_size=8)
     assert str(root) in str(err.value) and f"served generation ({served.name})" in str(err.value)
     assert layout.current_generation(root) == served
