@@ -41,20 +41,24 @@ class IndexInfo:
     shard_docs: tuple[int, ...] = ()  # documents per shard, in shard order
     index_format: int = INDEX_FORMAT
     image_root: str | None = None  # relative image paths lie under it (indexer.metadata.resolve_path)
+    model_card: str | None = None  # the bundle's model card (models.model_card), where it was when indexed
 
     def to_json(self) -> dict:
         return asdict(self) | {"patch_grid": list(self.patch_grid), "shard_docs": list(self.shard_docs), "sharding": SHARDING}
 
 
-BUNDLE_KEYS = ("bundle_version", "bundle_name", "quant_scale", "vocab_size", "patch_grid", "image_size")
+BUNDLE_KEYS = ("bundle_version", "bundle_name", "quant_scale", "vocab_size", "patch_grid", "image_size", "model_card")
 
 
 def bundle_facts(bundle) -> dict:
     """The facts a generation records about the bundle its vectors belong to."""
-    cfg = bundle.config
+    from models.bundle import MODEL_CARD_FILE
+
+    cfg, card = bundle.config, Path(bundle.path).resolve() / MODEL_CARD_FILE
     return {
         "bundle_version": bundle.version, "bundle_name": cfg.name, "quant_scale": float(cfg.quant_scale),
         "vocab_size": int(cfg.vocab_size), "patch_grid": list(cfg.patch_grid), "image_size": int(cfg.image_size),
+        "model_card": str(card) if card.is_file() else None,
     }  # fmt: skip
 
 
@@ -125,5 +129,5 @@ def _from_dict(raw: dict) -> IndexInfo:
         patch_grid=_patch_grid(raw["patch_grid"]), vocab_size=int(raw["vocab_size"]),
         created_at=str(raw["created_at"]), image_size=int(raw.get("image_size", 0)), shards=int(raw.get("shards", 1)),
         shard_docs=tuple(int(x) for x in raw.get("shard_docs", ())), index_format=int(raw.get("index_format", 1)),
-        image_root=raw.get("image_root"),
+        image_root=raw.get("image_root"), model_card=raw.get("model_card"),
     )  # fmt: skip

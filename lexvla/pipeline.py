@@ -253,6 +253,18 @@ TRAINING_CODE = ("models/model.py", "models/towers.py", "models/train.py", "mode
                  "models/priors/imagenet.py", "models/priors/imagenet.json")
 
 
+def source_commit() -> str:
+    """The checkout's commit, marked when tracked files differ from it; "unknown" outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=REPO).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
 def code_digest(files: tuple[str, ...] = TRAINING_CODE, root: Path = REPO) -> str:
     """Hash of the training code's files (``TRAINING_CODE`` under ``root``), by content."""
     digest = hashlib.sha256()
@@ -286,10 +298,12 @@ def load_config(path: Path, manifests: list[Path], **overrides) -> dict:
 
 
 def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, without_style: str | None = None,
-                          extra_manifests: tuple[Path, ...] = (), query_table: bool = False, **overrides) -> Path:
+                          extra_manifests: tuple[Path, ...] = (), query_table: bool = False, command: str = "lexvla demo",
+                          **overrides) -> Path:
     """The default bundle for ``config_path`` on this workspace's data (less one style's sources when
-    ``without_style`` is given, plus ``extra_manifests``), training it if needed; with ``query_table``,
-    with its query table for inference-free queries too (:func:`ensure_query_table`)."""
+    ``without_style`` is given, plus ``extra_manifests``), training it if needed, with its model card
+    (:func:`write_card`; ``command``: what reproduces it); with ``query_table``, with its query table
+    for inference-free queries too (:func:`ensure_query_table`)."""
     from models.bundle import Bundle, BundleError
 
     manifests = ensure_data(ws, without_style) + list(extra_manifests)
@@ -304,9 +318,26 @@ def ensure_default_bundle(ws: Workspace, config_path: Path = DEFAULT_CONFIG, wit
 
         run = ensure_trained(ws, config_path, without_style, extra_manifests, **overrides)
         export_bundle(load_trained(run.card, run.weights), bundle_dir, extra={"training_key": key, "config": os.fspath(config_path)})
+    write_card(ws, bundle_dir, manifests, key, command)
     if query_table:
         ensure_query_table(bundle_dir, manifests)
     return bundle_dir
+
+
+QUALITY_REPORT = REPO / "docs" / "quality-report.json"
+
+
+def write_card(ws: Workspace, bundle_dir: Path, manifests: list[Path], key: str, command: str,
+               report: Path = QUALITY_REPORT) -> Path:  # fmt: skip
+    """(Re)write the bundle's model card (``models.model_card``): its training sources, the metrics of
+    ``report`` when that report measured this config, and the command at this commit. Cheap, so a
+    bundle that is up to date gets it too (after a report, the card quotes the report's numbers)."""
+    from models.model_card import write_model_card
+
+    run_config = ws.run(key) / "train_config.json"
+    training = json.loads(run_config.read_text()) if run_config.is_file() else None
+    return write_model_card(bundle_dir, manifests, f"# at commit {source_commit()}\nbash scripts/setup.sh && .venv/bin/{command}",
+                            report=report, training=training)
 
 
 @dataclass(frozen=True)

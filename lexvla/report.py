@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -40,7 +39,9 @@ from lexvla.pipeline import (
     Workspace,
     ensure_data,
     ensure_default_bundle,
+    source_commit,
     style_records,
+    write_card,
 )
 
 log = logging.getLogger(__name__)
@@ -633,17 +634,6 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {model}, torch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
 
 
-def _commit() -> str:
-    """The checkout's commit, marked when tracked files differ from it; "unknown" outside git."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" with uncommitted changes" if dirty else "")
-
-
 def _train_data(ws: Workspace) -> str:
     from models.data.manifest import read_manifest
 
@@ -652,7 +642,7 @@ def _train_data(ws: Workspace) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    commit = _commit()  # before the report rewrites its own tracked files under docs/
+    commit = source_commit()  # before the report rewrites its own tracked files under docs/
     ws = Workspace(Path(args.workdir), data_limit=args.data_limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -681,11 +671,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": _machine(), "commit": commit,
             "config": Path(args.config).name, "minutes": (time.monotonic() - started) / 60, "train_data": _train_data(ws),
             "seeds": list(plan.seeds), "ablations": bool(args.ablations), "jobs": plan.jobs, "ledger": ledger.entries,
-            "parity": parity, "runs": found["runs"]}
+            "parity": parity, "runs": found["runs"], "default_training_keys": [r.key for r in found["default_runs"]]}
     write_markdown(out, meta, trained, untrained, baselines, examples, loso)
     (out / "quality-report.json").write_text(json.dumps({"meta": meta, "trained": trained, "untrained": untrained,
                                                          "baselines": baselines, "leave_one_style_out": loso,
                                                          "demo_queries": examples}, indent=1))
+    # the demo's bundle is the report's default seed 0: its model card quotes this run
+    write_card(ws, default_bundle, ensure_data(ws), found["default_runs"][0].key, "lexvla demo", report=out / "quality-report.json")
     print(f"report: {out / 'quality-report.md'} ({meta['minutes']:.1f} minutes; {len(ledger.reused)} results reused)")
     return 0
 

@@ -8,8 +8,9 @@ Layout::
     tokenizer.json       the text tower's tokenizer (``tokenizers`` format)
     vocab.json           lexical dimension -> word (see ``models.vocab``)
 
-Optional and derived (not part of the version): ``text_encoder.int8.onnx`` (``quantize_text_encoder``)
-and ``query_table.npz`` (``models.query_table.build_query_table``: inference-free queries).
+Optional and derived (not part of the version): ``text_encoder.int8.onnx`` (``quantize_text_encoder``),
+``query_table.npz`` (``models.query_table.build_query_table``: inference-free queries) and ``README.md``,
+the model card (``models.model_card``: training data, licences and attributions, metrics).
 
 ``version`` is a content hash of every other file plus the config, so an index built with one
 bundle can refuse to be searched with another. This module needs numpy, onnxruntime and
@@ -44,6 +45,7 @@ FILES = {
 # index holds image vectors only): the text tower with int8 weights, for faster query encoding.
 TEXT_INT8_FILE = "text_encoder.int8.onnx"
 TEXT_PRECISIONS = ("fp32", "int8")
+MODEL_CARD_FILE = "README.md"  # models.model_card writes it
 # How a query becomes a vector: the text tower's ONNX model, or per-word rows of its output looked up
 # in QUERY_TABLE_FILE (models.query_table: no ONNX call, no text session).
 QUERY_MODES = ("encoder", "table")

@@ -18,12 +18,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     weights = train(cfg)
     print(f"trained weights: {weights}")
     if args.export:
-        from models.export import export_bundle
         from models.train import load_trained
 
-        bundle = export_bundle(load_trained(cfg.card, weights, cfg.vision_path, cfg.text_path), args.export)
-        print(f"bundle: {bundle.path} (version {bundle.version})")
+        command = f"lexvla train {args.config} --out {args.out}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+        _export_with_card(load_trained(cfg.card, weights, cfg.vision_path, cfg.text_path), args.export, weights,
+                          command + f" --export {args.export}")
     return 0
+
+
+def _export_with_card(model, out: Path, weights: Path | None, command: str, name: str | None = None):
+    """Export ``model`` to a bundle at ``out`` with its model card (``models.model_card``): the training
+    manifests come from the run's ``train_config.json`` beside ``weights``, when there is one."""
+    from models.export import export_bundle
+    from models.model_card import write_model_card
+
+    bundle = export_bundle(model, out, name=name)
+    run_config = Path(weights).parent / "train_config.json" if weights else None
+    training = json.loads(run_config.read_text()) if run_config and run_config.is_file() else None
+    card = write_model_card(bundle.path, training["manifests"] if training else [], command, training=training)
+    print(f"bundle: {bundle.path} (version {bundle.version}, {len(bundle.words)} words; model card {card})")
+    return bundle
 
 
 def _train_on_manifest(args: argparse.Namespace) -> int:
@@ -35,7 +49,9 @@ def _train_on_manifest(args: argparse.Namespace) -> int:
     ws = Workspace(Path(args.workdir), data_limit=args.data_limit)
     manifest = user_manifest(ws, args.manifest)
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device)) if v is not None}
-    bundle = ensure_default_bundle(ws, Path(args.config or DEFAULT_CONFIG), extra_manifests=(manifest,), **overrides)
+    command = f"lexvla train --manifest {args.manifest}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+    bundle = ensure_default_bundle(ws, Path(args.config or DEFAULT_CONFIG), extra_manifests=(manifest,), command=command,
+                                   **overrides)
     if args.export:
         shutil.copytree(bundle, args.export, dirs_exist_ok=True)
         bundle = Path(args.export)
@@ -44,12 +60,12 @@ def _train_on_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from models.export import export_bundle
     from models.train import load_trained
 
     model = load_trained(args.card, args.weights, args.vision_path, args.text_path)
-    bundle = export_bundle(model, args.out, name=args.name)
-    print(f"bundle: {bundle.path} (version {bundle.version}, {len(bundle.words)} words)")
+    command = " ".join(["lexvla export", "--card", args.card] + (["--weights", str(args.weights)] if args.weights else [])
+                       + ["--out", str(args.out)] + (["--name", args.name] if args.name else []))
+    _export_with_card(model, Path(args.out), args.weights, command, name=args.name)
     print(f"parity (max abs diff): {(Path(args.out) / 'parity.json').read_text()}")
     return 0
 

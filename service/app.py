@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import errors
-from service.api import admin, embed, encode, health, images, search
+from service.api import about, admin, embed, encode, health, images, search
 from service.config import Settings, get_settings
 from service.engine import Engine
 from service.limits import RateLimiter, WorkQueue
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings, app.state.engine = settings, engine
     app.state.image_work = WorkQueue("image", settings.image_workers, settings.image_queue, settings.retry_after_s)
     errors.install(app)
-    for module in (search, encode, embed, images, health, admin):
+    for module in (search, encode, embed, images, health, admin, about):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

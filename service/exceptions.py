@@ -62,7 +62,7 @@ class InvalidFields(InputError):
 
 
 class NotFound(LookupError):
-    """An id that is not in the published index (or whose file is gone)."""
+    """An id that is not in the published index (or whose file is gone), or a bundle file that is absent."""
 
 
 class Busy(Exception):

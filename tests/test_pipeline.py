@@ -97,3 +97,14 @@ def test_train_on_my_images_in_one_command(tmp_path):
     assert any("user-" in m for m in json.loads((run / "train_config.json").read_text())["manifests"])
     head = torch.load(run / WEIGHTS, weights_only=True)[HEAD_DIMS].tolist()
     assert bundle.words.index("zeppelin") in head  # a word of the user's captions is one the image head writes
+
+    # its model card names every training source with its licence and attribution; only the user's is unknown
+    from models.model_card import training_sources, unattributed
+
+    manifests = json.loads((run / "train_config.json").read_text())["manifests"]
+    sources = training_sources(manifests)
+    assert [s.name for s in sources if s.name.startswith("user-")] == unattributed(sources) != []
+    card = (out / "README.md").read_text()
+    for source in sources:
+        assert f"| {source.name} | {source.images:,} | {source.licence} | {source.attribution} |" in card
+    assert "lexvla train --manifest" in card

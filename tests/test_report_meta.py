@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from lexvla.report import _commit, _machine
+from lexvla.pipeline import source_commit as _commit
+from lexvla.report import _machine
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -65,6 +65,16 @@ log = logging.getLogger(__name__)
 # own ``img/<set>/64/`` PNGs. Google's Noto (Apache-2.0) and Twitter's Twemoji (CC-BY 4.0) are
 # openly licensed; Apple's and Facebook's drawings are not, and are not used.
 DATASOURCE_SETS = ("google", "twitter")
+# Each set's licence and the attribution it asks for (written to stats.json; models.model_card quotes it).
+LICENCES = {
+    "google": ("Apache-2.0", "Noto Emoji by Google (https://github.com/googlefonts/noto-emoji), Apache License 2.0; "
+                             "packaged as emoji-datasource-google by Cal Henderson (https://github.com/iamcal/emoji-data)"),
+    "twitter": ("CC-BY-4.0", "Twemoji graphics by Twitter, Inc and other contributors (https://github.com/jdecked/twemoji), "
+                             "licensed under CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/); packaged as "
+                             "emoji-datasource-twitter by Cal Henderson (https://github.com/iamcal/emoji-data)"),
+    "openmoji": ("CC-BY-SA-4.0", "OpenMoji, the open-source emoji and icon project (https://openmoji.org), "
+                                 "licensed under CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/)"),
+}
 SOURCES = (*DATASOURCE_SETS, "openmoji")
 DATASOURCE_VERSION = "16.0.0"
 
@@ -433,6 +443,11 @@ def _finish(out: Path, source: str, records: list[ManifestRecord], report: DropR
     return stats
 
 
+def _licence(source: str) -> dict:
+    licence, attribution = LICENCES[source]
+    return {"licence": licence, "attribution": attribution}
+
+
 def _decodes(path: Path) -> tuple[int, int] | None:
     try:
         return load_image(path).size
@@ -577,7 +592,7 @@ def build_datasource(out: Path, cache_dir: Path, seed: int, limit: int | None, i
     params = {"package": "@".join(package_id), "cldr": "@".join(EMOJIBASE_PACKAGE), "seed": seed,
               "limit": limit, "val_fraction": val_fraction, "test_fraction": test_fraction,
               "heldout_fraction": HELDOUT_FRACTION, "skin_tone_variants_not_used": skin_dropped}
-    return _finish(out, image_set, records, report, len(entries), params, started)
+    return _finish(out, image_set, records, report, len(entries), params, started, _licence(image_set))
 
 
 def _drop_shared_keywords(items: Sequence[_Captioned], report: DropReport) -> None:
@@ -687,7 +702,7 @@ def build_openmoji(out: Path, cache_dir: Path, seed: int, limit: int | None) -> 
     params = {"package": "@".join(OPENMOJI_PACKAGE), "captions_from": "@".join(GOOGLE_PACKAGE), "seed": seed,
               "heldout_fraction": HELDOUT_FRACTION, "google_heldout_emoji": len(heldout),
               "size": OPENMOJI_SIZE, "limit": limit, "renderer": "rsvg-convert"}
-    stats = _finish(out, "openmoji", records, report, len(entries), params, started)
+    stats = _finish(out, "openmoji", records, report, len(entries), params, started, _licence("openmoji"))
     if len(records) < 200 and limit is None:
         log.warning("only %d OpenMoji images remain as a held-out set", len(records))
     return stats

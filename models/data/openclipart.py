@@ -93,6 +93,10 @@ log = logging.getLogger(__name__)
 
 PNG_ROOT = "/usr/share/openclipart/png"
 SVG_ROOT = "/usr/share/openclipart/svg"
+# Debian's copyright file: every drawing carries the Creative Commons Public Domain Dedication.
+LICENCE = "Public Domain (Creative Commons Public Domain Dedication)"
+ATTRIBUTION = ("Openclipart (https://openclipart.org) drawings, dedicated to the public domain; each author is named in "
+               "the drawing's SVG metadata (Debian packages openclipart-png and openclipart-svg)")
 # A title or description used by this many drawings names a collection, not a drawing; as a
 # caption it would also make many images positives of one text (false negatives in a batch).
 SHARED_TEXT_MIN = 20
@@ -754,6 +758,7 @@ def build_openclipart_manifest(
     stats["compounds_split"] = words.compounds_split
     stats["collection_tags"] = sorted(words.collection_tags)
     stats["author_words"] = len(words.author_words)
+    stats |= {"licence": LICENCE, "attribution": ATTRIBUTION}
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info("openclipart: kept %d of %d PNGs in %.1fs", len(records), len(pngs), stats["seconds"])
     return stats

@@ -180,3 +180,10 @@ def test_heatmap_toggle_encodes_each_hit_once(page, server, tmp_path):
     page.wait_for_timeout(500)
     assert served()[1] == misses1  # toggled again: no image encoded a second time
     page.screenshot(path=str(tmp_path / "heatmaps.png"), full_page=True)
+
+
+def test_the_page_links_to_the_model_card(page, server):
+    link = page.locator("footer a#model-card")
+    assert link.is_visible()
+    r = page.request.get(server.url + link.get_attribute("href"))
+    assert r.status == 200 and "## Training data" in r.text()
