@@ -114,3 +114,33 @@ def test_table_mode_names_every_word_it_drops_whatever_its_script(table_server, 
         assert [word, NO_ROW] in [[w, why] for w, why in json.loads(r.headers["X-Left-Out"])[0]]
         r = client.post("/embed_sparse", json={"inputs": ["red", word]})  # /embed_sparse checked coverage only after this change
         assert r.status_code == 422 and "inputs[1]" in r.json()["detail"] and word in r.json()["detail"], r.text
+
+
+def test_a_rebuilt_table_changes_a_cached_answer(engine, table_bundle, tmp_path):
+    """The same Redis, the same bundle version: a server started on a rebuilt table must not answer from
+    the old table's cache entries (they key on the table's digest, ``Bundle.text_encoder_id``)."""
+    from models.bundle import Bundle
+    from models.query_table import build_query_table
+    from service.engine import Engine
+
+    copy = tmp_path / "lexvla-mini"
+    shutil.copytree(table_bundle.path, copy)
+    settings = engine.settings.model_copy(update={"query_mode": "table"})
+    query = {"query": "a red circle", "k": 6}
+    with LiveServer(settings, Engine(settings, Bundle(copy, device="cpu", query_mode="table"), engine.searcher, engine.cache)) as srv:
+        with srv.client() as client:
+            client.post("/search", json=query)
+            before = client.post("/search", json=query).json()
+    if before["cache"]["results"] != "hit":
+        pytest.skip("no Redis: nothing is cached")
+    assert "red" in {w["word"] for w in before["query"]["words"]}
+    build_query_table(copy, words=[w for w in WORDS if w != "red"])  # the table rebuilt without a row for "red"
+    rebuilt = Bundle(copy, device="cpu", query_mode="table")
+    assert rebuilt.version == table_bundle.version  # the bundle's version does not see the table
+    with LiveServer(settings, Engine(settings, rebuilt, engine.searcher, engine.cache)) as srv:
+        with srv.client() as client:
+            after = client.post("/search", json=query).json()
+    assert after["cache"]["results"] == "miss" and after["cache"]["encode"] == "miss"
+    weight = lambda body: {w["word"]: w["weight"] for w in body["query"]["words"]}  # noqa: E731
+    # without its row, "red" keeps only the typed-word floor: the answer the old table's cache held is not served
+    assert weight(after)["red"] < 0.5 * weight(before)["red"]
