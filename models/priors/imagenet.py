@@ -2,9 +2,10 @@
 
 ``imagenet.json`` (built by ``build_imagenet.py`` from torchvision's class names and WordNet 3.0)
 lists, for each of the 1000 classifier outputs in order, the words a person would use for the
-class with weights in (0, 1], e.g. golden retriever -> retriever 1.0, dog 1.0, golden 0.5.
-The file holds plain lowercase words, so it is tokenizer-independent: ``prior_matrix`` keeps only
-the words that are dimensions of a given model vocabulary.
+class with weights in (0, 1], e.g. golden retriever -> dog 1.0, retriever 1.0, animal 0.5, mammal 0.5:
+head nouns, synonyms and hypernyms, never a qualifier such as "golden". The file holds plain
+lowercase words, so it is tokenizer-independent: ``prior_matrix`` keeps only the words that are
+dimensions of a given model vocabulary.
 """
 from __future__ import annotations
 
