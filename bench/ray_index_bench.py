@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from indexer.job import IndexJobConfig, run_index_job
-from indexer.job_engine import IndexEngine
+from indexer.job import run_index_job
+from indexer.job_config import IndexEngine, IndexJobConfig
 from lexvla.testing import SHAPE_COLORS, SHAPE_NAMES, shape_images
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from search_bench import DEFAULT_BUNDLE, export_mini, synthetic_rows  # noqa: E402
 
-from indexer.job_engine import IndexEngine  # noqa: E402
+from indexer.job_config import IndexEngine  # noqa: E402
 
 MEMORY_PROBE = r"""
 import json, sys, time

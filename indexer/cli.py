@@ -65,8 +65,8 @@ def register(subparsers) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from indexer.job import IndexJobConfig, run_index_job
-    from indexer.job_engine import IndexEngine
+    from indexer.job import run_index_job
+    from indexer.job_config import IndexEngine, IndexJobConfig
 
     cfg = IndexJobConfig(
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size, part_rows=args.part_rows,

@@ -1,8 +1,10 @@
 """The batch indexing job: list -> plan -> encode (checkpointed) -> parts per shard -> Lucene -> publish.
 
-:func:`run_index_job` is the one driver. Where the decoding, encoding and shard builds run is its
-engine's business (``indexer.job_engine``: this process, or a Ray cluster in ``indexer.ray_job``);
-every other step is here, the same for both.
+:func:`run_index_job` is the one driver; what it is asked to do is an :class:`IndexJobConfig`
+(``indexer.job_config``). Where the decoding, encoding and shard builds run is its engine's business
+(``indexer.job_engine``: this process, or a Ray cluster in ``indexer.ray_job``; ``indexer.engines``
+picks one); every other step is here, the same for both. The top of the index job's layers: nothing
+in ``indexer`` imports this module.
 
 Crash safety: every encoded batch is written as a batch of the shards' parts under
 ``ROOT/staging/parts`` (``indexer.shard_build``) before the next one starts, and ``CURRENT`` is
@@ -27,14 +29,15 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer import layout
 from indexer.encode import InputItem, Reject
-from indexer.job_engine import IndexEngine, JobEngine, engine_class
+from indexer.engines import engine_class
+from indexer.job_config import IndexJobConfig
+from indexer.job_engine import JobEngine
 from indexer.metadata import bundle_mismatch
 from indexer.publish import JobReport, publish_parts, published_state
 from indexer.shard_build import (
@@ -48,34 +51,6 @@ from indexer.shard_build import (
 )
 from indexer.sources import Fingerprint, RejectsLedger, unchanged
 from models.files import DiskFullError, is_disk_full
-from models.preprocess import DEFAULT_MAX_PIXELS
-
-
-@dataclass
-class IndexJobConfig:
-    """Settings of one ``lexvla index`` run."""
-
-    bundle: Path
-    input: str | Path  # a folder, a manifest, or a manifest's fsspec URL (indexer.manifest)
-    root: Path
-    batch_size: int = 32
-    part_rows: int = 256  # engine RAY: rows each encode actor writes per part batch
-    decode_workers: int = 2  # engine LOCAL: decoding threads
-    index_threads: int = 2  # engine LOCAL: Anserini threads
-    java_heap: str = "1g"
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    rebuild: bool = False  # ignore the published generation and index every input afresh
-    engine: IndexEngine = IndexEngine.LOCAL  # where encoding and the shard builds run
-    shards: int | None = None  # None: the published generation's count (1 for a new index)
-    device: str = "auto"
-    progress: bool = True
-    keep_generations: int = 2
-    # Image paths under this folder are stored relative to it. Default: the root the published
-    # index recorded, else the deepest folder holding every input of the first build.
-    image_root: Path | None = None
-
-    def __post_init__(self) -> None:
-        self.engine = IndexEngine(self.engine)  # a ValueError for an unknown engine, before any work
 
 
 def _same_content(a: Fingerprint | None, b: Fingerprint | None) -> bool:

@@ -13,12 +13,14 @@ the progress bar and rejects, publishing. An engine does only what differs::
 Both write the same checkpoint: each encoded batch becomes one batch of every shard's part it
 hashes to (``indexer.shard_build.write_batch``), named after the run, so a job killed at any point
 keeps its finished batches and encodes only the rest when run again.
+
+This module knows no other engine: :func:`indexer.engines.engine_class` picks one for an
+:class:`~indexer.job_config.IndexEngine`.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,15 +29,10 @@ from indexer.manifest import InputItem, scan_inputs
 from indexer.shard_build import PartsReport, build_parts, seal_parts, write_batch
 
 if TYPE_CHECKING:
-    from indexer.job import IndexJobConfig
+    from indexer.job_config import IndexJobConfig
     from models.bundle import Bundle
 
-
-class IndexEngine(StrEnum):
-    """Where an index job decodes, encodes and builds the shards' Lucene indexes."""
-
-    LOCAL = "local"  # this process: decoding threads, one ONNX session, Anserini threads
-    RAY = "ray"  # the Ray cluster ``ray.init`` connects to (the ``ray`` extra)
+__all__ = ["JobEngine", "LocalEngine"]
 
 
 class JobEngine(ABC):
@@ -106,12 +103,3 @@ class LocalEngine(JobEngine):
     @staticmethod
     def build_parts(work: Path, docs: list[int], threads: int, heap: str, progress: bool) -> PartsReport:
         return build_parts(work, docs, threads, heap, progress)
-
-
-def engine_class(kind: IndexEngine) -> type[JobEngine]:
-    """The engine that runs ``kind`` (the Ray one imported only when asked for: Ray is optional)."""
-    if IndexEngine(kind) is IndexEngine.RAY:
-        from indexer.ray_job import RayEngine
-
-        return RayEngine
-    return LocalEngine

@@ -1,5 +1,7 @@
-"""The searcher interface, declared: what every searcher and every snapshot offers, and the one
-place that picks a searcher for an index root (:func:`open_searcher`).
+"""The searcher interface, declared: what every searcher and every snapshot offers.
+
+It knows no implementation: the one place that picks a searcher for an index root is
+:func:`indexer.searchers.open_searcher`, which knows them all.
 
 Three implementations, one interface (searcher -> its snapshot: what it serves):
 
@@ -10,8 +12,8 @@ Three implementations, one interface (searcher -> its snapshot: what it serves):
 (:class:`indexer.sharded.ShardSearcher`, one shard of a generation, is what a Ray replica serves.)
 A request reads through one :meth:`Searcher.snapshot`: everything it reads then comes from one
 generation, however the searcher refreshes meanwhile. mypy checks that each class satisfies these
-protocols (the block at the end of this module); ``tests/indexer/test_protocols.py`` checks real
-objects at run time.
+protocols (the block at the end of :mod:`indexer.searchers`); ``tests/indexer/test_protocols.py``
+checks real objects at run time.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from indexer.metadata import DocRow
 if TYPE_CHECKING:
     from models.bundle import Bundle
 
-__all__ = ["Snapshot", "Searcher", "open_searcher"]
+__all__ = ["Snapshot", "Searcher"]
 
 
 @runtime_checkable
@@ -127,41 +129,3 @@ class Searcher(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
-
-
-def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1.0) -> Searcher:
-    """The searcher that serves ``index_root``: with ``replicas`` > 0, a
-    :class:`~indexer.ray_search.RaySearcher` (``replicas`` Ray actors per shard, each reserving
-    ``num_cpus``); otherwise a :class:`~indexer.sharded.ShardedSearcher` in this process (its JVM).
-
-    The published generation is read first, so a missing or unreadable index fails here
-    (:class:`indexer.layout.IndexNotFoundError`, :class:`indexer.info.IndexFormatError`) before
-    any actor starts. In-process, a generation of one shard is served by the sharded searcher too:
-    it reads it as :class:`~indexer.searcher.LexicalSearcher` does (no merge), and it still serves
-    the index after a ``--rebuild`` re-shards it, which the unsharded searcher refuses.
-    """
-    from indexer import layout
-    from indexer.info import read_info
-
-    root = Path(index_root)
-    read_info(layout.require_generation(root))
-    if replicas > 0:
-        from indexer.ray_search import RaySearcher
-
-        return RaySearcher(root, replicas=replicas, num_cpus=num_cpus)
-    from indexer.sharded import ShardedSearcher
-
-    return ShardedSearcher(root)
-
-
-if TYPE_CHECKING:  # never runs: mypy checks here that every implementation satisfies the protocols
-    from indexer.ray_search import RaySearcher, RaySnapshot
-    from indexer.searcher import LexicalSearcher
-    from indexer.sharded import ShardedSearcher, ShardedSnapshot, ShardSearcher
-    from indexer.snapshot import LexicalSnapshot
-
-    def _implementations(
-        lexical: LexicalSearcher, sharded: ShardedSearcher, shard: ShardSearcher, ray: RaySearcher,
-        lexical_snapshot: LexicalSnapshot, sharded_snapshot: ShardedSnapshot, ray_snapshot: RaySnapshot,
-    ) -> tuple[list[Searcher], list[Snapshot]]:  # fmt: skip
-        return [lexical, sharded, shard, ray], [lexical_snapshot, sharded_snapshot, ray_snapshot]

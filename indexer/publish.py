@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 from indexer import layout, lucene
 from indexer.encode import Reject
+from indexer.engines import engine_class
 from indexer.generation import GenerationWriter, published_sources, shard_of
 from indexer.info import IndexInfo, bundle_facts, carried_facts, read_info
-from indexer.job_engine import IndexEngine, JobEngine, LocalEngine, engine_class
+from indexer.job_config import IndexEngine
+from indexer.job_engine import JobEngine, LocalEngine
 from indexer.metadata import META_FILE, DocRow, bundle_mismatch, connect, delete_docs
 from indexer.shard_build import assemble, fill_parts, present_ids
 from indexer.sources import Fingerprint

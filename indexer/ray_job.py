@@ -3,7 +3,7 @@ decode, encode and write each shard's part batches (``indexer.ray_encode``), sea
 build their Lucene indexes; the driver assembles and publishes. Only ids, fingerprints and reject
 reasons pass through the driver.
 
-Imported by :func:`indexer.job_engine.engine_class` only when a job asks for
+Imported by :func:`indexer.engines.engine_class` only when a job asks for
 ``IndexEngine.RAY``: Ray is an optional extra. The job's staging folder must be on a filesystem
 every worker sees (one machine, or a shared filesystem).
 """
@@ -26,7 +26,7 @@ from indexer.ray_encode import encode_to_parts
 from indexer.shard_build import PartsReport, build_part, part_dir, reused_parts, seal_args, seal_part
 
 if TYPE_CHECKING:
-    from indexer.job import IndexJobConfig
+    from indexer.job_config import IndexJobConfig
     from models.bundle import Bundle
 
 

@@ -1,7 +1,7 @@
 """Query-time access to a published index: following its generations, and the unsharded searcher.
 
 Every searcher has the interface :class:`indexer.protocols.Searcher` declares; which one serves an
-index root is chosen in one place, :func:`indexer.protocols.open_searcher`. The parts:
+index root is chosen in one place, :func:`indexer.searchers.open_searcher`. The parts:
 
 * :class:`GenerationFollower`: the published generation of an index root, switched by ``refresh``
   (every in-process searcher follows its root with one).

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None, image_root: Path | None = None) -> None:
     """Index ``manifest`` (optionally its first ``limit`` images) with ``bundle`` into ``root``, image
     paths relative to ``image_root`` (see ``IndexJobConfig.image_root``)."""
-    from indexer.job import IndexJobConfig, run_index_job
+    from indexer.job import run_index_job
+    from indexer.job_config import IndexJobConfig
     from indexer.metadata import bundle_mismatch
     from indexer.searcher import IndexNotFoundError, LexicalSearcher
     from models.bundle import Bundle

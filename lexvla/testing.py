@@ -139,7 +139,8 @@ def build_index(bundle: Path, source: str | Path, root: Path, **config: Any) -> 
     ``config`` overrides fields of :class:`indexer.job.IndexJobConfig`; by default the job runs on
     the CPU without a progress bar. Returns the job's :class:`indexer.publish.JobReport`.
     """
-    from indexer.job import IndexJobConfig, run_index_job
+    from indexer.job import run_index_job
+    from indexer.job_config import IndexJobConfig
 
     defaults: dict[str, Any] = {"progress": False, "device": "cpu"}
     source = str(source) if "://" in str(source) else Path(source)  # an fsspec URL stays as it is

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def open_index(index_root: Path, replicas: int = 0, jvm_heap: str | None = None) -> Searcher:
-    """The searcher of ``index_root`` (:func:`indexer.protocols.open_searcher`), or
+    """The searcher of ``index_root`` (:func:`indexer.searchers.open_searcher`), or
     :class:`StartupError` when there is none or it cannot be read.
 
     In-process, this process's JVM is started first, with ``jvm_heap`` as its ``-Xmx`` (the heap
@@ -35,7 +35,7 @@ def open_index(index_root: Path, replicas: int = 0, jvm_heap: str | None = None)
         import indexer.sharded  # noqa: F401 -- the in-process reader: jnius and the Lucene classes
         from indexer.info import IndexFormatError
         from indexer.layout import IndexNotFoundError
-        from indexer.protocols import open_searcher
+        from indexer.searchers import open_searcher
     except ImportError as exc:
         raise StartupError(f"the index reader (indexer.sharded) cannot be imported: {exc}") from exc
     try:

@@ -1,11 +1,12 @@
 """Every searcher and snapshot has the declared interface (indexer.protocols), and one request reads
-one generation through it. mypy checks the same statically (the block at the end of indexer/protocols.py);
+one generation through it. mypy checks the same statically (the block at the end of indexer/searchers.py);
 RaySearcher's objects are checked in test_ray_search.py, where a cluster runs."""
 from __future__ import annotations
 
 import pytest
 
-from indexer.protocols import Searcher, Snapshot, open_searcher
+from indexer.protocols import Searcher, Snapshot
+from indexer.searchers import open_searcher
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.job_engine import IndexEngine
+from indexer.job_config import IndexEngine
 from lexvla.testing import build_index, indexed_rows, scene_images
 
 ray = pytest.importorskip("ray")

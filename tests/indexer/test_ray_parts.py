@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from indexer import layout
-from indexer.job import IndexJobConfig, run_index_job
-from indexer.job_engine import IndexEngine
+from indexer.job import run_index_job
+from indexer.job_config import IndexEngine, IndexJobConfig
 from indexer.manifest import scan_inputs
 from indexer.metadata import META_FILE, MetadataReader
 from indexer.shard_build import staged_batches

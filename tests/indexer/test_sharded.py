@@ -14,7 +14,8 @@ from conftest import vector_rows
 from indexer import layout
 from indexer.generation import shard_of
 from indexer.info import read_info
-from indexer.job import IndexJobConfig, run_index_job
+from indexer.job import run_index_job
+from indexer.job_config import IndexJobConfig
 from indexer.metadata import META_FILE
 from indexer.publish import publish_rows, remove_documents
 from lexvla.testing import anserini_processes, indexed_rows, scene_images

@@ -16,7 +16,8 @@ def _hits(client, query: str) -> list:
 
 
 def test_sharded_index_serves_the_same_results(tmp_path, mini_bundle_dir, shape_images, server, run_id):
-    from indexer.job import IndexJobConfig, run_index_job
+    from indexer.job import run_index_job
+    from indexer.job_config import IndexJobConfig
     from service.engine import Engine
 
     root = tmp_path / "sharded"
