@@ -1,9 +1,12 @@
 """``LexVLA``: both towers, the tokenizer and vocabulary built from one model card."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +41,39 @@ def load_tokenizer(card: ModelCard):
     return hf_tok.backend_tokenizer, set(hf_tok.all_special_tokens)
 
 
+# word_states of recent head-word lists, per process (LexVLA._cached_word_states)
+_WORD_STATES: dict[tuple, torch.Tensor] = {}
+WORD_STATES_KEPT = 8
+
+
+def caption_word_dims(vocab: Vocabulary, tokenizer, preprocessor: TextPreprocessor, captions: list[str],
+                      min_count: int = 1) -> list[int]:  # fmt: skip
+    """Lexical dimensions that at least ``min_count`` of ``captions`` contain as whole words (or singulars),
+    less the ``MEDIUM_WORDS``: the words a trained image head writes. Needs the tokenizer and vocabulary
+    only, so a trainer knows its head before it builds the model once."""
+    token_dim, lemma_dim, continues = (torch.from_numpy(t) for t in vocab.token_tables(tokenizer.get_vocab(), set()))
+    counts: dict[int, int] = {}
+    for caption in captions:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # long captions are truncated as in training
+                ids = torch.tensor([preprocessor.caption_ids(caption)])
+        except ValueError:
+            continue
+        dims = whole_word_dims(ids, token_dim, continues)
+        lemmas = lemma_dim[ids] * (dims > 0).to(lemma_dim.dtype)
+        for j in {int(d) - 1 for d in torch.cat([dims, lemmas], dim=1).flatten().tolist() if d > 0}:
+            counts[j] = counts.get(j, 0) + 1
+    return sorted(j for j, c in counts.items() if c >= min_count and vocab.words[j] not in MEDIUM_WORDS)
+
+
+def load_lexicon(card: ModelCard) -> tuple[Any, set[str], Vocabulary, TextPreprocessor]:
+    """``(tokenizer, special tokens, vocabulary, text preprocessor)`` of a card: the model's words without its weights."""
+    tokenizer, special = load_tokenizer(card)
+    vocab = Vocabulary.from_tokenizer_vocab(tokenizer.get_vocab(), special, card.vocab)
+    return tokenizer, special, vocab, TextPreprocessor(tokenizer, card.text.prompt, card.text.max_caption_tokens, card.text.lowercase)
+
+
 class LexVLA(nn.Module):
     """Image and text towers sharing one lexical vocabulary, with a learnable temperature.
 
@@ -49,11 +85,7 @@ class LexVLA(nn.Module):
         super().__init__()
         torch.manual_seed(card.seed if seed is None else seed)
         self.card = card
-        self.tokenizer, special = load_tokenizer(card)
-        self.vocab = Vocabulary.from_tokenizer_vocab(self.tokenizer.get_vocab(), special, card.vocab)
-        self.text_preprocessor = TextPreprocessor(
-            self.tokenizer, card.text.prompt, card.text.max_caption_tokens, card.text.lowercase
-        )
+        self.tokenizer, special, self.vocab, self.text_preprocessor = load_lexicon(card)
         self.image_spec = ImageSpec(card.vision.image_size, card.vision.mean, card.vision.std)
 
         backbone = load_image_backbone(card.vision.backbone, resolve_path(card.vision.path, "image backbone"), card.vision.config)
@@ -82,7 +114,7 @@ class LexVLA(nn.Module):
         if self.text.min_relatedness:
             if card.text.lora.rank > 0:
                 raise ValueError(f"card {card.name}: expansion_min_relatedness needs a frozen LM (lora.rank 0)")
-            self.text.word_states = self.word_states([self.vocab.words[j] for j in self.head_dims])
+            self.text.word_states = self._cached_word_states([self.vocab.words[j] for j in self.head_dims], seed)
 
         prior = None
         if class_words is not None and classifier is not None:
@@ -146,22 +178,21 @@ class LexVLA(nn.Module):
         return side, side
 
     def caption_word_dims(self, captions: list[str], min_count: int = 1) -> list[int]:
-        """Lexical dimensions that at least ``min_count`` of ``captions`` contain as whole words (or singulars),
-        less the ``MEDIUM_WORDS``."""
-        token_dim, lemma_dim, continues = (torch.from_numpy(t) for t in self.vocab.token_tables(self.tokenizer.get_vocab(), set()))
-        counts: dict[int, int] = {}
-        for caption in captions:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # long captions are truncated as in training
-                    ids = torch.tensor([self.text_preprocessor.caption_ids(caption)])
-            except ValueError:
-                continue
-            dims = whole_word_dims(ids, token_dim, continues)
-            lemmas = lemma_dim[ids] * (dims > 0).to(lemma_dim.dtype)
-            for j in {int(d) - 1 for d in torch.cat([dims, lemmas], dim=1).flatten().tolist() if d > 0}:
-                counts[j] = counts.get(j, 0) + 1
-        return sorted(j for j, c in counts.items() if c >= min_count and self.vocab.words[j] not in MEDIUM_WORDS)
+        """:func:`caption_word_dims` with this model's tokenizer and vocabulary."""
+        return caption_word_dims(self.vocab, self.tokenizer, self.text_preprocessor, captions, min_count)
+
+    def _cached_word_states(self, words: list[str], seed: int | None) -> torch.Tensor:
+        """``word_states(words)``, reused when this process built a model of the same text settings
+        with the same head words before (the report builds one model per seed and variant of each
+        run's head: 4 s of the LM each time). Whole lists are keyed, so the batches, and the result,
+        are bit-identical to computing them anew; a random LM (no path) adds its seed to the key."""
+        key = (json.dumps(dataclasses.asdict(self.card.text), sort_keys=True, default=str),
+               None if self.card.text.path else (self.card.seed if seed is None else seed), tuple(words))
+        if key not in _WORD_STATES:
+            while len(_WORD_STATES) >= WORD_STATES_KEPT:
+                _WORD_STATES.pop(next(iter(_WORD_STATES)))
+            _WORD_STATES[key] = self.word_states(words)
+        return _WORD_STATES[key].clone()
 
     @torch.no_grad()
     def word_states(self, words: list[str], batch_size: int = 512) -> torch.Tensor:

@@ -205,7 +205,9 @@ def test_training_fits_the_word_scale_and_the_bundle_applies_it(tiny_manifest, t
     assert torch.equal(model.image.word_scale, scale.cpu())
     feats = torch.from_numpy(np.asarray(trainer.image_feats, dtype=np.float32))
     colours = trainer.colours_of(list(range(len(feats))))  # the pixels' colour words: calibrated beside, never lowered
-    vec = model.image.from_features(feats, patches=False, colours=colours)[0]
+    # the rates in the precision the fit counted them in (bf16 where training runs bf16)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.autocast):
+        vec = model.image.from_features(feats, patches=False, colours=colours)[0].float()
     values, idx = vec.topk(10, dim=1)
     rate = torch.bincount(idx[values > 0], minlength=vec.shape[1]).float() / len(vec)
     rate[[j for _, j in colour_words(model.vocab.words)]] = 0.0
@@ -221,7 +223,8 @@ def test_training_fits_the_word_scale_and_the_bundle_applies_it(tiny_manifest, t
     bundle = export_bundle(model, tmp_path / "bundle")
     assert max(json.loads((tmp_path / "bundle" / "parity.json").read_text()).values()) <= PARITY_TOLERANCE
     dense, _ = bundle.encode_images_dense([load_image(r.image) for r in read_manifest(tiny_manifest, split="train")])
-    assert np.allclose(dense, vec.detach().numpy(), atol=1e-3)  # the bundle's graph holds the same scale
+    served = model.image.from_features(feats, patches=False, colours=colours)[0]  # fp32, as the bundle serves
+    assert np.allclose(dense, served.detach().numpy(), atol=1e-3)  # the bundle's graph holds the same scale
 
 
 def test_no_calibration_when_the_ceiling_is_off_or_too_low_for_the_data(tiny_manifest, tmp_path):
