@@ -263,24 +263,28 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int) -> Path:
 
 
 def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None,
-                 query_mode: str = "encoder", workers: int = 1) -> subprocess.Popen:
+                 query_mode: str = "encoder", workers: int = 1, timeout_s: float = 180.0) -> subprocess.Popen:
+    """``lexvla serve`` in a subprocess, ready; a server that exits or never gets ready raises with the
+    last lines of its own output (kept in a temporary file), not only "did not become ready"."""
+    from lexvla.demo import wait_ready
+
     env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu",
                         "LEXVLA_QUERY_MODE": query_mode, "LEXVLA_WORKERS": str(workers)}
     if jvm_heap:
         env["LEXVLA_JVM_HEAP"] = jvm_heap
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lexvla", "serve", "--bundle", str(bundle), "--index", str(index), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
+    output = Path(tempfile.mkdtemp(prefix="lexvla-bench-server-")) / "server.log"
+    with open(output, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lexvla", "serve", "--bundle", str(bundle), "--index", str(index), "--port", str(port)],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s, output)
+    except (RuntimeError, TimeoutError):
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 def _app_ms(headers) -> float:

@@ -46,11 +46,14 @@ def build_index(bundle: Path, manifest: Path, root: Path, limit: int | None, ima
     log.info("index: %d documents (%d new, %d rejected)", report.doc_count, report.indexed, len(report.rejected))
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180.0, output: Path | None = None) -> None:
+    """Return once ``url/readyz`` answers 200; when ``proc`` exits first, or the time runs out, raise
+    with the last lines the service wrote to ``output`` (its stderr, where a caller captured it):
+    the service's own reason, e.g. a bundle without the query table that ``--query-mode table`` needs."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with code {proc.returncode}")
+            raise RuntimeError(f"the service exited with code {proc.returncode}{output_tail(output)}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
                 if resp.status == 200:
@@ -58,7 +61,15 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> No
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"the service at {url} was not ready after {timeout_s:.0f} s")
+    raise TimeoutError(f"the service at {url} was not ready after {timeout_s:.0f} s{output_tail(output)}")
+
+
+def output_tail(output: Path | None, lines: int = 20) -> str:
+    """``output``'s last ``lines`` lines, as the end of an error message ("" without a file)."""
+    if output is None or not output.is_file():
+        return ""
+    tail = output.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return f"; the last {len(tail)} lines it wrote ({output}):\n" + "\n".join(tail)
 
 
 def ask(url: str, query: str, k: int) -> dict:
