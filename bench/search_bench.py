@@ -330,9 +330,12 @@ def service_queries(bundle_dir: Path, scale: float, texts: list[str], query_mode
     """The quantised query of each text exactly as ``/search`` sends it to Lucene."""
     from models.bundle import Bundle
     from models.sparse import quantize_weights
+    from service.config import Settings
 
     bundle = Bundle(bundle_dir, device="cpu", query_mode=query_mode)
-    return [quantize_weights(v.words(bundle.words), scale) for v in bundle.encode_texts(texts)]
+    settings = Settings(_env_file=None)  # the service's defaults: its top-k and expansion floor
+    vectors = bundle.encode_texts(texts, top_k=settings.query_top_k or bundle.config.text_top_k, min_share=settings.query_min_share)
+    return [quantize_weights(v.words(bundle.words), scale) for v in vectors]
 
 
 def strongest(query: dict[str, int], n: int) -> dict[str, int]:

@@ -307,12 +307,17 @@ class Bundle:
         ``image_top_k``). The one place where an image's words are cut to the index's top-k."""
         return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
 
-    def encode_texts(self, texts: list[str], top_k: int | None = None) -> list[SparseVector]:
-        return self.text_vectors(*self.encode_texts_typed(texts), top_k=top_k)
+    def encode_texts(self, texts: list[str], top_k: int | None = None, min_share: float = 0.0) -> list[SparseVector]:
+        return self.text_vectors(*self.encode_texts_typed(texts), top_k=top_k, min_share=min_share)
 
-    def text_vectors(self, dense: np.ndarray, typed: np.ndarray | None, top_k: int | None = None) -> list[SparseVector]:
+    def text_vectors(self, dense: np.ndarray, typed: np.ndarray | None, top_k: int | None = None,
+                     min_share: float = 0.0) -> list[SparseVector]:  # fmt: skip
         """``encode_texts_typed``'s output -> sparse text vectors: the ``top_k`` strongest words
-        (default ``text_top_k``) and every typed word."""
+        (default ``text_top_k``) and every typed word; with ``min_share``, the expansion words (not
+        typed) under that share of the text's strongest weight are cut first (docs/query-cuts.md)."""
+        if min_share > 0:
+            kept = dense >= min_share * dense.max(axis=1, keepdims=True)
+            dense = np.where(kept if typed is None else kept | (typed > 0), dense, 0.0)
         return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
 
     def unknown_words(self, text: str) -> list[str]:

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     k_max: int = Field(100, ge=1, description="most hits a search may ask for")
     k_default: int = Field(12, ge=1, description="hits when a search does not say")
     query_top_k: int = Field(0, ge=0, description="words kept from an encoded query (0: the bundle's text_top_k)")
+    query_min_share: float = Field(0.1, ge=0.0, lt=1.0, description=(
+        "an encoded query's expansion words under this share of its strongest weight are cut, its typed words stay "
+        "(0 keeps them; measured in docs/query-cuts.md)"))
     heatmap_top_n: int = Field(3, ge=1, le=32, description="heatmaps /encode draws for its strongest words by default")
     thumb_size: int = Field(256, ge=16, description="long side of /images/{id}/thumb")
     access_log: bool = Field(False, description="log a line per request (uvicorn's access log; off: the metrics count requests either way)")

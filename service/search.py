@@ -101,6 +101,12 @@ class Search:
         return list(dict.fromkeys(out))
 
     # ---- text encoding ----------------------------------------------------------------------
+    @property
+    def encoding(self) -> dict:
+        """How an encoded text becomes the query vector (``Bundle.encode_texts``): part of every cache
+        key of encodings and results, so changing a setting never serves the other setting's answers."""
+        return {"top_k": self.settings.query_top_k or self.bundle.config.text_top_k, "min_share": self.settings.query_min_share}
+
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
         """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
         return self.encode_texts([text])[0]
@@ -109,8 +115,7 @@ class Search:
         """``({word: weight}, cache outcome)`` of each caption, through the encoding cache; the
         captions not in the cache are encoded in one batch. The query top-k applies: these are the
         vectors text search sends to the index."""
-        top_k = self.settings.query_top_k or self.bundle.config.text_top_k
-        keys = [cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": t, "top_k": top_k}) for t in texts]
+        keys = [cache_key(self.settings.cache_prefix, "enc", (self.bundle.text_encoder_id,), {"text": t, **self.encoding}) for t in texts]
         out: list[tuple[dict[str, float], str] | None] = []
         for key in keys:
             cached = self.cache.get(key, "encode")
@@ -122,7 +127,7 @@ class Search:
             # in the request's own thread (queueing it behind others only added waiting).
             batched = len(missing) == 1 and self.bundle.query_mode == "encoder"
             vectors = ([self._text_encoder(texts[missing[0]])] if batched
-                       else self.bundle.encode_texts([texts[i] for i in missing], top_k=top_k))  # fmt: skip
+                       else self.bundle.encode_texts([texts[i] for i in missing], **self.encoding))  # fmt: skip
             outcome = "miss" if self.cache.available else "off"
             for i, vec in zip(missing, vectors, strict=True):
                 weights = vec.words(self.bundle.words)
@@ -132,9 +137,8 @@ class Search:
 
     def _encode_batch(self, texts: list[str]) -> list[SparseVector | InputError]:
         """One ONNX call for the captions of a batch; a caption the preprocessor refuses fails alone."""
-        top_k = self.settings.query_top_k or self.bundle.config.text_top_k
         try:
-            vectors: list[SparseVector | InputError] = [*self.bundle.encode_texts(texts, top_k=top_k)]
+            vectors: list[SparseVector | InputError] = [*self.bundle.encode_texts(texts, **self.encoding)]
             return vectors
         except InputError:
             if len(texts) == 1:
@@ -142,7 +146,7 @@ class Search:
         out: list[SparseVector | InputError] = []
         for text in texts:
             try:
-                out.append(self.bundle.encode_texts([text], top_k=top_k)[0])
+                out.append(self.bundle.encode_texts([text], **self.encoding)[0])
             except InputError as exc:
                 out.append(exc)
         return out
@@ -210,7 +214,8 @@ class Search:
         with self.searcher.snapshot() as snap:  # one generation for the whole request, reloads or not
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
-                self.settings.cache_prefix, "hits", (self.bundle.text_encoder_id, versions.index), {**edits.normalized(), "k": k}
+                self.settings.cache_prefix, "hits", (self.bundle.text_encoder_id, versions.index),
+                {**edits.normalized(), "k": k, **self.encoding},
             )
             with timer("cache"):
                 cached = self.cache.get(key, "results")

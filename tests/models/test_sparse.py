@@ -42,3 +42,16 @@ def test_sparse_vector_words_and_round_trip():
     vec = SparseVector.from_dict({2: 0.1, 0: 0.7, 1: 0.0})
     assert vec.ids.tolist() == [0, 2]
     assert list(vec.words(["horse", "dog", "man"])) == ["horse", "man"]
+
+
+def test_a_query_floor_cuts_weak_expansion_words_and_keeps_typed_ones(bundle_dir):
+    from models.bundle import Bundle
+
+    bundle = Bundle(bundle_dir, device="cpu")
+    dense = np.array([[0.0, 1.0, 0.5, 0.05, 0.02, 0.0]], np.float32)
+    dense = np.pad(dense, ((0, 0), (0, len(bundle.words) - dense.shape[1])))
+    typed = np.zeros_like(dense)
+    typed[0, 4] = 1  # a typed word weaker than the floor stays
+    cut = bundle.text_vectors(dense, typed, top_k=32, min_share=0.1)[0]
+    assert cut.ids.tolist() == [1, 2, 4]
+    assert bundle.text_vectors(dense, typed, top_k=32)[0].ids.tolist() == [1, 2, 3, 4]  # no floor: all kept

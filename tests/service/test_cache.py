@@ -212,3 +212,18 @@ def test_server_rides_through_a_redis_restart(engine, tmp_path):
         proc.terminate()
         proc.wait(10)
         cache.close()
+
+
+def test_the_query_settings_are_part_of_the_cache_keys(engine, served):
+    """A server with another query top-k or expansion floor (same Redis, bundle and index) does not
+    answer from the other setting's cached encodings and results."""
+    query = {"query": "a green triangle", "k": 5}
+    first = served()
+    with first.client() as client:
+        client.post("/search", json=query)
+        if client.post("/search", json=query).json()["cache"]["results"] != "hit":
+            pytest.skip("no Redis: nothing is cached")
+    for setting in ({"query_min_share": 0.0}, {"query_top_k": 8}):
+        with served(**setting).client() as client:
+            cache = client.post("/search", json=query).json()["cache"]
+        assert cache["results"] == "miss" and cache["encode"] == "miss", setting
