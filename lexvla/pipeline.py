@@ -332,12 +332,10 @@ def write_card(ws: Workspace, bundle_dir: Path, manifests: list[Path], key: str,
     """(Re)write the bundle's model card (``models.model_card``): its training sources, the metrics of
     ``report`` when that report measured this config, and the command at this commit. Cheap, so a
     bundle that is up to date gets it too (after a report, the card quotes the report's numbers)."""
-    from models.model_card import write_model_card
+    from models.model_card import training_config, write_model_card
 
-    run_config = ws.run(key) / "train_config.json"
-    training = json.loads(run_config.read_text()) if run_config.is_file() else None
     return write_model_card(bundle_dir, manifests, f"# at commit {source_commit()}\nbash scripts/setup.sh && .venv/bin/{command}",
-                            report=report, training=training)
+                            report=report, training=training_config(ws.run(key)))
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,10 @@ def _export_with_card(model, out: Path, weights: Path | None, command: str, name
     """Export ``model`` to a bundle at ``out`` with its model card (``models.model_card``): the training
     manifests come from the run's ``train_config.json`` beside ``weights``, when there is one."""
     from models.export import export_bundle
-    from models.model_card import write_model_card
+    from models.model_card import training_config, write_model_card
 
     bundle = export_bundle(model, out, name=name)
-    run_config = Path(weights).parent / "train_config.json" if weights else None
-    training = json.loads(run_config.read_text()) if run_config and run_config.is_file() else None
+    training = training_config(Path(weights).parent) if weights else None
     card = write_model_card(bundle.path, training["manifests"] if training else [], command, training=training)
     print(f"bundle: {bundle.path} (version {bundle.version}, {len(bundle.words)} words; model card {card})")
     return bundle

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from models.bundle import CONFIG_FILE, MODEL_CARD_FILE, BundleConfig
 from models.data.manifest import read_manifest
+from models.files import save_atomically
 
 # Licences that ask nothing of whoever publishes work made from the images; every other licence (CC BY,
 # CC BY-SA, MIT, Apache, LGPL, one not recorded) gets its attribution line in the card.
@@ -182,7 +183,10 @@ def write_model_card(bundle_dir: str | Path, manifests: Sequence[str | Path], co
         if found.get("meta", {}).get("config") == Path(str(config.extra.get("config", ""))).name:
             metrics = report_metrics(found, config.extra.get("training_key"))
     text = render(config, training_sources(manifests), command, metrics, training)
-    tmp = bundle_dir / f".{MODEL_CARD_FILE}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(bundle_dir / MODEL_CARD_FILE)
-    return bundle_dir / MODEL_CARD_FILE
+    return save_atomically(bundle_dir / MODEL_CARD_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def training_config(run_dir: str | Path) -> dict | None:
+    """The training config a run folder records (``train_config.json``, written by ``Trainer.fit``), or ``None``."""
+    path = Path(run_dir) / "train_config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
