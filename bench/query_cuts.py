@@ -2,7 +2,7 @@
 
 Not a test: prints a table and writes docs/query-cuts.md. A query is the text tower's vector cut to
 its ``text_top_k`` strongest words (32 in the default), plus the words the user typed
-(``sparsify(keep=typed)``); Lucene's cost grows with the words a query holds. Each variant cuts the
+(``sparsify(keep=typed)``, ``min_share`` for the floor); Lucene's cost grows with the words a query holds. Each variant cuts the
 *expansion* words only (the typed words always stay), by count (the top k) or by weight (words
 under a share of the query's strongest weight), and is judged by the task's own quality: text to
 image R@10 on the in-domain test captions and on each style's held-out images, not by agreement
@@ -30,16 +30,6 @@ TOP_KS = (32, 24, 16, 12, 8)  # expansion words kept by count (the default keeps
 FLOORS = (0.05, 0.1, 0.2, 0.3)  # ... or by weight: words under this share of the query's strongest go
 
 
-def cut(dense: np.ndarray, typed: np.ndarray | None, top_k: int, floor: float = 0.0):
-    """The query vectors of one variant: top-k words plus the typed ones, then the weight floor."""
-    from models.sparse import sparsify
-
-    if floor:
-        strongest = dense.max(axis=1, keepdims=True)
-        dense = np.where((dense >= floor * strongest) | (typed > 0 if typed is not None else False), dense, 0.0)
-    return sparsify(dense, top_k, keep=typed)
-
-
 def measure(scorer, records) -> dict[str, dict[str, float]]:
     from models.evaluate import flatten_captions, retrieval_metrics, to_csr
 
@@ -49,7 +39,7 @@ def measure(scorer, records) -> dict[str, dict[str, float]]:
     variants = {f"top {k}": (k, 0.0) for k in TOP_KS} | {f"top 32, floor {f:g}": (32, f) for f in FLOORS}
     out = {}
     for name, (k, floor) in variants.items():
-        texts = cut(dense, typed, k, floor)
+        texts = scorer.text_vectors(dense, typed, top_k=k, min_share=floor)
         found = retrieval_metrics(images, to_csr(texts, len(scorer.words)), text_image)
         out[name] = {"R@10": found["t2i_R@10"], "R@1": found["t2i_R@1"], "words": float(np.mean([len(t.ids) for t in texts]))}
     return out

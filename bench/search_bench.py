@@ -334,7 +334,7 @@ def service_queries(bundle_dir: Path, scale: float, texts: list[str], query_mode
 
     bundle = Bundle(bundle_dir, device="cpu", query_mode=query_mode)
     settings = Settings(_env_file=None)  # the service's defaults: its top-k and expansion floor
-    vectors = bundle.encode_texts(texts, top_k=settings.query_top_k or bundle.config.text_top_k, min_share=settings.query_min_share)
+    vectors = bundle.encode_texts(texts, **settings.query_encoding(bundle.config.text_top_k))
     return [quantize_weights(v.words(bundle.words), scale) for v in vectors]
 
 

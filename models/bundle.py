@@ -315,10 +315,7 @@ class Bundle:
         """``encode_texts_typed``'s output -> sparse text vectors: the ``top_k`` strongest words
         (default ``text_top_k``) and every typed word; with ``min_share``, the expansion words (not
         typed) under that share of the text's strongest weight are cut first (docs/query-cuts.md)."""
-        if min_share > 0:
-            kept = dense >= min_share * dense.max(axis=1, keepdims=True)
-            dense = np.where(kept if typed is None else kept | (typed > 0), dense, 0.0)
-        return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
+        return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed, min_share=min_share)
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of ``text`` that get no weight because the query table has no row for them

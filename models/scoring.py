@@ -81,8 +81,9 @@ class FeatureScorer:
     def image_vectors(self, dense: np.ndarray, top_k: int | None = None) -> list[SparseVector]:
         return sparsify(dense, self.config.image_top_k if top_k is None else top_k)
 
-    def text_vectors(self, dense: np.ndarray, typed: np.ndarray | None, top_k: int | None = None) -> list[SparseVector]:
-        return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed)
+    def text_vectors(self, dense: np.ndarray, typed: np.ndarray | None, top_k: int | None = None,
+                     min_share: float = 0.0) -> list[SparseVector]:  # fmt: skip
+        return sparsify(dense, self.config.text_top_k if top_k is None else top_k, keep=typed, min_share=min_share)
 
 
 def parity(scorer: FeatureScorer, bundle, records) -> dict[str, float]:

@@ -47,7 +47,8 @@ def l2_normalize(dense: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return dense / np.maximum(norms, eps)
 
 
-def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True, keep: np.ndarray | None = None) -> list[SparseVector]:
+def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True, keep: np.ndarray | None = None,
+             min_share: float = 0.0) -> list[SparseVector]:  # fmt: skip
     """Keep the ``top_k`` largest positive weights of each row of ``[B, V]``, then L2-normalise.
 
     Parameters
@@ -57,10 +58,15 @@ def sparsify(dense: np.ndarray, top_k: int, normalize: bool = True, keep: np.nda
     normalize : L2-normalise the kept weights (the index and training assume it).
     keep : optional ``[B, V]`` mask of words kept beside the top-k whatever their rank (a query's
         own typed words, ``Bundle.encode_texts``); they still need a positive weight.
+    min_share : words under this share of their row's strongest weight are cut first, except the
+        ``keep`` words (a query's weak expansion words: docs/query-cuts.md).
     """
     dense = np.asarray(dense, dtype=np.float32)
     if dense.ndim != 2:
         raise ValueError(f"expected [batch, vocab], got shape {dense.shape}")
+    if min_share > 0:
+        kept = dense >= min_share * dense.max(axis=1, keepdims=True)
+        dense = np.where(kept if keep is None else kept | (keep > 0), dense, np.float32(0.0))
     batch, vocab = dense.shape
     k = vocab if top_k <= 0 else min(top_k, vocab)
     # argpartition is O(V); only the k survivors are sorted.

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         """Memory one image worker's decode may take."""
         return self.image_memory_mb * 1_000_000 // self.image_workers
 
+    def query_encoding(self, text_top_k: int) -> dict:
+        """How an encoded text becomes the query vector (``Bundle.encode_texts``'s ``top_k`` and
+        ``min_share``), for a bundle whose own top-k is ``text_top_k``."""
+        return {"top_k": self.query_top_k or text_top_k, "min_share": self.query_min_share}
+
 
 @lru_cache
 def get_settings() -> Settings:

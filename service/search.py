@@ -105,7 +105,7 @@ class Search:
     def encoding(self) -> dict:
         """How an encoded text becomes the query vector (``Bundle.encode_texts``): part of every cache
         key of encodings and results, so changing a setting never serves the other setting's answers."""
-        return {"top_k": self.settings.query_top_k or self.bundle.config.text_top_k, "min_share": self.settings.query_min_share}
+        return self.settings.query_encoding(self.bundle.config.text_top_k)
 
     def encode_text(self, text: str) -> tuple[dict[str, float], str]:
         """``({word: weight}, cache outcome)`` of a caption, through the encoding cache."""
