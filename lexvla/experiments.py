@@ -229,18 +229,12 @@ def imagenet_classes_from_features(ws: Workspace, model, records: list, top: int
     import numpy as np
     import torch
 
+    from models.baselines import top_classes
     from models.features import image_features
 
     feats, _ = image_features(model, [r.image for r in records], feature_cache(ws))
-    classifier = model.image.backbone.classifier
-    ids, probs = [], []
-    with torch.no_grad():
-        for s in range(0, len(records), 256):
-            pooled = torch.from_numpy(np.asarray(feats[s : s + 256], np.float32)).mean(dim=1)
-            values, indices = torch.softmax(classifier(pooled), dim=-1).topk(top, dim=-1)
-            ids.append(indices.numpy())
-            probs.append(values.numpy())
-    return np.concatenate(ids).astype(np.int64), np.concatenate(probs).astype(np.float32)
+    pooled = (torch.from_numpy(np.asarray(feats[s : s + 256], np.float32)).mean(dim=1) for s in range(0, len(records), 256))
+    return top_classes(model.image.backbone.classifier, pooled, top)
 
 
 def baselines_on(ws: Workspace, model, records: list) -> dict[str, dict]:

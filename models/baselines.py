@@ -14,7 +14,7 @@ compare directly with ``evaluate_retrieval`` on a bundle. Nothing is cached on d
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse as sp
@@ -30,6 +30,22 @@ _WORD = re.compile(r"[a-z]+")
 
 
 # ---- the two pretrained parts ----------------------------------------------------------------------
+def top_classes(classifier, pooled_batches: Iterable, top: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """``(class ids [N, top], probabilities [N, top])`` of a classifier's softmax over batches of pooled
+    features ``[b, d]``: what :func:`imagenet_top_classes` and the report's cached-feature path share."""
+    import torch
+
+    ids, probs = [], []
+    with torch.no_grad():
+        for pooled in pooled_batches:
+            values, indices = torch.softmax(classifier(pooled), dim=-1).topk(top, dim=-1)
+            ids.append(indices.numpy())
+            probs.append(values.numpy())
+    if not ids:
+        return np.zeros((0, top), np.int64), np.zeros((0, top), np.float32)
+    return np.concatenate(ids).astype(np.int64), np.concatenate(probs).astype(np.float32)
+
+
 def imagenet_top_classes(images: Sequence[str], top: int = 5, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """MobileNetV2 ImageNet softmax for each image path: ``(class ids [N, top], probabilities [N, top])``."""
     import torch
@@ -40,18 +56,14 @@ def imagenet_top_classes(images: Sequence[str], top: int = 5, batch_size: int = 
 
     net = load_mobilenet_v2(resolve_path(MOBILENET_WEIGHTS, "MobileNetV2 ImageNet weights")).eval()
     spec = ImageSpec(IMAGENET_SIZE, IMAGENET_MEAN, IMAGENET_STD)
-    ids, probs = [], []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            pixels = torch.from_numpy(spec.batch([load_image(p) for p in images[start : start + batch_size]]))
-            pooled = net.features(pixels).mean(dim=(2, 3))  # torchvision: adaptive avg pool + flatten
-            p = torch.softmax(net.classifier(pooled), dim=-1)
-            values, indices = p.topk(top, dim=-1)
-            ids.append(indices.numpy())
-            probs.append(values.numpy())
-    if not ids:
-        return np.zeros((0, top), np.int64), np.zeros((0, top), np.float32)
-    return np.concatenate(ids).astype(np.int64), np.concatenate(probs).astype(np.float32)
+
+    def pooled():
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                pixels = torch.from_numpy(spec.batch([load_image(p) for p in images[start : start + batch_size]]))
+                yield net.features(pixels).mean(dim=(2, 3))  # torchvision: adaptive avg pool + flatten
+
+    return top_classes(net.classifier, pooled(), top)
 
 
 class SentenceEncoder:
