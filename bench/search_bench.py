@@ -233,14 +233,14 @@ def synthetic_rows(words: list[str], model, n: int, images: list[tuple[str, int,
                      {"synthetic": True})  # fmt: skip
 
 
-def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int) -> Path:
-    """A published generation of ``n_docs`` synthetic documents, built once under ``var/bench/``."""
+def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int, shards: int = 1) -> Path:
+    """A published generation of ``n_docs`` synthetic documents in ``shards`` shards, built once under ``var/bench/``."""
     from indexer.layout import current_generation
     from lexvla.testing import shape_images
     from models.bundle import Bundle
 
     bundle = Bundle(bundle_dir, verify=False)
-    root = BENCH_DIR / f"synthetic-{bundle.version}-{n_docs}-t{terms}-{model.key}"
+    root = BENCH_DIR / (f"synthetic-{bundle.version}-{n_docs}-t{terms}-{model.key}" + (f"-s{shards}" if shards > 1 else ""))
     if current_generation(root) is not None:
         return root
     img_dir = BENCH_DIR / "images"
@@ -256,20 +256,20 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int) -> Path:
 
     t0 = time.perf_counter()
     report = publish_rows(root, bundle, synthetic_rows(bundle.words, model, n_docs, images, terms),
-                          java_heap="2g", check_vocabulary=False)  # fmt: skip
+                          java_heap="2g", check_vocabulary=False, shards=shards)  # fmt: skip
     print(f"built {root} ({report.doc_count:,} docs) in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)  # fmt: skip
     return root
 
 
 def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None,
-                 query_mode: str = "encoder", workers: int = 1, timeout_s: float = 180.0) -> subprocess.Popen:
+                 query_mode: str = "encoder", workers: int = 1, timeout_s: float = 180.0, path: str = "exact") -> subprocess.Popen:
     """``lexvla serve`` in a subprocess, ready; a server that exits or never gets ready raises with the
     last lines of its own output (kept in a temporary file), not only "did not become ready"."""
     from lexvla.demo import wait_ready
 
     env = os.environ | {"LEXVLA_REDIS_URL": "", "LEXVLA_RELOAD_INTERVAL_S": "0", "LEXVLA_DEVICE": "cpu",
-                        "LEXVLA_QUERY_MODE": query_mode, "LEXVLA_WORKERS": str(workers)}
+                        "LEXVLA_QUERY_MODE": query_mode, "LEXVLA_WORKERS": str(workers), "LEXVLA_SEARCH_PATH": path}
     if jvm_heap:
         env["LEXVLA_JVM_HEAP"] = jvm_heap
     output = Path(tempfile.mkdtemp(prefix="lexvla-bench-server-")) / "server.log"
@@ -525,6 +525,10 @@ def main() -> int:
     ap.add_argument("--query-mode", choices=["encoder", "table"], default="encoder",
                     help="the server's LEXVLA_QUERY_MODE (table: the bundle's query table, `lexvla query-table`)")
     ap.add_argument("--workers", type=int, default=1, help="the server's LEXVLA_WORKERS (processes, each with its own JVM)")
+    ap.add_argument("--path", choices=["exact", "approximate"], default="exact",
+                    help="the server's LEXVLA_SEARCH_PATH (approximate: LEXVLA_ANN_QUERY_CUT and LEXVLA_ANN_HEAP_FACTOR "
+                         "from the environment apply; bench/ann_bench.py measures their recall)")
+    ap.add_argument("--shards", type=int, default=1, help="shards of the synthetic generation")
     ap.add_argument("--hits-thresholds", type=int, nargs="*", default=[EXHAUSTIVE, 1000, 10],
                     help="Lucene hits thresholds of the search-only rows (after that many hits it skips what cannot enter the top-k)")
     ap.add_argument("--prune-words", type=int, nargs="*", default=[8, 16, 24], help="query-word cuts of the search-only rows")
@@ -546,12 +550,12 @@ def main() -> int:
 
         words = Bundle(bundle, verify=False).words
         model = IndexDocs(words, args.source_index) if args.doc_model == "index" else ZipfDocs(len(words), args.zipf)
-        index = prepare_synthetic(bundle, args.docs, model, args.terms)
+        index = prepare_synthetic(bundle, args.docs, model, args.terms, args.shards)
     else:
         bundle, index = prepare(args.work, args.images)
     # the same queries in both modes: those the query table answers (table mode answers the others 422)
     texts, unanswered = table_answers(bundle, texts)
-    server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode, args.workers)
+    server = start_server(bundle, index, args.port, args.jvm_heap, args.query_mode, args.workers, path=args.path)
     url = f"http://127.0.0.1:{args.port}"
     try:
         # warm-up: every query once, so that Java has compiled Lucene's scoring loops before the
@@ -603,7 +607,7 @@ def main() -> int:
             systems["pyserini `batch_search`, 2 threads"] = {2: {"qps": pys["batch_qps"], "p50": float("nan"), "p99": float("nan")}}
 
     what = f"{len(texts)} distinct {'held-out captions' if args.queries == 'captions' else 'shape queries'}"
-    print(f"\n/search end to end, bundle {bundle.name} on CPU, query mode {args.query_mode}, {args.workers} worker(s), {docs:,} docs, cache off, k=10, "
+    print(f"\n/search end to end, bundle {bundle.name} on CPU, query mode {args.query_mode}, {args.path} path, {args.workers} worker(s), {docs:,} docs, cache off, k=10, "
           f"{args.requests} requests per row, {what} of {statistics.mean(len(q) for q in queries):.0f} words "
           f"matching {matched:,.0f} docs on average; server peak RSS {peak_mb:,.0f} MB (at the end {rss_mb:,.0f} MB)")  # fmt: skip
     if model is not None:

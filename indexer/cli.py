@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--image-root", type=Path,
                    help="store image paths relative to this folder (default: the index's recorded root, else the "
                         "deepest folder holding every input); the service resolves them against LEXVLA_IMAGE_ROOT")
+    p.add_argument("--ann", choices=["default", "exhaustive", "none"],
+                   help="each shard's structure for approximate search (indexer/ann.py): default settings, exhaustive "
+                        "(every posting, whole summaries: slower, for checks) or none (default: the published index's, "
+                        "else default; changing it needs --rebuild)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_index)
 
@@ -72,7 +76,7 @@ def _index(args: argparse.Namespace) -> int:
         bundle=args.bundle, input=args.input, root=args.index, batch_size=args.batch_size, part_rows=args.part_rows,
         decode_workers=args.workers, index_threads=args.threads, java_heap=args.java_heap,
         max_pixels=args.max_pixels, rebuild=args.rebuild, engine=IndexEngine(args.engine), device=args.device,
-        progress=not args.no_progress, shards=args.shards, image_root=args.image_root,
+        progress=not args.no_progress, shards=args.shards, image_root=args.image_root, ann=_ann_build(args.ann),
     )  # fmt: skip
     rep = run_index_job(cfg)
     print(
@@ -83,6 +87,13 @@ def _index(args: argparse.Namespace) -> int:
         + (f" in {rep.shards} shards ({len(rep.reused_shards)} already built)" if rep.shards > 1 else "")
     )
     return 0
+
+
+def _ann_build(choice: str | None):
+    """``--ann`` as an ``IndexJobConfig.ann``."""
+    from indexer.ann import AnnBuild
+
+    return {None: "base", "default": AnnBuild(), "exhaustive": AnnBuild.exhaustive(), "none": None}[choice]
 
 
 def _remove(args: argparse.Namespace) -> int:

@@ -91,7 +91,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def encode_local(
-    bundle, items: list[InputItem], batch_size: int = 32, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
+    bundle, items: Iterable[InputItem], batch_size: int = 32, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
     known_bad: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[list[DocRow], list[Reject]]]:
     """Decode in a thread pool and encode batch by batch, yielding ``(docs, rejects)`` per batch.

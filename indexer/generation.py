@@ -12,6 +12,11 @@ Every writer of an index root -- the indexing job, :func:`indexer.publish.publis
 A failure anywhere before :meth:`GenerationWriter.publish` returns removes the new generation, so
 readers never see it and the next run starts clean.
 
+The approximate path's structure (:mod:`indexer.ann`) is kept in step here too: ``publish`` builds
+it for every shard the generation created or changed (unless a part's, built from the same
+documents, was linked in), links it for the shards carried over, and checks its count with the
+Lucene and metadata counts.
+
 Documents go to shards by :func:`shard_of`, a stable hash of the id: the same id lands in the same
 shard on every machine and in every run, so appends and deletes know which shards they touch and
 leave the others as they are (hard links, nothing copied).
@@ -24,6 +29,7 @@ import shutil
 from pathlib import Path
 
 from indexer import layout, lucene
+from indexer.ann import AnnBuild, ann_build, ann_docs, build_ann, has_ann, link_ann
 from indexer.info import IndexFormatError, IndexInfo, read_info, write_generation_info
 from indexer.metadata import META_FILE, MetadataReader, connect
 from indexer.sources import Fingerprint
@@ -80,11 +86,25 @@ class GenerationWriter:
     base : the generation the new one starts from, or ``None`` for a fresh build.
     shards : the new generation's shard count; with a base it must be the base's.
     keep_generations : published generations kept by the collection after publishing.
+    ann : how each shard's approximate structure is built (:class:`indexer.ann.AnnBuild`), or
+        ``None`` for none; by default the base's (none where the base has none, so a generation
+        never holds it in some shards only), and :class:`~indexer.ann.AnnBuild`'s defaults for a
+        fresh build.
     """
 
-    def __init__(self, root: Path, base: Path | None, shards: int, keep_generations: int = 2):
+    def __init__(self, root: Path, base: Path | None, shards: int, keep_generations: int = 2,
+                 ann: AnnBuild | None | str = "base"):  # fmt: skip
         self.root, self.base, self.shards, self.keep = Path(root), base, int(shards), keep_generations
         self.base_info = read_info(base) if base is not None else None
+        if ann == "base":
+            ann = AnnBuild() if self.base_info is None else base_ann(self.base_info.ann)
+        self.ann: AnnBuild | None = ann if isinstance(ann, AnnBuild) else None
+        if self.base_info is not None and base_ann(self.base_info.ann) != self.ann:
+            raise ValueError(
+                f"{root}'s approximate-search structure was built with {self.base_info.ann}, not "
+                f"{self.ann.to_json() if self.ann else None}: the shards a change leaves alone would keep the old one; "
+                "change it with --rebuild (a full build)"
+            )
         if shards < 1:
             raise ValueError(f"shards must be at least 1, got {shards}")
         if self.base_info is not None and self.base_info.shards != self.shards:
@@ -148,18 +168,37 @@ class GenerationWriter:
                 if self.base is None:
                     raise RuntimeError(f"shard {i} of {self.gen} was never built")
                 layout.copy_generation(self.base_folder(i), self.folder(i), link_metadata=True)
-            counts.append(check_counts(self.folder(i)))
-        info = write_generation_info(self.gen, facts, counts)
+                link_ann(self.base_folder(i), self.folder(i))
+            elif self.ann is not None and not ann_current(self.folder(i), self.ann):
+                build_ann(self.folder(i), self.ann)
+            counts.append(check_counts(self.folder(i), self.ann is not None))
+        info = write_generation_info(self.gen, facts | {"ann": self.ann.to_json() if self.ann else None}, counts)
         layout.publish(self.root, self.gen)
         layout.collect_garbage(self.root, self.keep)
         return info
 
 
-def check_counts(folder: Path) -> int:
-    """Refuse a shard whose Lucene index and metadata disagree; returns its document count."""
+def check_counts(folder: Path, ann: bool = False) -> int:
+    """Refuse a shard whose Lucene index and metadata disagree (and, with ``ann``, whose approximate
+    structure holds another count); returns its document count."""
     with contextlib.closing(connect(folder / META_FILE, readonly=True)) as conn:
         expected = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
     found = lucene.lucene_doc_count(folder / layout.LUCENE_DIR)
     if found != expected:
         raise RuntimeError(f"{folder}: Lucene has {found} documents, metadata {expected}; not publishing")
+    if ann and (not has_ann(folder) or ann_docs(folder) != expected):
+        held = ann_docs(folder) if has_ann(folder) else "no"
+        raise RuntimeError(f"{folder}: the approximate structure has {held} documents, metadata {expected}; not publishing")
     return expected
+
+
+def base_ann(recorded: dict | None) -> AnnBuild | None:
+    """The approximate structure's build settings a generation recorded (``None``: built without one)."""
+    return AnnBuild.from_json(recorded) if recorded is not None else None
+
+
+def ann_current(folder: Path, params: AnnBuild) -> bool:
+    """Whether ``folder``'s approximate structure was built with ``params`` from the documents its
+    metadata holds now (a part's, linked in by the assembly; never a changed shard's copy, which
+    :func:`indexer.layout.copy_generation` leaves without one)."""
+    return has_ann(folder) and ann_build(folder) == params.to_json()

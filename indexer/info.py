@@ -42,6 +42,7 @@ class IndexInfo:
     index_format: int = INDEX_FORMAT
     image_root: str | None = None  # relative image paths lie under it (indexer.metadata.resolve_path)
     model_card: str | None = None  # the bundle's model card (models.model_card), where it was when indexed
+    ann: dict | None = None  # how every shard's approximate structure was built (indexer.ann.AnnBuild), None: none
 
     def to_json(self) -> dict:
         return asdict(self) | {"patch_grid": list(self.patch_grid), "shard_docs": list(self.shard_docs), "sharding": SHARDING}
@@ -129,5 +130,5 @@ def _from_dict(raw: dict) -> IndexInfo:
         patch_grid=_patch_grid(raw["patch_grid"]), vocab_size=int(raw["vocab_size"]),
         created_at=str(raw["created_at"]), image_size=int(raw.get("image_size", 0)), shards=int(raw.get("shards", 1)),
         shard_docs=tuple(int(x) for x in raw.get("shard_docs", ())), index_format=int(raw.get("index_format", 1)),
-        image_root=raw.get("image_root"), model_card=raw.get("model_card"),
+        image_root=raw.get("image_root"), model_card=raw.get("model_card"), ann=raw.get("ann"),
     )  # fmt: skip

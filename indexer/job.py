@@ -25,53 +25,24 @@ document replaces the old one in the next generation. Rejected content is writte
 """
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
 
 from indexer import layout
-from indexer.encode import InputItem, Reject
 from indexer.engines import engine_class
+from indexer.info import read_info
 from indexer.job_config import IndexJobConfig
 from indexer.job_engine import JobEngine
+from indexer.manifest import CHUNK
 from indexer.metadata import bundle_mismatch
-from indexer.publish import JobReport, publish_parts, published_state
-from indexer.shard_build import (
-    batch_dirs,
-    clear_parts,
-    drop_from_batches,
-    open_batches,
-    part_dir,
-    part_ids,
-    staged_batches,
-)
-from indexer.sources import Fingerprint, RejectsLedger, unchanged
+from indexer.planner import DUPLICATE, clear_plan, plan_args, split_inputs, todo_chunks
+from indexer.publish import JobReport, publish_parts
+from indexer.shard_build import batch_dirs, clear_parts, open_batches, part_dir
+from indexer.sources import RejectsLedger
 from models.files import DiskFullError, is_disk_full
-
-
-def _same_content(a: Fingerprint | None, b: Fingerprint | None) -> bool:
-    return a is None or b is None or a.sha256 == b.sha256
-
-
-def plan(
-    items: list[InputItem], published: dict[str, Fingerprint | None], staged: dict[str, Fingerprint | None]
-) -> tuple[list[InputItem], set[str]]:
-    """``(inputs to encode, staged ids to drop)``: new ids and ids whose file content differs from
-    what is published, unless an earlier (killed) run already staged that very content."""
-    todo, stale = [], set()
-    for it in items:
-        if it.doc_id in staged:
-            if unchanged(it.path, staged[it.doc_id]):
-                continue
-            stale.add(it.doc_id)  # staged from content that has changed since
-        elif it.doc_id in published and unchanged(it.path, published[it.doc_id]):
-            continue
-        todo.append(it)
-    return todo, stale
 
 
 def run_index_job(cfg: IndexJobConfig) -> JobReport:
@@ -100,7 +71,8 @@ def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
     report = JobReport()
     with layout.writer_lock(root):
         bundle = Bundle(cfg.bundle, device=cfg.device)
-        current, info, published = published_state(root)
+        current = layout.current_generation(root)
+        info = read_info(current) if current is not None else None
         if current is not None and info is not None and not cfg.rebuild:
             problem = bundle_mismatch(info, bundle)
             if problem is not None:
@@ -109,7 +81,7 @@ def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
                 raise ValueError(f"{root} has {info.shards} shards, not {cfg.shards}; run with --rebuild to re-shard it")
             shards, recorded = cfg.shards or info.shards, info.image_root
         else:
-            shards, recorded, published = cfg.shards or 1, None, {}
+            shards, recorded = cfg.shards or 1, None
         base = None if cfg.rebuild else current  # the generation the new one is made from
         work = root / layout.STAGING
         (work / "staging.sqlite").unlink(missing_ok=True)  # older versions' local checkpoint, superseded by the batches
@@ -119,7 +91,7 @@ def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
         engine = engine_class(cfg.engine)(cfg, bundle, work, shards, run)
         try:
             t0 = time.perf_counter()
-            image_root, n_todo = _plan_and_queue(cfg, engine, published, recorded, report)
+            image_root, n_todo = _plan_and_queue(cfg, engine, base, recorded, report)
             known_bad = {} if cfg.rebuild else dict(ledger.reasons)  # a rebuild decodes everything again
             with tqdm(total=n_todo, unit="img", desc="encode", disable=not cfg.progress or not n_todo, smoothing=0.1) as bar:
                 for written, rejects in engine.encode(known_bad):
@@ -127,12 +99,13 @@ def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
                     report.encoded += written
                     report.rejected.extend(rejects)
                     bar.update(written + len(rejects))
-            ledger.record([r for r in report.rejected if r.reason == "duplicate id in input"])
+            ledger.record([r for r in report.rejected if r.reason == DUPLICATE])
             report.seconds["encode"] = time.perf_counter() - t0
         finally:
             engine.close()
+        clear_plan(work)
         if not cfg.rebuild and not any(batch_dirs(part_dir(work, i)) for i in range(shards)):  # nothing new
-            report.doc_count = len(published)
+            report.doc_count = info.doc_count if info is not None else 0
             layout.collect_garbage(root, cfg.keep_generations)
             clear_parts(work)
             return report
@@ -141,47 +114,33 @@ def _run_index_job(cfg: IndexJobConfig, root: Path) -> JobReport:
         report.seconds["shards"] = time.perf_counter() - t1
         if not sum(docs) and base is None:
             raise ValueError(f"no image of {cfg.input} could be indexed; see {root / layout.REJECTS}")
-        ids = list(part_ids(work, shards))
-        report.replaced = sum(d in published for d in ids)
         publish_parts(
             root, bundle, base, work, docs, report, engine=type(engine), index_threads=cfg.index_threads,
-            java_heap=cfg.java_heap, keep_generations=cfg.keep_generations, replace=ids, image_root=image_root,
-            progress=cfg.progress,
+            java_heap=cfg.java_heap, keep_generations=cfg.keep_generations, replace=True, image_root=image_root,
+            progress=cfg.progress, ann=cfg.ann,
         )  # fmt: skip
         clear_parts(work)
     return report
 
 
 def _plan_and_queue(
-    cfg: IndexJobConfig, engine: JobEngine, published: dict[str, Fingerprint | None], recorded: str | None,
-    report: JobReport,
+    cfg: IndexJobConfig, engine: JobEngine, base: Path | None, recorded: str | None, report: JobReport
 ) -> tuple[Path | None, int]:
-    """Read the inputs chunk by chunk, plan each against what is published and what finished
-    batches hold, and queue what to encode on ``engine``; drop staged documents that a publish
-    already made visible or whose file has changed since. Returns ``(image root, inputs queued)``."""
-    staged, where = staged_batches(engine.work, engine.shards)
-    drops: dict[Path, set[str]] = defaultdict(set)
-    for d, fp in list(staged.items()):
-        if d in published and _same_content(fp, published[d]):  # published by a run killed before it cleaned up
-            drops[where[d]].add(d)
-            del staged[d]
-    seen: set[str] = set()
-    folder: str | None = None  # the deepest folder holding every input
-    queued = 0
-    for chunk in engine.inputs():
-        items = _unique(chunk, report, seen)
-        report.scanned += len(items)
-        for it in items:
-            parent = os.path.dirname(it.path)
-            folder = parent if folder is None else os.path.commonpath([folder, parent])
-        todo, stale = plan(items, published, staged)
-        for d in stale:
-            drops[where[d]].add(d)
-        engine.queue(todo)
-        queued += len(todo)
+    """Plan every shard on the engine's workers (``indexer.planner``) and queue what to encode.
+
+    The driver streams the input into one file per shard and keeps counts only; each shard's
+    planner weighs its inputs against that shard's published documents and finished batches, drops
+    staged documents that a publish already made visible or whose file has changed since, and
+    writes the shard's to-do list, which goes to the engine a chunk at a time. Returns
+    ``(image root, inputs queued)``."""
+    split = split_inputs(engine.inputs(), engine.work, engine.shards)
+    plans = engine.plan_shards(plan_args(engine.work, engine.shards, base))
+    report.scanned = split.scanned - sum(len(p.duplicates) for p in plans)
+    report.rejected.extend(r for p in plans for r in p.duplicates)
+    queued = sum(p.queued for p in plans)
+    engine.queue(todo_chunks(engine.work, engine.shards, CHUNK))
     report.skipped_existing = report.scanned - queued
-    drop_from_batches(drops)
-    return _image_root(cfg, recorded, Path(folder) if folder is not None else None), queued
+    return _image_root(cfg, recorded, Path(split.folder) if split.folder is not None else None), queued
 
 
 def _image_root(cfg: IndexJobConfig, recorded: str | None, common: Path | None) -> Path | None:
@@ -197,16 +156,3 @@ def _image_root(cfg: IndexJobConfig, recorded: str | None, common: Path | None) 
     if recorded is not None:
         return Path(recorded)
     return common
-
-
-def _unique(items: list[InputItem], report: JobReport, seen: set[str]) -> list[InputItem]:
-    """Drop repeated ids (a manifest listing one id twice) as rejects, keeping the first; ``seen``:
-    the ids of this chunk's predecessors, updated."""
-    out = []
-    for it in items:
-        if it.doc_id in seen:
-            report.rejected.append(Reject(it.doc_id, it.path, "duplicate id in input"))
-        else:
-            seen.add(it.doc_id)
-            out.append(it)
-    return out

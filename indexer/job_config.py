@@ -3,6 +3,7 @@
 The bottom of the index job's layers; it knows no engine and no driver::
 
     job_config   the settings (this module)
+    planner      plans each shard's inputs on the engine's workers (the driver keeps counts only)
     job_engine   the engine interface and the local engine
     ray_job      the Ray engine (optional: needs the ``ray`` extra)
     engines      picks one engine for an IndexEngine (the one module that knows both)
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from indexer.ann import AnnBuild
 from models.preprocess import DEFAULT_MAX_PIXELS
 
 __all__ = ["IndexEngine", "IndexJobConfig"]
@@ -51,6 +53,9 @@ class IndexJobConfig:
     # Image paths under this folder are stored relative to it. Default: the root the published
     # index recorded, else the deepest folder holding every input of the first build.
     image_root: Path | None = None
+    # The approximate path's structure (indexer.ann.AnnBuild), None for none; "base": the published
+    # generation's settings (AnnBuild's defaults for a new index or a rebuild).
+    ann: AnnBuild | None | str = "base"
 
     def __post_init__(self) -> None:
         self.engine = IndexEngine(self.engine)  # a ValueError for an unknown engine, before any work

@@ -4,8 +4,9 @@ The driver does every step that is the same wherever the work runs: planning, th
 the progress bar and rejects, publishing. An engine does only what differs::
 
     step         LocalEngine (this process)           RayEngine (indexer.ray_job: a Ray cluster)
-    inputs       the whole input, sorted by id        the manifest, streamed in chunks
-    queue        kept in memory                       written to WORK/todo/*.parquet
+    inputs       the input, streamed in chunks        the input, streamed in chunks
+    plan_shards  one thread per shard                 one Ray task per shard
+    queue        read lazily by encode                written to WORK/todo/*.parquet
     encode       decoding threads, one ONNX session   Ray Data: decoding tasks, encoding actors
     seal_parts   one part after the other             one Ray task per part
     build_parts  Anserini threads                     one Ray task per part
@@ -19,13 +20,16 @@ This module knows no other engine: :func:`indexer.engines.engine_class` picks on
 """
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.encode import Reject, encode_local
-from indexer.manifest import InputItem, scan_inputs
+from indexer.manifest import InputItem, iter_inputs
+from indexer.planner import ShardPlan, plan_shard
 from indexer.shard_build import PartsReport, build_parts, seal_parts, write_batch
 
 if TYPE_CHECKING:
@@ -38,7 +42,7 @@ __all__ = ["JobEngine", "LocalEngine"]
 class JobEngine(ABC):
     """What one engine does for one job run; see the module's table.
 
-    The driver calls :meth:`inputs`, :meth:`queue` for each planned chunk, :meth:`encode`,
+    The driver calls :meth:`inputs`, :meth:`plan_shards`, :meth:`queue` with the planned chunks, :meth:`encode`,
     :meth:`close` once encoding ends (however it ends), then :meth:`seal_parts` and
     :meth:`build_parts`. ``work`` is the job's staging folder, ``run`` names the batches this run
     writes. The two static methods need no job: :func:`indexer.publish.publish_rows` builds with them.
@@ -52,8 +56,13 @@ class JobEngine(ABC):
         """The items of ``cfg.input``, a chunk at a time."""
 
     @abstractmethod
-    def queue(self, todo: list[InputItem]) -> None:
-        """Keep planned inputs for :meth:`encode`."""
+    def queue(self, todo: Iterable[list[InputItem]]) -> None:
+        """Take the planned inputs, chunk by chunk (read from the plan's files), for :meth:`encode`."""
+
+    @staticmethod
+    @abstractmethod
+    def plan_shards(args: list[tuple[str, int, str | None]]) -> list[ShardPlan]:
+        """``indexer.planner.plan_shard`` for every shard (``indexer.planner.plan_args``), in shard order."""
 
     @abstractmethod
     def encode(self, known_bad: Mapping[str, str]) -> Iterator[tuple[int, list[Reject]]]:
@@ -80,17 +89,23 @@ class LocalEngine(JobEngine):
 
     def __init__(self, cfg: IndexJobConfig, bundle: Bundle, work: Path, shards: int, run: str) -> None:
         super().__init__(cfg, bundle, work, shards, run)
-        self._todo: list[InputItem] = []
+        self._todo: Iterable[list[InputItem]] = ()
 
     def inputs(self) -> Iterator[list[InputItem]]:
-        yield scan_inputs(self.cfg.input)  # one chunk, sorted by id: every run encodes in the same order
+        return iter_inputs(self.cfg.input)
 
-    def queue(self, todo: list[InputItem]) -> None:
-        self._todo += todo
+    @staticmethod
+    def plan_shards(args: list[tuple[str, int, str | None]]) -> list[ShardPlan]:
+        with ThreadPoolExecutor(min(len(args), os.cpu_count() or 1), thread_name_prefix="plan") as pool:
+            return list(pool.map(lambda a: plan_shard(*a), args))
+
+    def queue(self, todo: Iterable[list[InputItem]]) -> None:
+        self._todo = todo  # read as encode goes: the plan's files, shard after shard
 
     def encode(self, known_bad: Mapping[str, str]) -> Iterator[tuple[int, list[Reject]]]:
         cfg = self.cfg
-        batches = encode_local(self.bundle, self._todo, cfg.batch_size, cfg.decode_workers, cfg.max_pixels, known_bad)
+        items = (it for chunk in self._todo for it in chunk)
+        batches = encode_local(self.bundle, items, cfg.batch_size, cfg.decode_workers, cfg.max_pixels, known_bad)
         for k, (rows, rejects) in enumerate(batches):
             if rows:  # the checkpoint unit: one encoded batch, written before the next is encoded
                 write_batch(self.work, self.shards, rows, f"{self.run}-{k:06d}")

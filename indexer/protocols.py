@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
+from indexer.ann import AnnSearch
 from indexer.hits import Hit
 from indexer.info import IndexInfo
 from indexer.metadata import DocRow
@@ -49,20 +50,25 @@ class Snapshot(Protocol):
     def released(self) -> bool: ...
 
     def search(
-        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """Top-``k`` documents for a ``{word: weight}`` query (quantised with the index's scale),
-        each explained; none carrying a word of ``exclude``, none missing a word of ``require``."""
+        each explained; none carrying a word of ``exclude``, none missing a word of ``require``.
+        Exact (Lucene) by default; with ``ann``, from the approximate structure (:mod:`indexer.ann`),
+        scores and explanations still exact."""
         ...
 
     def search_vector(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """:meth:`search` with an already quantised query."""
         ...
 
     def top(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[tuple[str, int]]:
         """The bare search: ``[(doc_id, integer score)]`` in result order, no metadata read."""
         ...
@@ -113,11 +119,13 @@ class Searcher(Protocol):
 
     # one-shot reads, each on a snapshot of its own (two calls may see two generations)
     def search(
-        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]: ...
 
     def search_vector(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]: ...
 
     def document(self, doc_id: str) -> DocRow | None: ...

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer import layout, lucene
+from indexer.ann import AnnBuild
 from indexer.encode import Reject
 from indexer.engines import engine_class
 from indexer.generation import GenerationWriter, published_sources, shard_of
@@ -72,17 +73,20 @@ def publish_parts(
     index_threads: int = 2,
     java_heap: str = "1g",
     keep_generations: int = 2,
-    replace: Iterable[str] = (),
+    replace: bool = False,
     image_root: Path | None = None,
     progress: bool = False,
+    ann: AnnBuild | None | str = "base",
 ) -> Path:
     """Build, check and publish a new generation: ``current``'s documents (if any) plus the parts
     filled under ``work`` (``docs`` documents in each, one part per shard).
 
-    ``engine`` builds each part's Lucene index. ``replace`` names ids whose documents in
-    ``current`` are deleted first (their new rows are in the parts). ``image_root`` is recorded
+    ``engine`` builds each part's Lucene index. With ``replace``, a part's document whose id
+    ``current`` holds replaces it (the job's re-encoded changed files); the count goes to
+    ``report.replaced``. ``image_root`` is recorded
     when given (the parts' relative paths lie under it); otherwise ``current``'s stays.
     ``progress`` shows Anserini's build as a bar (its progress lines are logged either way).
+    ``ann``: the approximate structure's settings (:class:`indexer.generation.GenerationWriter`).
     Returns the published generation.
     """
     if not sum(docs) and current is None:
@@ -92,8 +96,8 @@ def publish_parts(
     built = engine.build_parts(work, docs, index_threads, java_heap, progress)
     report.seconds["lucene"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    with GenerationWriter(root, current, shards, keep_generations) as gw:
-        assemble(gw, work, docs, replace)
+    with GenerationWriter(root, current, shards, keep_generations, ann) as gw:
+        report.replaced = assemble(gw, work, docs, replace)
         kept_root = read_info(current).image_root if current is not None else None
         info = gw.publish(bundle_facts(bundle) | {"image_root": str(image_root) if image_root is not None else kept_root})
     report.seconds["assemble"] = time.perf_counter() - t2
@@ -114,6 +118,7 @@ def publish_rows(
     check_vocabulary: bool = True,
     shards: int | None = None,
     engine: IndexEngine = IndexEngine.LOCAL,
+    ann: AnnBuild | None | str = "base",
 ) -> JobReport:
     """Publish a generation from precomputed document vectors, without encoding any image.
 
@@ -136,6 +141,8 @@ def publish_rows(
     check_vocabulary : refuse words that are not in the bundle's vocabulary.
     shards : shard count of the new generation (``None``: the published one's when appending, else 1).
     engine : where the shards' Lucene indexes are built: in threads here, or in Ray tasks.
+    ann : the approximate structure's settings (:class:`indexer.ann.AnnBuild`), ``None`` for
+        none; by default the published generation's when appending, else AnnBuild's defaults.
 
     Raises
     ------
@@ -183,7 +190,7 @@ def publish_rows(
             report.seconds["shards"] = time.perf_counter() - t0
             publish_parts(
                 root, bundle, current, work, docs, report, engine=engine_class(engine), index_threads=index_threads,
-                java_heap=java_heap, keep_generations=keep_generations,
+                java_heap=java_heap, keep_generations=keep_generations, ann=ann,
             )  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)

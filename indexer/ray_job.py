@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ import ray
 from indexer.encode import Reject
 from indexer.job_engine import JobEngine
 from indexer.manifest import InputItem, iter_inputs
+from indexer.planner import ShardPlan, plan_shard
 from indexer.ray_encode import encode_to_parts
 from indexer.shard_build import PartsReport, build_part, part_dir, reused_parts, seal_args, seal_part
 
@@ -43,16 +44,23 @@ class RayEngine(JobEngine):
     def inputs(self) -> Iterator[list[InputItem]]:
         return iter_inputs(self.cfg.input)  # bounded chunks: a manifest of any length
 
-    def queue(self, todo: list[InputItem]) -> None:
+    @staticmethod
+    def plan_shards(args: list[tuple[str, int, str | None]]) -> list[ShardPlan]:
+        _connect()
+        task = ray.remote(num_cpus=1, max_retries=0)(plan_shard)
+        return ray.get([task.remote(*a) for a in args])
+
+    def queue(self, todo: Iterable[list[InputItem]]) -> None:
         # one file per actor batch: Ray Data reads a file as one block, decoded by one task
         rows = self.cfg.part_rows
-        for j in range(0, len(todo), rows):
-            part = todo[j : j + rows]
-            table = pa.table({"doc_id": [it.doc_id for it in part], "path": [it.path for it in part],
-                              "meta": [json.dumps(it.meta) for it in part]})  # fmt: skip
-            pq.write_table(table, self._todo_dir / f"todo-{self._chunks:06d}-{j // rows:05d}.parquet")
-        self._chunks += 1
-        self._queued += len(todo)
+        for chunk in todo:
+            for j in range(0, len(chunk), rows):
+                part = chunk[j : j + rows]
+                table = pa.table({"doc_id": [it.doc_id for it in part], "path": [it.path for it in part],
+                                  "meta": [json.dumps(it.meta) for it in part]})  # fmt: skip
+                pq.write_table(table, self._todo_dir / f"todo-{self._chunks:06d}-{j // rows:05d}.parquet")
+            self._chunks += 1
+            self._queued += len(chunk)
 
     def encode(self, known_bad: Mapping[str, str]) -> Iterator[tuple[int, list[Reject]]]:
         if not self._queued:

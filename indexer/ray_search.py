@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer import layout
+from indexer.ann import AnnSearch
 from indexer.generation import shard_of
 from indexer.hits import Hit, rank_order
 from indexer.info import IndexInfo, read_info
@@ -41,13 +42,15 @@ class ShardReplica:
 
         self.searcher = ShardSearcher(index_root, shard)
 
-    def search_vector(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str]) -> tuple[str, list[Hit]]:
+    def search_vector(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str],
+                      ann: AnnSearch | None = None) -> tuple[str, list[Hit]]:  # fmt: skip
         with self.searcher.snapshot() as snap:
-            return snap.version, snap.search_vector(impacts, k, exclude, require)
+            return snap.version, snap.search_vector(impacts, k, exclude, require, ann)
 
-    def top(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str]) -> tuple[str, list[tuple[str, int]]]:
+    def top(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str],
+            ann: AnnSearch | None = None) -> tuple[str, list[tuple[str, int]]]:  # fmt: skip
         with self.searcher.snapshot() as snap:
-            return snap.version, snap.top(impacts, k, exclude, require)
+            return snap.version, snap.top(impacts, k, exclude, require, ann)
 
     def count(self, impacts: dict[str, int]) -> tuple[str, int]:
         with self.searcher.snapshot() as snap:
@@ -205,17 +208,18 @@ class RaySnapshot:
             raise RuntimeError(f"replicas answered from {sorted(versions)} while serving {self.version}; retry")
         return [a for _, a in answers]
 
-    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()) -> list[Hit]:
-        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require)
+    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+               ann: AnnSearch | None = None) -> list[Hit]:  # fmt: skip
+        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require, ann)
 
     def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (),
-                      require: Iterable[str] = ()) -> list[Hit]:
-        per_shard = self._answers(range(self.info.shards), "search_vector", dict(impacts), int(k), list(exclude), list(require))
+                      require: Iterable[str] = (), ann: AnnSearch | None = None) -> list[Hit]:
+        per_shard = self._answers(range(self.info.shards), "search_vector", dict(impacts), int(k), list(exclude), list(require), ann)
         return merge_top(per_shard, k, key=lambda h: rank_order(h.doc_id, h.score))
 
     def top(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (),
-            require: Iterable[str] = ()) -> list[tuple[str, int]]:
-        per_shard = self._answers(range(self.info.shards), "top", dict(impacts), int(k), list(exclude), list(require))
+            require: Iterable[str] = (), ann: AnnSearch | None = None) -> list[tuple[str, int]]:
+        per_shard = self._answers(range(self.info.shards), "top", dict(impacts), int(k), list(exclude), list(require), ann)
         return merge_top(per_shard, k, key=lambda t: rank_order(t[0], t[1]))
 
     def count(self, impacts: Mapping[str, int]) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
 from indexer import layout
+from indexer.ann import AnnSearch
 from indexer.hits import Hit, WordMatch, rank_order, ranked_top, score_share
 from indexer.info import IndexInfo
 from indexer.layout import IndexNotFoundError
@@ -140,18 +141,20 @@ class SnapshotReads:
             return s.info
 
     def search(
-        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """:meth:`Snapshot.search <indexer.protocols.Snapshot.search>` on the current generation."""
         with self.snapshot() as s:
-            return s.search(query, k, exclude, require)
+            return s.search(query, k, exclude, require, ann)
 
     def search_vector(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """:meth:`Snapshot.search_vector <indexer.protocols.Snapshot.search_vector>` on the current generation."""
         with self.snapshot() as s:
-            return s.search_vector(impacts, k, exclude, require)
+            return s.search_vector(impacts, k, exclude, require, ann)
 
     def document(self, doc_id: str) -> DocRow | None:
         """:meth:`Snapshot.document <indexer.protocols.Snapshot.document>` on the current generation."""

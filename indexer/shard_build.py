@@ -50,6 +50,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from indexer import layout, lucene
+from indexer.ann import ensure_ann, link_ann
 from indexer.generation import GenerationWriter, shard_of
 from indexer.metadata import META_FILE, DocRow, MetadataReader, connect, delete_docs, insert_docs, stored_path
 from indexer.sources import Fingerprint
@@ -318,14 +319,15 @@ def reused_parts(docs: list[int], built: list[int], reused: list[bool]) -> Parts
     return PartsReport(docs, [i for i, r in zip(built, reused, strict=True) if r])
 
 
-def assemble(gw: GenerationWriter, work: Path, docs: list[int], replace: Iterable[str] = ()) -> None:
-    """Bring every built part into ``gw``'s generation; ``replace``: ids whose base documents go first.
+def assemble(gw: GenerationWriter, work: Path, docs: list[int], replace: bool = False) -> int:
+    """Bring every built part into ``gw``'s generation; returns how many base documents a part's
+    replaced. With ``replace``, a part's document whose id the base shard holds replaces it
+    (found shard by shard, by joining the part's metadata with the base shard's); without, ids
+    must be new.
 
     Only shards that gain a document or lose a replaced one are touched.
     """
-    replaced: dict[int, list[str]] = defaultdict(list)
-    for doc_id in replace:
-        replaced[shard_of(doc_id, gw.shards)].append(doc_id)
+    replaced = 0
     for i in range(gw.shards):
         part = part_dir(work, i)
         if gw.base is None:
@@ -335,10 +337,14 @@ def assemble(gw: GenerationWriter, work: Path, docs: list[int], replace: Iterabl
                 shutil.copytree(part / layout.LUCENE_DIR, dst / layout.LUCENE_DIR, copy_function=os.link)
             else:
                 lucene.create_empty_index(dst / layout.LUCENE_DIR)
+            if gw.ann is not None:  # built in the part, where a killed job finds it again
+                ensure_ann(part, gw.ann, json.loads((part / "fill.json").read_text()))
+                link_ann(part, dst)
             continue
-        gone = present_ids(gw.base_folder(i) / META_FILE, replaced.get(i, []))
-        if not docs[i] and not gone:
+        if not docs[i]:
             continue  # carried over from the base by the writer
+        gone = shared_ids(gw.base_folder(i) / META_FILE, part / META_FILE) if replace else []
+        replaced += len(gone)
         dst = gw.change(i)
         if gone:
             lucene.delete_documents(dst / layout.LUCENE_DIR, gone)
@@ -348,8 +354,15 @@ def assemble(gw: GenerationWriter, work: Path, docs: list[int], replace: Iterabl
                 delete_docs(conn, gone)
                 conn.execute("INSERT OR REPLACE INTO docs SELECT * FROM part.docs")
                 conn.execute("INSERT OR REPLACE INTO sources SELECT * FROM part.sources")
-        if docs[i]:
-            lucene.add_index(dst / layout.LUCENE_DIR, part / layout.LUCENE_DIR)
+        lucene.add_index(dst / layout.LUCENE_DIR, part / layout.LUCENE_DIR)
+    return replaced
+
+
+def shared_ids(meta: Path, other: Path) -> list[str]:
+    """The ids both metadata files hold (sorted)."""
+    with contextlib.closing(sqlite3.connect(f"file:{meta}?mode=ro", uri=True)) as conn:
+        conn.execute("ATTACH DATABASE ? AS other", (f"file:{other}?mode=ro",))
+        return [r[0] for r in conn.execute("SELECT doc_id FROM docs WHERE doc_id IN (SELECT doc_id FROM other.docs) ORDER BY doc_id")]
 
 
 def present_ids(meta: Path, doc_ids: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from indexer.ann import AnnSearch
 from indexer.generation import shard_folders, shard_of
 from indexer.hits import Hit, rank_order
 from indexer.info import IndexInfo, read_info
@@ -107,26 +108,27 @@ class ShardedSnapshot:
         if self._released:
             raise RuntimeError("snapshot is released")
 
-    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()) -> list[Hit]:
+    def search(self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+               ann: AnnSearch | None = None) -> list[Hit]:  # fmt: skip
         """:meth:`LexicalSnapshot.search <indexer.snapshot.LexicalSnapshot.search>` over every shard."""
-        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require)
+        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require, ann)
 
     def search_vector(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (),
-                      require: Iterable[str] = ()) -> list[Hit]:
-        """Each shard's explained top-``k``, merged into the global top-``k``."""
+                      require: Iterable[str] = (), ann: AnnSearch | None = None) -> list[Hit]:
+        """Each shard's explained top-``k`` (exact, or approximate with ``ann``), merged into the global top-``k``."""
         self._check()
         exclude, require = list(exclude), list(require)
         if len(self._snaps) == 1:
-            return self._snaps[0].search_vector(impacts, k, exclude, require)
-        per_shard = [s.search_vector(impacts, k, exclude, require) for s in self._snaps]
+            return self._snaps[0].search_vector(impacts, k, exclude, require, ann)
+        per_shard = [s.search_vector(impacts, k, exclude, require, ann) for s in self._snaps]
         return merge_top(per_shard, k, key=lambda h: rank_order(h.doc_id, h.score))
 
     def top(self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (),
-            require: Iterable[str] = ()) -> list[tuple[str, int]]:
+            require: Iterable[str] = (), ann: AnnSearch | None = None) -> list[tuple[str, int]]:
         """The bare search over every shard: ``[(doc_id, integer score)]`` in result order."""
         self._check()
         exclude, require = list(exclude), list(require)
-        per_shard = [s.top(impacts, k, exclude, require) for s in self._snaps]
+        per_shard = [s.top(impacts, k, exclude, require, ann) for s in self._snaps]
         return merge_top(per_shard, k, key=lambda t: rank_order(t[0], t[1]))
 
     def count(self, impacts: Mapping[str, int]) -> int:

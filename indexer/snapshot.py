@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from indexer import layout
+from indexer.ann import AnnIndex, AnnMissingError, AnnSearch, ann_top
 from indexer.hits import Hit, explain, ranked_top
 from indexer.info import IndexFormatError, IndexInfo, read_info
 from indexer.jvm import call_in_jvm
@@ -39,6 +40,7 @@ class Generation:
             raise IndexFormatError(f"{path} has {self.info.shards} shards: open it with indexer.sharded.ShardedSearcher")
         self.meta = MetadataReader(path / META_FILE)
         self.reader, self.searcher = call_in_jvm(open_lucene, path / layout.LUCENE_DIR)
+        self.ann = AnnIndex.open(path)  # the approximate path's structure (indexer.ann), if built
         self._users = 0
         self._retired = False
         self.closed = False
@@ -106,36 +108,70 @@ class LexicalSnapshot:
         return self._live().info.index_version
 
     def search(
-        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, query: Mapping[str, float], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """Top-``k`` documents for a ``{word: weight}`` query, each with its word matches.
 
         The query is quantised with the index's ``quant_scale`` (``models.sparse.quantize_weights``);
         words the index does not contain match nothing; documents containing any word of
-        ``exclude`` are not returned, nor those missing a word of ``require``.
+        ``exclude`` are not returned, nor those missing a word of ``require``. ``ann``: search the
+        approximate structure (:mod:`indexer.ann`) with these settings instead of Lucene; the hits'
+        scores and explanations are exact either way.
         """
-        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require)
+        return self.search_vector(quantize_weights(query, self.info.quant_scale), k, exclude, require, ann)
 
     def search_vector(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[Hit]:
         """Like :meth:`search` with an already quantised query (e.g. a document's impacts)."""
         gen = self._live()
         q = positive(impacts)
-        scored = self.top(q, k, exclude, require)
-        docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
+        if ann is not None:
+            ranked = self._ann_ranked(q, k, exclude, require, ann)
+            docs = {doc_id: row for doc_id, _, row in ranked}
+            scored = [(doc_id, score) for doc_id, score, _ in ranked]
+        else:
+            scored = self.top(q, k, exclude, require)
+            docs = gen.meta.get_many([doc_id for doc_id, _ in scored])
         scale = gen.info.quant_scale
         return [explain(doc_id, score, q, docs.get(doc_id), scale) for doc_id, score in scored]
 
     def top(
-        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = ()
+        self, impacts: Mapping[str, int], k: int = 10, exclude: Iterable[str] = (), require: Iterable[str] = (),
+        ann: AnnSearch | None = None,
     ) -> list[tuple[str, int]]:
-        """The bare Lucene search: ``[(doc_id, integer score)]`` best first, no metadata read."""
+        """The bare search: ``[(doc_id, integer score)]`` best first (Lucene's, or with ``ann`` the
+        approximate structure's candidates scored from their stored impacts)."""
         gen = self._live()
         q = positive(impacts)
         if k <= 0 or not q:
             return []
+        if ann is not None:
+            return [(doc_id, score) for doc_id, score, _ in self._ann_ranked(q, k, exclude, require, ann)]
         return ranked_top(lambda n: lucene_top(gen.searcher, q, n, exclude, require), int(k))
+
+    def _ann_ranked(self, q: dict[str, int], k: int, exclude: Iterable[str], require: Iterable[str],
+                    ann: AnnSearch) -> list[tuple[str, int, DocRow]]:  # fmt: skip
+        """The approximate top-``k`` in the one result order, ties at the k-th place fetched to their end."""
+        gen = self._live()
+        if gen.ann is None:
+            raise AnnMissingError(
+                f"{gen.path} has no approximate-search structure (built by an older version or without it): "
+                "search it on the exact path, or rebuild it with `lexvla index --rebuild`"
+            )
+        if k <= 0 or not q:
+            return []
+        exclude, require = list(exclude), list(require)
+        rows: dict[str, DocRow] = {}
+
+        def fetch(n: int) -> list[tuple[str, int]]:
+            got = ann_top(gen.ann, gen.meta.get_many, q, n, ann, exclude, require)  # type: ignore[arg-type]
+            rows.update((doc_id, row) for doc_id, _, row in got)
+            return [(doc_id, score) for doc_id, score, _ in got]
+
+        return [(doc_id, score, rows[doc_id]) for doc_id, score in ranked_top(fetch, int(k))]
 
     def count(self, impacts: Mapping[str, int]) -> int:
         """How many documents contain at least one word of the quantised query."""

@@ -41,6 +41,8 @@ def register(subparsers) -> None:
                              "json (one object; JSON lines for topics)")  # fmt: skip
     search.add_argument("--hits", "-k", dest="hits", type=int, default=10, help="hits per query")
     search.add_argument("--run-tag", default="lexvla", help="the TREC run's tag column")
+    search.add_argument("--path", dest="search_path", choices=["exact", "approximate"],
+                        help="LEXVLA_SEARCH_PATH: Lucene (every match scored) or each shard's approximate structure")  # fmt: skip
     search.set_defaults(func=run_search)
 
 
@@ -49,7 +51,7 @@ def _settings(args: argparse.Namespace):
 
     overrides = {
         key: getattr(args, key)
-        for key in ("bundle", "index", "device", "query_mode", "workers", "redis_url")
+        for key in ("bundle", "index", "device", "query_mode", "workers", "redis_url", "search_path")
         if getattr(args, key, None) is not None
     }
     for key, value in overrides.items():  # worker processes read the environment

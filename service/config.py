@@ -9,6 +9,8 @@ from PIL import Image
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.ann import AnnSearch
+
 # Pillow refuses to open an image over twice its MAX_IMAGE_PIXELS, whatever the caller allows:
 # the service's pixel limit stays under it, so that one limit answers, in one message.
 PILLOW_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -99,6 +101,15 @@ class Settings(BaseSettings):
         "512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",
         description="-Xmx of the JVM that searches Lucene in the server process (the index itself is memory-mapped, off heap)",
     )  # fmt: skip
+    search_path: Literal["exact", "approximate"] = Field(
+        "exact", description="how /search finds hits unless a request says: exact (Lucene, every match scored) or "
+        "approximate (each shard's Seismic structure, scores and explanations still exact; docs/benchmarks.md has its recall)",
+    )  # fmt: skip
+    ann_query_cut: int = Field(AnnSearch.query_cut, ge=1, le=4096, description=(
+        "approximate path: the query's strongest words whose postings are visited"))
+    ann_heap_factor: float = Field(AnnSearch.heap_factor, gt=0.0, le=1.0, description=(
+        "approximate path: a block of documents is visited when its summary reaches this share of the current "
+        "k-th score (lower: slower, higher recall)"))
     search_replicas: int = Field(
         0, ge=0, description="serve every shard from this many Ray actors, with fail-over (0: shards in-process)"
     )
@@ -126,6 +137,13 @@ class Settings(BaseSettings):
         """How an encoded text becomes the query vector (``Bundle.encode_texts``'s ``top_k`` and
         ``min_share``), for a bundle whose own top-k is ``text_top_k``."""
         return {"top_k": self.query_top_k or text_top_k, "min_share": self.query_min_share}
+
+    def ann_search(self, path: str | None = None) -> AnnSearch | None:
+        """The approximate path's settings for a request on ``path`` (``None``: :attr:`search_path`);
+        ``None`` on the exact path."""
+        if (path or self.search_path) == "exact":
+            return None
+        return AnnSearch(query_cut=self.ann_query_cut, heap_factor=self.ann_heap_factor)
 
 
 @lru_cache

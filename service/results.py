@@ -48,6 +48,7 @@ class TextSearchResult:
     versions: Versions
     timings_ms: dict[str, float] = field(default_factory=dict)
     cache: dict[str, str] = field(default_factory=dict)
+    path: str = "exact"  # which search found the hits: "exact" (Lucene) or "approximate" (indexer.ann)
 
     def to_cache(self) -> dict:
         """The cacheable part (hits, query, versions) as JSON-able data; :meth:`from_cache` reverses it."""
@@ -59,6 +60,7 @@ class TextSearchResult:
                       [list(e.weights.items()), e.excluded, list(e.boosted.items()), e.added, e.ignored]],
             "versions": [self.versions.bundle, self.versions.index],
             "required": e.required,
+            "path": self.path,
         }  # fmt: skip
 
     @classmethod
@@ -70,7 +72,7 @@ class TextSearchResult:
         hits = [ImageHit(d, s, w, h, tuple(WordMatch(*m) for m in matches)) for d, s, w, h, matches in data["hits"]]
         edited = EditedQuery(dict(weights), list(excluded), dict(boosted), list(added), list(ignored), list(data["required"]))
         query = TextQuery(text, dict(encoded), edited, list(not_encoded))
-        return cls(hits, query, Versions(*data["versions"]), timings_ms, cache)
+        return cls(hits, query, Versions(*data["versions"]), timings_ms, cache, data.get("path", "exact"))
 
 
 @dataclass(frozen=True)

@@ -90,12 +90,18 @@ class Versions(BaseModel):
     index: str
 
 
+SearchPath = Literal["exact", "approximate"]
+SEARCH_PATH_HELP = ("`exact`: Lucene scores every match; `approximate`: each shard's Seismic structure finds the "
+                    "candidates (faster on large indexes, may miss a hit); scores and matched words are exact either way")  # fmt: skip
+
+
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
     query: QueryReport
     timings_ms: dict[str, float]
     cache: dict[str, str]
     versions: Versions
+    path: SearchPath = Field("exact", description="which search found the hits: " + SEARCH_PATH_HELP)
 
 
 class SearchRequest(BaseModel):
@@ -108,6 +114,7 @@ class SearchRequest(BaseModel):
     )
     exclude: list[Text] = Field(default_factory=list, description="words removed from the query and the hits")
     require: list[Text] = Field(default_factory=list, description="words every hit must carry (as `+word`)")
+    path: SearchPath | None = Field(None, description=SEARCH_PATH_HELP + " (default: the service's LEXVLA_SEARCH_PATH)")
 
     model_config = {"json_schema_extra": {"examples": [{"query": "a red circle -square", "k": 10, "boost": {"red": 2.0}},
                                                        {"query": "+red circle^2 -star"}]}}  # fmt: skip

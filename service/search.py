@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from PIL import Image
 
+from indexer.ann import AnnMissingError, AnnSearch
 from indexer.protocols import Searcher, Snapshot
 from models.batching import MicroBatcher
 from models.bundle import Bundle
@@ -195,16 +196,26 @@ class Search:
         self.check_words(len(edits.boosts) + len(edits.excludes), "boosted or excluded words")
         return edits
 
+    def search_path(self, path: str | None) -> tuple[str, dict, AnnSearch | None]:
+        """``(path, its settings as a cache-key part, the approximate search's settings or None)``
+        for a request on ``path`` (``None``: the service's ``search_path``)."""
+        path = path or self.settings.search_path
+        ann = self.settings.ann_search(path)
+        return path, {"path": path, **(ann.to_json() if ann is not None else {})}, ann
+
     def search_text(
-        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: Words = (), require: Words = ()
+        self, query: str, k: int | None = None, boost: dict[str, float] | None = None, exclude: Words = (),
+        require: Words = (), path: str | None = None,
     ) -> TextSearchResult:  # fmt: skip
         """Encode ``query`` (inline ``+word``/``-word``/``word^2`` edits apply), edit, search, explain.
 
         The words of the text past the encoder's token budget are not encoded; the result lists
-        them (``query.not_encoded``).
+        them (``query.not_encoded``). ``path``: ``exact`` or ``approximate`` (default: the
+        service's ``search_path``); the result says which answered.
         """
         timer = StageTimer()
         k = self.check_k(k)
+        path, path_key, ann = self.search_path(path)
         edits = self.parse(query, boost, exclude, require)
         unsearchable = [w for w in edits.requires if self.canonical(w) is None]
         if unsearchable:  # hits without a required word would answer another question
@@ -215,7 +226,7 @@ class Search:
             versions = Versions(self.bundle.version, snap.version)
             key = cache_key(
                 self.settings.cache_prefix, "hits", (self.bundle.text_encoder_id, versions.index),
-                {**edits.normalized(), "k": k, **self.encoding},
+                {**edits.normalized(), "k": k, **self.encoding, **path_key},
             )
             with timer("cache"):
                 cached = self.cache.get(key, "results")
@@ -231,12 +242,12 @@ class Search:
                 raise InputError("the query has no words left after the edits" + _left_out_note(self.left_out(edits.text, edited.ignored)),
                                  "query")  # fmt: skip
             self.check_words(len(edited.weights) + len(edited.excluded), "words after the edits (excluded words included)")
-            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required)
+            hits = self._search(snap, edited.weights, k, edited.excluded, (), timer, edited.required, ann)
         result = TextSearchResult(hits, TextQuery(edits.text, encoded, edited, left_out, self.left_out(edits.text, edited.ignored)),
-                                  versions)  # fmt: skip
+                                  versions, path=path)  # fmt: skip
         self.cache.set(key, result.to_cache(), "results")  # keyed by the version the hits came from
         outcome = "miss" if self.cache.available else "off"
-        return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome})
+        return TextSearchResult(hits, result.query, versions, timer.total(), {"encode": enc_outcome, "results": outcome}, path)
 
     def search_image(self, image: Image.Image, k: int | None, exclude: list[str], exclude_id: str | None) -> ImageSearchResult:
         """Image-to-image search with the image's own sparse vector."""
@@ -251,18 +262,23 @@ class Search:
             raise InputError("the image has no active words to search with", "file")
         self.check_words(len(edited.weights) + len(edited.excluded), "words (excluded words included)")
         exclude_ids = (exclude_id,) if exclude_id else ()
+        _, _, ann = self.search_path(None)
         with self.searcher.snapshot() as snap:
-            hits = self._search(snap, edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer)[:k]
+            hits = self._search(snap, edited.weights, k + len(exclude_ids), edited.excluded, exclude_ids, timer, (), ann)[:k]
             versions = Versions(self.bundle.version, snap.version)
         return ImageSearchResult(hits, edited.weights, versions, timer.total())
 
     def _search(
         self, snap: Snapshot, query: dict[str, float], k: int, exclude_words: Words, exclude_ids: tuple[str, ...],
-        timer: StageTimer, require_words: Words = (),
+        timer: StageTimer, require_words: Words = (), ann: AnnSearch | None = None,
     ) -> list[ImageHit]:  # fmt: skip
-        """Search ``snap`` (hits carry every required word and no excluded one), explain; stages ``search`` and ``explain``."""
+        """Search ``snap`` (hits carry every required word and no excluded one; exact, or with
+        ``ann`` approximate), explain; stages ``search`` and ``explain``."""
         with timer("search"):
-            hits = snap.search(query, k=k, exclude=tuple(exclude_words), require=tuple(require_words))
+            try:
+                hits = snap.search(query, k=k, exclude=tuple(exclude_words), require=tuple(require_words), ann=ann)
+            except AnnMissingError as exc:
+                raise InputError(f"{exc} (send path: exact)", "path") from exc
             hits = [h for h in hits if h.doc_id not in exclude_ids]
         with timer("explain"):
             out = []

@@ -46,7 +46,7 @@ def search_response(res: r.TextSearchResult) -> s.SearchResponse:
                           required=e.required, not_encoded=bounded(res.query.not_encoded),
                           left_out=left_out(res.query.left_out), left_out_count=len(res.query.left_out))  # fmt: skip
     return s.SearchResponse(hits=[hit(h) for h in res.hits], query=query, timings_ms=res.timings_ms, cache=res.cache,
-                            versions=versions(res.versions))  # fmt: skip
+                            versions=versions(res.versions), path=res.path)  # fmt: skip
 
 
 def image_search_response(res: r.ImageSearchResult) -> s.ImageSearchResponse:

@@ -28,7 +28,7 @@ async def search(req: SearchRequest, engine: EngineDep) -> SearchResponse:
 
 
 def _search(engine: Engine, req: SearchRequest) -> SearchResponse:
-    return convert.search_response(engine.search.search_text(req.query, req.k, req.boost, req.exclude, req.require))
+    return convert.search_response(engine.search.search_text(req.query, req.k, req.boost, req.exclude, req.require, req.path))
 
 
 @router.post(
