@@ -61,6 +61,9 @@ BUILDS = {
     "keep0.5-e0.8": {"keep": 0.5, "summary_energy": 0.8},
     "keep0.7-e0.8": {"keep": 0.7, "summary_energy": 0.8},
     "keep0.3-e0.8": {"keep": 0.3, "summary_energy": 0.8},
+    "cap3k-e0.8": {"keep": 0.5, "max_postings": 3000, "summary_energy": 0.8},
+    "cap6k-e0.8": {"keep": 0.5, "max_postings": 6000, "summary_energy": 0.8},
+    "cap6k-e0.9": {"keep": 0.5, "max_postings": 6000, "summary_energy": 0.9},
 }
 SEARCHES = ["16:0.9", "16:0.8", "16:0.7", "32:0.9", "32:0.7", "32:0.5"]
 

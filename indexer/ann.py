@@ -61,7 +61,9 @@ class AnnBuild:
 
     keep : the share of the shard's postings kept (per word, those with the largest impacts): 1.0
         keeps all. Seismic's ``n_postings`` (kept per word on average) is this share of the mean
-        posting length, so the setting means the same at every shard size.
+        posting length, so the setting means the same at every shard size...
+    max_postings : ... up to this many per word on average (0: no cap), so that a search of a large
+        shard reads a bounded number of postings per query word.
     max_fraction : a word keeps at most ``max_fraction`` x ``n_postings`` documents (with
         ``keep`` 1.0 the cap is lifted: every posting stays).
     centroid_fraction, summary_energy, min_cluster_size, doc_cut : Seismic's blocking and
@@ -70,6 +72,7 @@ class AnnBuild:
     """
 
     keep: float = 0.5
+    max_postings: int = 0
     max_fraction: float = 1.5
     centroid_fraction: float = 0.1
     summary_energy: float = 0.8
@@ -97,8 +100,12 @@ class AnnBuild:
         """Seismic's build arguments for a shard of ``docs`` documents, ``postings`` (word, document)
         pairs and ``lists`` distinct words."""
         mean = postings / max(1, lists)
-        n_postings = max(1, math.ceil(self.keep * mean))
-        max_fraction = max(self.max_fraction, docs / n_postings + 1) if self.keep >= 1.0 else self.max_fraction
+        n_postings = math.ceil(self.keep * mean)
+        if self.max_postings:
+            n_postings = min(n_postings, self.max_postings)
+        n_postings = max(1, n_postings)
+        everything = self.keep >= 1.0 and n_postings >= mean  # nothing pruned: no list capped either
+        max_fraction = max(self.max_fraction, docs / n_postings + 1) if everything else self.max_fraction
         return {"n_postings": n_postings, "max_fraction": float(max_fraction), "centroid_fraction": self.centroid_fraction,
                 "summary_energy": self.summary_energy, "min_cluster_size": self.min_cluster_size, "doc_cut": self.doc_cut}  # fmt: skip
 
@@ -153,7 +160,7 @@ def ann_build(folder: Path) -> dict:
 def ensure_ann(folder: Path, params: AnnBuild, stamp: dict, threads: int = 0) -> bool:
     """Build ``folder``'s structure unless one built with ``params`` from the documents ``stamp``
     names (a part's ``fill.json``) is there already; True when it was (a resumed job's part)."""
-    if has_ann(folder) and ann_record(folder).get("stamp") == stamp and ann_build(folder) == params.to_json():
+    if has_ann(folder) and ann_record(folder).get("stamp") == stamp and AnnBuild.from_json(ann_build(folder)) == params:
         return True
     build_ann(folder, params, threads, stamp=stamp)
     return False

@@ -201,4 +201,4 @@ def ann_current(folder: Path, params: AnnBuild) -> bool:
     """Whether ``folder``'s approximate structure was built with ``params`` from the documents its
     metadata holds now (a part's, linked in by the assembly; never a changed shard's copy, which
     :func:`indexer.layout.copy_generation` leaves without one)."""
-    return has_ann(folder) and ann_build(folder) == params.to_json()
+    return has_ann(folder) and AnnBuild.from_json(ann_build(folder)) == params

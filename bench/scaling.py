@@ -1,0 +1,98 @@
+"""The arithmetic of docs/scaling.md: cores for 1,000 queries a second over 100M images, from the
+rows ``bench/ann_bench.py`` measured (``docs/data/ann-<docs>-s1.json``, one shard per size; the
+bench writes them under ``var/bench/``, and the runs docs/scaling.md quotes are copied there).
+
+Not a test: prints Markdown. For each measured size and query mode it takes the exact path's row
+and the fastest approximate row with recall@10 >= ``--recall`` (one caller, so 1 / q/s is the
+core-seconds a search of one shard of that size costs), fits the growth between the two largest
+sizes (cost ~ docs**e), and prices a collection of ``--collection`` documents in shards of each
+measured size (the per-shard cost measured; only the shard count is arithmetic) and of
+``--shard-docs`` (extrapolated with the fitted growth when larger than measured). A query costs
+every shard's search: 1,000 q/s needs 1,000 x shards x cost cores. The query's own encoding and
+the merge are left out (docs/benchmarks.md measures them: the text encoder about 5 ms a query on
+one core, the query table about 0.3 ms).
+
+Usage::
+
+    .venv/bin/python bench/scaling.py            # after bench/ann_bench.py --docs 100000 and --docs 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "docs" / "data"
+
+
+def best_rows(rows: dict, mode: str, recall: float) -> tuple[dict, dict | None, str | None]:
+    """The exact row and the fastest approximate row reaching ``recall`` (with its key)."""
+    exact = rows[f"{mode}|exact"]
+    found = [(v["qps"], k, v) for k, v in rows.items() if k.startswith(f"{mode}|") and k != f"{mode}|exact" and v["recall"] >= recall]
+    if not found:
+        return exact, None, None
+    _, key, row = max(found)
+    return exact, row, key
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--collection", type=float, default=100e6)
+    ap.add_argument("--rate", type=float, default=1000.0, help="queries a second")
+    ap.add_argument("--recall", type=float, default=0.99)
+    ap.add_argument("--shard-docs", type=float, nargs="*", default=[10e6])
+    ap.add_argument("--data", type=Path, default=DATA, help="where the ann-<docs>-s1.json files are")
+    args = ap.parse_args()
+    sizes = {}
+    for f in sorted(args.data.glob("ann-*-s1.json")):
+        sizes[int(f.name.split("-")[1])] = json.loads(f.read_text())
+    if len(sizes) < 2:
+        raise SystemExit("run bench/ann_bench.py at two sizes first (--docs 100000, --docs 1000000)")
+    measured = sorted(sizes)
+    best: dict[str, float] = {}
+    for mode in ("encoder", "table"):
+        cost: dict[str, dict[int, float]] = {"exact": {}, "approximate": {}}
+        print(f"\n**{mode} queries**, measured (one shard, one caller, recall@10 >= {args.recall} for the approximate path):\n")
+        print("| documents | path | setting | recall@10 | q/s per core | p50 ms | p99 ms |")
+        print("|---:|---|---|---:|---:|---:|---:|")
+        for n in measured:
+            exact, approx, key = best_rows(sizes[n], mode, args.recall)
+            cost["exact"][n] = 1 / exact["qps"]
+            print(f"| {n:,} | exact | Lucene | 1.000 | {exact['qps']:.0f} | {exact['p50']:.2f} | {exact['p99']:.2f} |")
+            if approx is not None:
+                cost["approximate"][n] = 1 / approx["qps"]
+                setting = key.split("|", 1)[1]
+                print(f"| {n:,} | approximate | {setting} | {approx['recall']:.3f} | {approx['qps']:.0f} | {approx['p50']:.2f} | "
+                      f"{approx['p99']:.2f} |")  # fmt: skip
+            else:
+                print(f"| {n:,} | approximate | none reached {args.recall} | | | | |")
+        print(f"\n**{mode} queries**, {args.collection / 1e6:.0f}M documents at {args.rate:,.0f} q/s:\n")
+        print("| path | growth e (cost ~ docs^e) | shard size | shards | core-ms a query | cores | |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for path, by_size in cost.items():
+            if len(by_size) < 2:
+                print(f"| {path} | | | | | | not measured at two sizes |")
+                continue
+            a, b = sorted(by_size)[-2:]
+            e = math.log(by_size[b] / by_size[a]) / math.log(b / a)
+            for shard in sorted({*by_size, *args.shard_docs}):
+                per = by_size[shard] if shard in by_size else by_size[b] * (shard / b) ** e
+                shards = math.ceil(args.collection / shard)
+                cores = args.rate * shards * per
+                how = "shard cost measured" if shard in by_size else f"shard cost extrapolated from {b:,} with e"
+                print(f"| {path} | {e:.2f} | {shard:,.0f} | {shards:,} | {shards * per * 1000:,.0f} | {cores:,.0f} | {how} |")
+                if path == "approximate" and shard in by_size:
+                    best[mode] = min(best.get(mode, math.inf), cores)
+    print()
+    if "encoder" in best:  # the service's default query mode; searches of shards of a measured size
+        print(f"cores for 1,000 q/s over 100M images at recall@10 >= 0.99: {math.ceil(best['encoder']):,}")
+    if "table" in best:
+        print(f"\n(with LEXVLA_QUERY_MODE=table queries: {math.ceil(best['table']):,})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
