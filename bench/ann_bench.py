@@ -13,8 +13,8 @@ Per query mode, one row for the exact path (Lucene through ``Snapshot.top``: eve
 and one per approximate build (``--builds``) and search setting (``--searches``): the same
 ``Snapshot.top`` with ``ann=``, on a structure built with that setting for every shard. Recall@10
 is against the exact path's top-10 (a tie at the 10th score counts as found). One caller, so q/s
-is per core; p50 and p99 in ms. Build seconds, bytes on disk and the resident memory its loading
-added are per build.
+is per core; p50 and p99 in ms. Build seconds and bytes on disk (Seismic reads them into memory
+when a shard opens) are per build.
 
 Usage::
 
@@ -50,7 +50,8 @@ from bench.search_bench import (  # noqa: E402
 
 BUILDS = {
     "default": {},
-    "exhaustive": {"summary_energy": 1.0},
+    "exhaustive": {"keep": 1.0, "summary_energy": 1.0},  # AnnBuild.exhaustive()
+    "e1.0": {"summary_energy": 1.0},
     "all-e0.4": {"keep": 1.0, "summary_energy": 0.4},
     "all-e0.6": {"keep": 1.0, "summary_energy": 0.6},
     "keep0.3-e0.6": {"keep": 0.3, "summary_energy": 0.6},
@@ -64,16 +65,10 @@ BUILDS = {
     "cap3k-e0.8": {"keep": 0.5, "max_postings": 3000, "summary_energy": 0.8},
     "cap6k-e0.8": {"keep": 0.5, "max_postings": 6000, "summary_energy": 0.8},
     "cap6k-e0.9": {"keep": 0.5, "max_postings": 6000, "summary_energy": 0.9},
+    "cap6k-e1.0": {"keep": 0.5, "max_postings": 6000, "summary_energy": 1.0},
+    "cap3k-e1.0": {"keep": 0.5, "max_postings": 3000, "summary_energy": 1.0},
 }
 SEARCHES = ["16:0.9", "16:0.8", "16:0.7", "32:0.9", "32:0.7", "32:0.5"]
-
-
-def rss_mb() -> float:
-    """This process's resident memory now (MB), from /proc."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def build_variant(gen: Path, name: str, params) -> tuple[list[Path], float, int]:
@@ -138,13 +133,10 @@ def main() -> int:
         for name in args.builds:
             params = AnnBuild(**BUILDS[name])
             folders, build_s, size = build_variant(gen, name, params)
-            before = rss_mb()
             for g, folder in zip(shards, folders, strict=True):
                 g.ann = AnnIndex(folder)
-            loaded_mb = rss_mb() - before
             info = kept.get(f"_build|{name}", {})
-            save(f"_build|{name}", {"params": params.to_json(), "build_s": build_s or info.get("build_s", 0.0),
-                                    "bytes": size, "loaded_mb": round(loaded_mb, 1) if loaded_mb > 1 else info.get("loaded_mb")})  # fmt: skip
+            save(f"_build|{name}", {"params": params.to_json(), "build_s": build_s or info.get("build_s", 0.0), "bytes": size})
             for setting in args.searches:
                 cut, factor = setting.split(":")
                 ann = AnnSearch(query_cut=int(cut), heap_factor=float(factor))
@@ -173,13 +165,11 @@ def print_table(kept: dict, docs: int, shards: int, queries: int) -> None:
         mode, *rest = key.split("|")
         path, build, setting = ("exact", "", "") if rest == ["exact"] else ("approximate", rest[0], rest[1])
         print(f"| {mode} | {path} | {build} | {setting} | {row['recall']:.3f} | {row['qps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} |")
-    print("\n| build | settings | build s | MB on disk | MB resident after loading |")
-    print("|---|---|---:|---:|---:|")
+    print("\n| build | settings | build s | MB on disk |")
+    print("|---|---|---:|---:|")
     for key, row in sorted(kept.items()):
         if key.startswith("_build|"):
-            loaded = row.get("loaded_mb")
-            print(f"| {key.split('|')[1]} | {row['params']} | {row['build_s']:.1f} | {row['bytes'] / 1e6:.1f} | "
-                  f"{'n/a' if loaded is None else f'{loaded:.0f}'} |")  # fmt: skip
+            print(f"| {key.split('|')[1]} | {row['params']} | {row['build_s']:.1f} | {row['bytes'] / 1e6:.1f} |")
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
