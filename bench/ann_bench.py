@@ -12,8 +12,10 @@ encoder, the query table), with the service's query cuts.
 Per query mode, one row for the exact path (Lucene through ``Snapshot.top``: every match scored)
 and one per approximate build (``--builds``) and search setting (``--searches``): the same
 ``Snapshot.top`` with ``ann=``, on a structure built with that setting for every shard. Recall@10
-is against the exact path's top-10 (a tie at the 10th score counts as found). One caller, so q/s
-is per core; p50 and p99 in ms. Build seconds and bytes on disk (Seismic reads them into memory
+is against the exact path's top-10 (a tie at the 10th score counts as found). One caller; p50 and
+p99 in ms; CPU ms is the process's CPU time per search (Lucene's JVM threads included: a search of a
+large Lucene index scores its segments on several threads, so its wall time understates what it
+costs), the figure ``bench/scaling.py`` prices cores with. Build seconds and bytes on disk (Seismic reads them into memory
 when a shard opens) are per build.
 
 Usage::
@@ -111,13 +113,20 @@ def main() -> int:
 
     bundle = Bundle(DEFAULT_BUNDLE, verify=False)
     out = BENCH_DIR / f"ann-{args.docs}-s{args.shards}.json"
-    kept = {} if args.fresh or not out.is_file() else json.loads(out.read_text())
+    earlier = json.loads(out.read_text()) if out.is_file() else {}
+    kept = {k: v for k, v in earlier.items() if k.startswith("_build|")} if args.fresh else earlier  # build times stay
     t0 = time.perf_counter()
     root = prepare_synthetic(DEFAULT_BUNDLE, args.docs, IndexDocs(bundle.words, SOURCE_INDEX), 64, shards=args.shards)
     gen = require_generation(root)
     kept.setdefault("_index", {"root": str(root), "generation": gen.name, "prepared_s": round(time.perf_counter() - t0, 1)})
     texts, _ = table_answers(DEFAULT_BUNDLE, caption_queries(args.queries))
     queries = {mode: service_queries(DEFAULT_BUNDLE, bundle.config.quant_scale, texts, mode) for mode in args.query_modes}
+
+    def measure(search, qs) -> dict:
+        """closed_loop's row of one caller plus the CPU time a search costs (warm-up calls counted)."""
+        cpu = time.process_time()
+        row = closed_loop(search, qs, 1, args.requests)
+        return row | {"cpu_ms": (time.process_time() - cpu) * 1000 / (len(qs) + args.requests)}
 
     def save(key: str, row: dict) -> None:
         kept[key] = row
@@ -129,7 +138,7 @@ def main() -> int:
         for mode, qs in queries.items():
             key = f"{mode}|exact"
             if key not in kept:
-                save(key, closed_loop(lambda q: snap.top(q, 10), qs, 1, args.requests) | {"recall": 1.0})
+                save(key, measure(lambda q: snap.top(q, 10), qs) | {"recall": 1.0})
         for name in args.builds:
             params = AnnBuild(**BUILDS[name])
             folders, build_s, size = build_variant(gen, name, params)
@@ -146,7 +155,7 @@ def main() -> int:
                         continue
                     found = [snap.top(q, 10, ann=ann) for q in qs]
                     rec = statistics.mean(recall(a, e) for a, e in zip(found, truth[mode], strict=True))
-                    save(key, closed_loop(lambda q, ann=ann: snap.top(q, 10, ann=ann), qs, 1, args.requests) | {"recall": rec})
+                    save(key, measure(lambda q, ann=ann: snap.top(q, 10, ann=ann), qs) | {"recall": rec})
             for g in shards:
                 g.ann = None
     print_table(kept, args.docs, args.shards, len(texts))
@@ -157,14 +166,15 @@ def print_table(kept: dict, docs: int, shards: int, queries: int) -> None:
     index = kept["_index"]
     print(f"\n{docs:,} synthetic documents in {shards} shard(s) ({index['generation']}), {queries} held-out captions, "
           f"k=10, one caller (q/s per core)")  # fmt: skip
-    print("| query mode | path | build | query cut : heap factor | recall@10 | q/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---:|---:|---:|---:|")
+    print("| query mode | path | build | query cut : heap factor | recall@10 | q/s | p50 ms | p99 ms | CPU ms |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for key, row in sorted(kept.items()):
         if key.startswith("_"):
             continue
         mode, *rest = key.split("|")
         path, build, setting = ("exact", "", "") if rest == ["exact"] else ("approximate", rest[0], rest[1])
-        print(f"| {mode} | {path} | {build} | {setting} | {row['recall']:.3f} | {row['qps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} |")
+        print(f"| {mode} | {path} | {build} | {setting} | {row['recall']:.3f} | {row['qps']:.0f} | {row['p50']:.2f} | "
+              f"{row['p99']:.2f} | {row.get('cpu_ms', float('nan')):.2f} |")  # fmt: skip
     print("\n| build | settings | build s | MB on disk |")
     print("|---|---|---:|---:|")
     for key, row in sorted(kept.items()):
