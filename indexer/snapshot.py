@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from indexer import layout
-from indexer.ann import AnnIndex, AnnMissingError, AnnSearch, ann_top
+from indexer.ann import AnnIndex, AnnMissingError, AnnSearch, ann_top, has_ann
 from indexer.hits import Hit, explain, ranked_top
 from indexer.info import IndexFormatError, IndexInfo, read_info
 from indexer.jvm import call_in_jvm
@@ -40,11 +40,27 @@ class Generation:
             raise IndexFormatError(f"{path} has {self.info.shards} shards: open it with indexer.sharded.ShardedSearcher")
         self.meta = MetadataReader(path / META_FILE)
         self.reader, self.searcher = call_in_jvm(open_lucene, path / layout.LUCENE_DIR)
-        self.ann = AnnIndex.open(path)  # the approximate path's structure (indexer.ann), if built
+        self._ann: AnnIndex | None = None  # the approximate path's structure (indexer.ann): read on first use
+        self._ann_built = has_ann(path)
+        self._ann_lock = threading.Lock()
         self._users = 0
         self._retired = False
         self.closed = False
         self.lock = threading.Lock()
+
+    @property
+    def ann(self) -> AnnIndex | None:
+        """The shard's approximate structure, read into memory by the first approximate search (a
+        service on the exact path never holds it); ``None`` where it was built without one."""
+        if self._ann is None and self._ann_built:
+            with self._ann_lock:
+                if self._ann is None:
+                    self._ann = AnnIndex(self.path)
+        return self._ann
+
+    @ann.setter
+    def ann(self, value: AnnIndex | None) -> None:
+        self._ann, self._ann_built = value, value is not None
 
     def acquire(self) -> None:
         with self.lock:
@@ -69,6 +85,7 @@ class Generation:
         self.closed = True
         close_lucene(self.reader)
         self.meta.close()
+        self._ann = None
 
 
 class LexicalSnapshot:
@@ -156,7 +173,8 @@ class LexicalSnapshot:
                     ann: AnnSearch) -> list[tuple[str, int, DocRow]]:  # fmt: skip
         """The approximate top-``k`` in the one result order, ties at the k-th place fetched to their end."""
         gen = self._live()
-        if gen.ann is None:
+        index = gen.ann
+        if index is None:
             raise AnnMissingError(
                 f"{gen.path} has no approximate-search structure (built by an older version or without it): "
                 "search it on the exact path, or rebuild it with `lexvla index --rebuild`"
@@ -167,7 +185,7 @@ class LexicalSnapshot:
         rows: dict[str, DocRow] = {}
 
         def fetch(n: int) -> list[tuple[str, int]]:
-            got = ann_top(gen.ann, gen.meta.get_many, q, n, ann, exclude, require)  # type: ignore[arg-type]
+            got = ann_top(index, gen.meta.get_many, q, n, ann, exclude, require)
             rows.update((doc_id, row) for doc_id, _, row in got)
             return [(doc_id, score) for doc_id, score, _ in got]
 

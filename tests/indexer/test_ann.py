@@ -58,11 +58,14 @@ def _assert_exhaustive_is_exact(root: Path, queries, words) -> None:
     from indexer.sharded import ShardedSearcher
 
     with ShardedSearcher(root) as searcher, searcher.snapshot() as snap:
+        snap.search_vector(queries[0], 10)
+        assert all(s._gen._ann is None for s in snap.shards)  # the exact path never reads the structure in
         for q in queries:
             for k in (1, 10, 25):
                 assert _explained(snap.search_vector(q, k, ann=EXHAUSTIVE)) == _explained(snap.search_vector(q, k)), (q, k)
             for exclude, require in (([words[0]], []), ([], [words[1]]), ([words[2]], [words[3], words[4]])):
                 assert snap.top(q, 10, exclude, require, ann=EXHAUSTIVE) == snap.top(q, 10, exclude, require), (q, exclude, require)
+        assert all(s._gen._ann is not None for s in snap.shards)
 
 
 def _assert_in_step(root: Path) -> None:
