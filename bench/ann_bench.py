@@ -165,7 +165,7 @@ def main() -> int:
 def print_table(kept: dict, docs: int, shards: int, queries: int) -> None:
     index = kept["_index"]
     print(f"\n{docs:,} synthetic documents in {shards} shard(s) ({index['generation']}), {queries} held-out captions, "
-          f"k=10, one caller (q/s per core)")  # fmt: skip
+          f"k=10, one caller (CPU ms: the process's CPU time a search costs)")  # fmt: skip
     print("| query mode | path | build | query cut : heap factor | recall@10 | q/s | p50 ms | p99 ms | CPU ms |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for key, row in sorted(kept.items()):
