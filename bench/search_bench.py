@@ -234,7 +234,8 @@ def synthetic_rows(words: list[str], model, n: int, images: list[tuple[str, int,
 
 
 def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int, shards: int = 1) -> Path:
-    """A published generation of ``n_docs`` synthetic documents in ``shards`` shards, built once under ``var/bench/``."""
+    """A published generation of ``n_docs`` synthetic documents in ``shards`` shards, built once under
+    ``var/bench/``; a build that was stopped goes on from the shards it finished (``publish_rows(resume=True)``)."""
     from indexer.layout import current_generation
     from lexvla.testing import shape_images
     from models.bundle import Bundle
@@ -256,7 +257,7 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int, shards: 
 
     t0 = time.perf_counter()
     report = publish_rows(root, bundle, synthetic_rows(bundle.words, model, n_docs, images, terms),
-                          java_heap="2g", check_vocabulary=False, shards=shards)  # fmt: skip
+                          java_heap="2g", check_vocabulary=False, shards=shards, resume=True)  # fmt: skip
     print(f"built {root} ({report.doc_count:,} docs) in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)  # fmt: skip
     return root

@@ -119,6 +119,7 @@ def publish_rows(
     shards: int | None = None,
     engine: IndexEngine = IndexEngine.LOCAL,
     ann: AnnBuild | None | str = "base",
+    resume: bool = False,
 ) -> JobReport:
     """Publish a generation from precomputed document vectors, without encoding any image.
 
@@ -143,6 +144,10 @@ def publish_rows(
     engine : where the shards' Lucene indexes are built: in threads here, or in Ray tasks.
     ann : the approximate structure's settings (:class:`indexer.ann.AnnBuild`), ``None`` for
         none; by default the published generation's when appending, else AnnBuild's defaults.
+    resume : build in ``ROOT/staging/rows`` and keep it when the call fails or is killed; called
+        again with the same rows, the parts whose Lucene index or approximate structure was built
+        from the same rows (the digest of their JSON lines) are not built again. Rows are filled
+        again either way. For collections whose build takes longer than one sitting.
 
     Raises
     ------
@@ -183,7 +188,7 @@ def publish_rows(
                 if vocab is not None and word not in vocab:
                     raise ValueError(f"{row.doc_id}: word {word!r} is not in the vocabulary of bundle {bundle.version}")
 
-        work = root / layout.STAGING / f"rows-{uuid.uuid4().hex[:8]}"
+        work = root / layout.STAGING / ("rows" if resume else f"rows-{uuid.uuid4().hex[:8]}")
         t0 = time.perf_counter()
         try:
             docs = fill_parts(rows, work, shards, check)  # streamed: rows are never held in memory
@@ -192,8 +197,11 @@ def publish_rows(
                 root, bundle, current, work, docs, report, engine=engine_class(engine), index_threads=index_threads,
                 java_heap=java_heap, keep_generations=keep_generations, ann=ann,
             )  # fmt: skip
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        except BaseException:
+            if not resume:
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+        shutil.rmtree(work, ignore_errors=True)
         report.seconds["total"] = time.perf_counter() - t0
     return report
 

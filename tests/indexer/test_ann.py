@@ -244,3 +244,35 @@ def test_killed_structure_build_resumes_without_rebuilding_finished_parts(tmp_pa
             truth = brute_force(all_rows, q)
             hits = snap.top(q, 10, ann=AnnSearch())
             assert hits and all(truth[d] == s for d, s in hits)
+
+
+def test_publish_rows_resumes_from_the_parts_it_finished(tmp_path, bundle_dir, monkeypatch):
+    """``publish_rows(resume=True)`` killed while building one part's structure: called again with
+    the same rows, it builds neither Lucene index again nor the structures it finished."""
+    import indexer.ann
+    from models.bundle import Bundle
+
+    bundle = Bundle(bundle_dir)
+    words = bundle.words[2000:2060]
+    rows = vector_rows(words, 200, terms=8, top=20)
+    root = tmp_path / "idx"
+    real = indexer.ann.build_ann
+
+    def fail_at_part_1(folder, *args, **kwargs):
+        if Path(folder).name == "part-001":
+            raise KeyboardInterrupt  # what a stop looks like from inside
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(indexer.ann, "build_ann", fail_at_part_1)
+    with pytest.raises(KeyboardInterrupt):
+        publish_rows(root, bundle, iter(rows), shards=3, resume=True)
+    assert layout.current_generation(root) is None
+    parts = root / layout.STAGING / "rows" / "parts"
+    kept = os.stat(parts / "part-000" / ANN_DIR / ANN_FILE).st_ino
+    monkeypatch.setattr(indexer.ann, "build_ann", real)
+    report = publish_rows(root, bundle, iter(rows), shards=3, resume=True)
+    assert report.reused_shards == [0, 1, 2] and report.doc_count == 200  # every Lucene index kept
+    gen = layout.require_generation(root)
+    assert os.stat(layout.shard_dir(gen, 0, 3) / ANN_DIR / ANN_FILE).st_ino == kept  # and part 0's structure
+    _assert_in_step(root)
+    assert not (root / layout.STAGING / "rows").exists()
