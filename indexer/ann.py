@@ -254,11 +254,6 @@ class AnnIndex:
             with _LOAD_LOCK:
                 self._index = SeismicIndex.load(str(folder / ANN_DIR / f"{_INDEX}.index.seismic"))
 
-    @classmethod
-    def open(cls, folder: Path) -> AnnIndex | None:
-        """The structure of a shard folder, or ``None`` where it was built without one."""
-        return cls(folder) if has_ann(folder) else None
-
     def candidates(self, q: Mapping[str, int], n: int, params: AnnSearch, require: Iterable[str] = ()) -> list[str]:
         """Up to ``n`` document ids for the quantised query ``q``, best first. Words of ``require``
         the query lacks are searched with a weight below any impact, so the documents they alone

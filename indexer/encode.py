@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.manifest import IMAGE_EXTENSIONS, InputItem, iter_inputs, scan_inputs  # noqa: F401 (re-exported)
+from indexer.manifest import IMAGE_EXTENSIONS, InputItem, chunked, iter_inputs, scan_inputs  # noqa: F401 (re-exported)
 from indexer.metadata import DocRow
 from indexer.sources import Fingerprint, read_with_fingerprint
 from models.preprocess import DEFAULT_MAX_PIXELS, ImageError, ImageSpec, load_image
@@ -79,17 +79,6 @@ def encode_decoded(bundle, decoded: list[Decoded]) -> list[DocRow]:
     return rows
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for it in items:
-        batch.append(it)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def encode_local(
     bundle, items: Iterable[InputItem], batch_size: int = 32, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
     known_bad: Mapping[str, str] | None = None,
@@ -102,7 +91,7 @@ def encode_local(
     """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         pending: deque = deque()
-        chunks = _batches(items, batch_size)
+        chunks = chunked(items, batch_size)
 
         def submit_next() -> bool:
             chunk = next(chunks, None)

@@ -20,10 +20,12 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
 CHUNK = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def iter_inputs(source: str | Path, chunk: int = CHUNK) -> Iterator[list[InputIt
     if text.startswith("file://"):
         source, text = Path(text[len("file://") :]), text[len("file://") :]
     if is_url(text):
-        yield from _chunks(_url_items(text), chunk)
+        yield from chunked(_url_items(text), chunk)
         return
     source = Path(source)
     suffix = source.suffix.lower()
@@ -62,16 +64,16 @@ def iter_inputs(source: str | Path, chunk: int = CHUNK) -> Iterator[list[InputIt
             for p in source.rglob("*")
             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
         )
-        yield from _chunks(items, chunk)
+        yield from chunked(items, chunk)
     elif not source.exists():
         raise ManifestError(f"input {source} does not exist")
     elif suffix in MANIFEST_SUFFIXES:
         base = source.parent
         if suffix == ".parquet":
-            yield from _chunks(_parquet_items(str(source), source, base, chunk), chunk)
+            yield from chunked(_parquet_items(str(source), source, base, chunk), chunk)
         else:
             with source.open(newline="") as fh:
-                yield from _chunks(_text_items(fh, suffix, source, base), chunk)
+                yield from chunked(_text_items(fh, suffix, source, base), chunk)
     else:
         raise ManifestError(f"input {source}: expected a folder, a .jsonl, .csv or .parquet manifest")
 
@@ -143,8 +145,9 @@ def manifest_item(row: dict, manifest, line: int, base: Path | None) -> InputIte
     return InputItem(str(row["id"]), str(path.resolve()), meta)
 
 
-def _chunks(items: Iterable[InputItem], size: int) -> Iterator[list[InputItem]]:
-    chunk: list[InputItem] = []
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they come."""
+    chunk: list[T] = []
     for it in items:
         chunk.append(it)
         if len(chunk) >= size:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from indexer.encode import Reject
 from indexer.generation import shard_of
-from indexer.manifest import InputItem
+from indexer.manifest import InputItem, chunked
 from indexer.metadata import META_FILE, MetadataReader
-from indexer.shard_build import batch_dirs, batch_sources, drop_from_batches, part_dir
+from indexer.shard_build import drop_from_batches, part_batches, part_dir
 from indexer.sources import Fingerprint, unchanged
 
 __all__ = ["PLAN", "Split", "ShardPlan", "split_inputs", "plan_shard", "plan_args", "todo_chunks", "plan"]
@@ -124,12 +124,7 @@ def plan_shard(work: str | Path, shard: int, published_shard: str | None) -> Sha
             published = reader.sources()
         finally:
             reader.close()
-    staged: dict[str, Fingerprint | None] = {}
-    where: dict[str, Path] = {}
-    for batch in batch_dirs(part_dir(work, shard)):
-        found = batch_sources(batch)
-        staged |= found
-        where |= dict.fromkeys(found, batch)
+    staged, where = part_batches(part_dir(work, shard))
     drops: dict[Path, set[str]] = {}
     for d, fp in list(staged.items()):
         if d in published and _same_content(fp, published[d]):  # published by a run killed before it cleaned up
@@ -165,14 +160,7 @@ def plan_args(work: Path, shards: int, base: Path | None) -> list[tuple[str, int
 def todo_chunks(work: Path, shards: int, chunk: int) -> Iterator[list[InputItem]]:
     """Every shard's planned inputs, shard after shard, ``chunk`` at a time."""
     for i in range(shards):
-        out: list[InputItem] = []
-        for it in _read_items(_todo_file(work, i)):
-            out.append(it)
-            if len(out) >= chunk:
-                yield out
-                out = []
-        if out:
-            yield out
+        yield from chunked(_read_items(_todo_file(work, i)), chunk)
 
 
 def clear_plan(work: Path) -> None:

@@ -42,7 +42,7 @@ import shutil
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -165,15 +165,25 @@ def batch_sources(batch: Path) -> dict[str, Fingerprint | None]:
     return {d: Fingerprint.from_json(fp) for d, fp in rows}
 
 
+def part_batches(part: Path) -> tuple[dict[str, Fingerprint | None], dict[str, Path]]:
+    """``({doc_id: fingerprint}, {doc_id: batch})`` of every document the batches of one part hold."""
+    sources: dict[str, Fingerprint | None] = {}
+    where: dict[str, Path] = {}
+    for batch in batch_dirs(part):
+        found = batch_sources(batch)
+        sources |= found
+        where |= dict.fromkeys(found, batch)
+    return sources, where
+
+
 def staged_batches(work: Path, shards: int) -> tuple[dict[str, Fingerprint | None], dict[str, Path]]:
-    """``({doc_id: fingerprint}, {doc_id: batch})`` of every document the batches under ``work`` hold."""
+    """:func:`part_batches` of every part under ``work``, together."""
     sources: dict[str, Fingerprint | None] = {}
     where: dict[str, Path] = {}
     for i in range(shards):
-        for batch in batch_dirs(part_dir(work, i)):
-            found = batch_sources(batch)
-            sources |= found
-            where |= dict.fromkeys(found, batch)
+        found, at = part_batches(part_dir(work, i))
+        sources |= found
+        where |= at
     return sources, where
 
 
@@ -258,13 +268,6 @@ def seal_args(work: Path, shards: int, run: str, image_root: Path | None) -> lis
 def seal_parts(work: Path, shards: int, run: str, image_root: Path | None) -> list[int]:
     """:func:`seal_part` for every part, one after the other; documents per part."""
     return [seal_part(*a) for a in seal_args(work, shards, run, image_root)]
-
-
-def part_ids(work: Path, shards: int) -> Iterator[str]:
-    """The ids of every sealed part's documents."""
-    for i in range(shards):
-        with contextlib.closing(connect(part_dir(work, i) / META_FILE, readonly=True)) as conn:
-            yield from (r[0] for r in conn.execute("SELECT doc_id FROM docs"))
 
 
 def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress=None) -> bool:

@@ -21,6 +21,17 @@ def vector_rows(words: list[str], n: int, start: int = 0, seed: int = 0, terms: 
     return rows
 
 
+def mixed_queries(rows, words: list[str], n: int = 30, seed: int = 3) -> list[dict[str, int]]:
+    """Parts of document vectors (many distinct scores) and one- or two-word queries (many ties)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        impacts = rng.choice(rows).impacts
+        out.append({w: impacts[w] for w in rng.sample(sorted(impacts), 6)})
+    out += [{w: 1} for w in words[:10]] + [{words[i]: 2, words[i + 1]: 1} for i in range(10, 20)]
+    return out
+
+
 def brute_force(rows, query: dict[str, int]) -> dict[str, int]:
     """``{doc_id: integer dot product}`` of ``query`` with every ``DocRow`` of ``rows``, by a scipy
     sparse matrix: the exact answer the Lucene searches are checked against."""

@@ -4,14 +4,13 @@ shard's structure in step with its Lucene index."""
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import brute_force, vector_rows
+from conftest import brute_force, mixed_queries, vector_rows
 
 from indexer import layout
 from indexer.ann import ANN_DIR, ANN_FILE, AnnBuild, AnnMissingError, AnnSearch, ann_docs, ann_record, has_ann
@@ -23,16 +22,6 @@ from indexer.publish import publish_rows, remove_documents
 pytestmark = pytest.mark.integration
 
 EXHAUSTIVE = AnnSearch.exhaustive()
-
-
-def _queries(rows, words, n: int = 30, seed: int = 3) -> list[dict[str, int]]:
-    """Parts of document vectors (many distinct scores) and one- or two-word queries (many ties)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        impacts = rng.choice(rows).impacts
-        out.append({w: impacts[w] for w in rng.sample(sorted(impacts), 6)})
-    return out + [{w: 1} for w in words[:8]] + [{words[i]: 2, words[i + 1]: 1} for i in range(10, 18)]
 
 
 def rows_of(root: Path) -> list[list]:
@@ -84,7 +73,7 @@ def test_exhaustive_approximate_search_equals_exact_search(tmp_path, bundle_dir)
     bundle = Bundle(bundle_dir)
     words = bundle.words[2000:2060]  # few words, impacts 1..20: many equal scores
     rows = vector_rows(words, 400, terms=8, top=20)
-    queries = _queries(rows, words)
+    queries = mixed_queries(rows, words)
     for shards in (1, 4):
         root = tmp_path / f"s{shards}"
         publish_rows(root, bundle, rows, shards=shards, ann=AnnBuild.exhaustive())
@@ -107,7 +96,7 @@ def test_approximate_hits_carry_exact_scores_and_explanations(tmp_path, bundle_d
     scale = bundle.config.quant_scale
     found = total = 0
     with ShardedSearcher(root) as searcher, searcher.snapshot() as snap:
-        for q in _queries(rows, words, n=40):
+        for q in mixed_queries(rows, words, n=40):
             truth = brute_force(rows, q)
             hits = snap.search_vector(q, 10, ann=AnnSearch(query_cut=3, heap_factor=0.7))
             exact = snap.top(q, 10)
@@ -143,14 +132,14 @@ def test_structure_kept_in_step_through_append_and_delete(tmp_path, bundle_dir):
         assert (os.stat(a).st_ino == os.stat(b).st_ino) == (i not in touched), i
     assert read_info(second).ann == AnnBuild.exhaustive().to_json()  # the base's settings carried on
     _assert_in_step(root)
-    _assert_exhaustive_is_exact(root, _queries(rows + extra, words), words)
+    _assert_exhaustive_is_exact(root, mixed_queries(rows + extra, words), words)
 
     # a delete rebuilds the structure of the shards it touches; a deleted document is never found
     gone = [rows[5].doc_id, extra[0].doc_id]
     remove_documents(root, gone)
     _assert_in_step(root)
     kept = [r for r in rows + extra if r.doc_id not in gone]
-    queries = _queries(kept, words) + [dict(rows[5].impacts), dict(extra[0].impacts)]
+    queries = mixed_queries(kept, words) + [dict(rows[5].impacts), dict(extra[0].impacts)]
     _assert_exhaustive_is_exact(root, queries, words)
     from indexer.sharded import ShardedSearcher
 

@@ -3,13 +3,12 @@ shard build resumes to the same index, and the Ray engine builds the same shards
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import vector_rows
+from conftest import mixed_queries, vector_rows
 
 from indexer import layout
 from indexer.generation import shard_of
@@ -21,17 +20,6 @@ from indexer.publish import publish_rows, remove_documents
 from lexvla.testing import anserini_processes, indexed_rows, scene_images
 
 pytestmark = pytest.mark.integration
-
-
-def _queries(rows, words, n: int = 30, seed: int = 3) -> list[dict[str, int]]:
-    """Parts of document vectors (many distinct scores) and one- or two-word queries (many ties)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        impacts = rng.choice(rows).impacts
-        out.append({w: impacts[w] for w in rng.sample(sorted(impacts), 6)})
-    out += [{w: 1} for w in words[:10]] + [{words[i]: 2, words[i + 1]: 1} for i in range(10, 20)]
-    return out
 
 
 def _same_results(single, sharded, queries, k: int = 10, exclude=()) -> int:
@@ -70,7 +58,7 @@ def test_sharded_top_k_equals_single_index_and_changes_touch_only_their_shards(t
     info = read_info(layout.current_generation(four))
     assert (rep.doc_count, info.shards, info.doc_count, sum(info.shard_docs)) == (400, 4, 400, 400)
     assert min(info.shard_docs) > 50  # the hash spreads ids
-    queries = _queries(rows, words)
+    queries = mixed_queries(rows, words)
     with ShardedSearcher(one) as single, ShardedSearcher(four) as sharded:
         assert _same_results(single, sharded, queries) > 5  # ties at the k-th place were exercised
         _same_results(single, sharded, queries[:10], k=25, exclude=[words[0]])
