@@ -1,9 +1,11 @@
 """Indexer benchmark (not a test): encode rate, Lucene indexing rate, index size, search latency.
 
     .venv/bin/python bench/index_bench.py [--bundle var/bundles/lexvla-mini-untrained] [--sizes 10000 100000]
+        [--builders lexvla anserini]
 
 Prints a Markdown table. Synthetic documents have ~64 terms drawn (Zipf-like) from the bundle's
-vocabulary with impacts in 1..300; queries are ~32-term vectors drawn the same way.
+vocabulary with impacts in 1..300; queries are ~32-term vectors drawn the same way. Each builder
+(``indexer.lucene.build_impact_index``) indexes the same files, one row each, side by side.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from indexer import layout
 from indexer.encode import encode_local, scan_inputs
-from indexer.lucene import build_impact_index, write_shards
+from indexer.lucene import BUILDERS, build_impact_index, write_shards
 from indexer.metadata import DocRow
 
 
@@ -55,14 +57,12 @@ def synthetic_rows(words: list[str], n: int, terms: int = 64, seed: int = 0):
         yield DocRow(f"doc{i:07d}", "", 0, 0, {words[j]: int(v) for j, v in zip(ids, rng.integers(1, 300, ids.size), strict=True)}, {})
 
 
-def bench_index(words: list[str], n: int, tmp: Path) -> dict:
-    shards, index = tmp / f"shards{n}", tmp / f"ix{n}"
-    write_shards(synthetic_rows(words, n), shards)
+def bench_index(shards: Path, n: int, tmp: Path, builder: str) -> dict:
+    index = tmp / f"ix{n}-{builder}"
     t0 = time.perf_counter()
-    build_impact_index(shards, index / layout.LUCENE_DIR, threads=2, heap="2g")
+    build_impact_index(shards, index / layout.LUCENE_DIR, threads=2, heap="2g", builder=builder)
     secs = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in (index / layout.LUCENE_DIR).iterdir())
-    shutil.rmtree(shards)
     return {"docs_per_s": n / secs, "secs": secs, "bytes_per_doc": size / n, "index": index}
 
 
@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=Path("var/bundles/lexvla-mini-untrained"))
     ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--builders", nargs="+", default=list(BUILDERS), choices=BUILDERS)
     args = ap.parse_args()
     from models.bundle import Bundle
 
@@ -98,12 +99,16 @@ def main() -> None:
         rate = bench_encode(args.bundle, args.images, tmp)
         print(f"| stage | value |\n|---|---|\n| decode+encode ({args.images} imgs 320x240 -> 224 px, batch 32, 2 threads) | {rate:.1f} img/s |")
         for n in args.sizes:
-            r = bench_index(words, n, tmp)
-            p50, p99 = bench_search(r["index"], words)
-            print(f"| Lucene impact indexing, {n:,} docs x ~64 terms | {r['docs_per_s']:,.0f} docs/s ({r['secs']:.1f} s) |")
-            print(f"| index size, {n:,} docs | {r['bytes_per_doc']:.0f} bytes/doc |")
-            print(f"| search k=10, 32-term query, {n:,} docs: p50 / p99 | {p50:.2f} / {p99:.2f} ms |")
-            shutil.rmtree(r["index"])
+            shards = tmp / f"shards{n}"
+            write_shards(synthetic_rows(words, n), shards)
+            for builder in args.builders:
+                r = bench_index(shards, n, tmp, builder)
+                p50, p99 = bench_search(r["index"], words)
+                print(f"| Lucene impact indexing ({builder}), {n:,} docs x ~64 terms | {r['docs_per_s']:,.0f} docs/s ({r['secs']:.1f} s) |")
+                print(f"| index size ({builder}), {n:,} docs | {r['bytes_per_doc']:.0f} bytes/doc |")
+                print(f"| search k=10, 32-term query, {n:,} docs ({builder}): p50 / p99 | {p50:.2f} / {p99:.2f} ms |")
+                shutil.rmtree(r["index"])
+            shutil.rmtree(shards)
         own, child = _peak_rss_mb()
         print(f"| peak RSS: python (encode + JVM searcher) / java indexer | {own:.0f} MB / {child:.0f} MB |")
     finally:

@@ -27,7 +27,7 @@ __all__ = ["IndexEngine", "IndexJobConfig"]
 class IndexEngine(StrEnum):
     """Where an index job decodes, encodes and builds the shards' Lucene indexes."""
 
-    LOCAL = "local"  # this process: decoding threads, one ONNX session, Anserini threads
+    LOCAL = "local"  # this process: decoding threads, one ONNX session, index build threads (java)
     RAY = "ray"  # the Ray cluster ``ray.init`` connects to (the ``ray`` extra)
 
 
@@ -41,7 +41,7 @@ class IndexJobConfig:
     batch_size: int = 32
     part_rows: int = 256  # engine RAY: rows each encode actor writes per part batch
     decode_workers: int = 2  # engine LOCAL: decoding threads
-    index_threads: int = 2  # engine LOCAL: Anserini threads
+    index_threads: int = 2  # engine LOCAL: Lucene build threads (java)
     java_heap: str = "1g"
     max_pixels: int = DEFAULT_MAX_PIXELS
     rebuild: bool = False  # ignore the published generation and index every input afresh

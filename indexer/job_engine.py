@@ -9,7 +9,7 @@ the progress bar and rejects, publishing. An engine does only what differs::
     queue        read lazily by encode                written to WORK/todo/*.parquet
     encode       decoding threads, one ONNX session   Ray Data: decoding tasks, encoding actors
     seal_parts   one part after the other             one Ray task per part
-    build_parts  Anserini threads                     one Ray task per part
+    build_parts  Lucene build threads (java)          one Ray task per part
 
 Both write the same checkpoint: each encoded batch becomes one batch of every shard's part it
 hashes to (``indexer.shard_build.write_batch``), named after the run, so a job killed at any point
@@ -85,7 +85,7 @@ class JobEngine(ABC):
 
 
 class LocalEngine(JobEngine):
-    """This process: threads decode, the bundle's ONNX session encodes, threads run Anserini."""
+    """This process: threads decode, the bundle's ONNX session encodes, threads run the Lucene build."""
 
     def __init__(self, cfg: IndexJobConfig, bundle: Bundle, work: Path, shards: int, run: str) -> None:
         super().__init__(cfg, bundle, work, shards, run)

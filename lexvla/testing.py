@@ -147,16 +147,17 @@ def build_index(bundle: Path, source: str | Path, root: Path, **config: Any) -> 
     return run_index_job(IndexJobConfig(bundle=Path(bundle), input=source, root=Path(root), **(defaults | config)))
 
 
-def anserini_processes(path_part: str) -> list[tuple[int, str]]:
-    """``(pid, command line)`` of running Anserini ``IndexCollection`` processes whose command line
-    holds ``path_part`` (Linux ``/proc``)."""
+def index_build_processes(path_part: str) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of running index builds (``indexer.lucene.build_impact_index``'s java:
+    ``ImpactIndexer`` or Anserini's ``IndexCollection``) whose command line holds ``path_part``
+    (Linux ``/proc``)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # the process ended while we looked
-        if "IndexCollection" in args and path_part in args:
+        if ("lexvla.index.ImpactIndexer" in args or "IndexCollection" in args) and path_part in args:
             found.append((int(cmdline.parent.name), args))
     return found
 

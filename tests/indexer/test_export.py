@@ -47,7 +47,7 @@ def test_index_and_folder_export_the_same_vectors(tiny_index, bundle_dir, shapes
     assert mapping["mappings"]["properties"]["vector"] == {"type": "rank_features"}
 
     lucene = tmp_path / "anserini"
-    build_impact_index(from_index / "shards", lucene)  # Anserini's IndexCollection, as another user would run it
+    build_impact_index(from_index / "shards", lucene, builder="anserini")  # Anserini's IndexCollection, as another user would run it
     assert lucene_doc_count(lucene) == len(docs)
 
 

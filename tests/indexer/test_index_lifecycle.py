@@ -16,7 +16,7 @@ from indexer.encode import scan_inputs
 from indexer.metadata import META_FILE, MetadataReader
 from indexer.publish import remove_documents
 from indexer.shard_build import staged_batches
-from lexvla.testing import anserini_processes, build_index, scene_images
+from lexvla.testing import build_index, index_build_processes, scene_images
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -119,10 +119,10 @@ def _staged(root: Path) -> int:
 
 
 def _orphans(root: Path, wait_s: float = 3.0) -> list[str]:
-    """Command lines of Anserini processes still working on ``root``, after a short grace."""
+    """Command lines of index builds (java) still working on ``root``, after a short grace."""
     deadline = time.time() + wait_s
     while True:
-        found = [args for _, args in anserini_processes(str(root))]
+        found = [args for _, args in index_build_processes(str(root))]
         if not found or time.time() > deadline:
             return found
         time.sleep(0.1)
@@ -130,7 +130,7 @@ def _orphans(root: Path, wait_s: float = 3.0) -> list[str]:
 
 @pytest.mark.parametrize("phase", ["encoding", "lucene"])
 def test_sigkill_and_rerun_indexes_each_image_once(tmp_path, bundle_dir, phase):
-    """SIGKILL the real CLI while it encodes (or while Anserini builds), rerun, count ids."""
+    """SIGKILL the real CLI while it encodes (or while its java builds the Lucene index), rerun, count ids."""
     folder, root = tmp_path / "imgs", tmp_path / "ix"
     scene_images(folder, 60, seed=4, size=160)
     proc = _run_cli(bundle_dir, folder, root)
@@ -138,13 +138,13 @@ def test_sigkill_and_rerun_indexes_each_image_once(tmp_path, bundle_dir, phase):
     while time.time() < deadline and proc.poll() is None:
         if phase == "encoding" and _staged(root) >= 8:
             break
-        if phase == "lucene" and _orphans(root, wait_s=0):  # Anserini's java is running
+        if phase == "lucene" and _orphans(root, wait_s=0):  # the index build's java is running
             break
         time.sleep(0.01)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert _orphans(root) == [], "the Anserini child outlived the killed job"
+    assert _orphans(root) == [], "the index build's java outlived the killed job"
     staged_at_kill = _staged(root)
     assert 0 < staged_at_kill and layout.current_generation(root) is None
     proc = _run_cli(bundle_dir, folder, root)

@@ -17,7 +17,7 @@ from indexer.job import run_index_job
 from indexer.job_config import IndexJobConfig
 from indexer.metadata import META_FILE
 from indexer.publish import publish_rows, remove_documents
-from lexvla.testing import anserini_processes, indexed_rows, scene_images
+from lexvla.testing import index_build_processes, indexed_rows, scene_images
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_sharded_top_k_equals_single_index_and_changes_touch_only_their_shards(t
 
 
 def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
-    """SIGKILL the Anserini worker of one shard mid-build; the rerun builds only what is missing."""
+    """SIGKILL the Lucene build (java) of one shard mid-build; the rerun builds only what is missing."""
     from indexer.lucene import IndexBuildError
     from indexer.sharded import ShardedSearcher
 
@@ -107,7 +107,7 @@ def test_killed_shard_build_resumes_to_the_same_index(tmp_path, bundle_dir):
     def kill_part_2() -> None:
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            for pid, _ in anserini_processes("/part-002/"):
+            for pid, _ in index_build_processes("/part-002/"):
                 os.kill(pid, 9)
                 killed.append(pid)
             time.sleep(0.005)
