@@ -9,6 +9,7 @@ reports what it did in a :class:`JobReport`.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import time
 import uuid
@@ -29,6 +30,8 @@ from indexer.job_engine import JobEngine, LocalEngine
 from indexer.metadata import META_FILE, DocRow, bundle_mismatch, connect, delete_docs
 from indexer.shard_build import assemble, fill_parts, present_ids
 from indexer.sources import Fingerprint
+
+_WHITESPACE = re.compile(r"\s")  # the characters str.isspace() calls whitespace
 
 if TYPE_CHECKING:
     from models.bundle import Bundle
@@ -85,7 +88,7 @@ def publish_parts(
     ``current`` holds replaces it (the job's re-encoded changed files); the count goes to
     ``report.replaced``. ``image_root`` is recorded
     when given (the parts' relative paths lie under it); otherwise ``current``'s stays.
-    ``progress`` shows Anserini's build as a bar (its progress lines are logged either way).
+    ``progress`` shows the Lucene build as a bar (its progress lines are logged either way).
     ``ann``: the approximate structure's settings (:class:`indexer.generation.GenerationWriter`).
     Returns the published generation.
     """
@@ -180,7 +183,11 @@ def publish_rows(
             if row.doc_id in seen or row.doc_id in published:
                 raise ValueError(f"document id {row.doc_id!r} given twice or already published")
             seen.add(row.doc_id)
-            for word, impact in row.impacts.items():
+            impacts = row.impacts
+            if (all(type(v) is int and v > 0 for v in impacts.values()) and "" not in impacts
+                    and not _WHITESPACE.search("".join(impacts)) and (vocab is None or vocab.issuperset(impacts))):  # fmt: skip
+                return  # the common case, checked without a loop over each word's letters; a bad row is explained below
+            for word, impact in impacts.items():
                 if type(impact) is not int or impact <= 0:
                     raise ValueError(f"{row.doc_id}: impact of {word!r} must be a positive int, got {impact!r}")
                 if not word or word != word.strip() or any(c.isspace() for c in word):

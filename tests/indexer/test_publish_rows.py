@@ -53,6 +53,11 @@ def test_publish_rows_searches_and_keeps_metadata(tmp_path, bundle_dir):
         publish_rows(root, bundle, [bad], append=True)
     with pytest.raises(ValueError, match="positive int"):
         publish_rows(root, bundle, [DocRow("y", "", 1, 1, {words[0]: 0}, {})])
+    with pytest.raises(ValueError, match=r"impact of .* must be a positive int, got 2.5"):
+        publish_rows(root, bundle, [DocRow("y", "", 1, 1, {words[0]: 3, words[1]: 2.5}, {})])
+    for word in ("two words", "tab\there", " lead", "nbsp\u00a0", ""):
+        with pytest.raises(ValueError, match="is empty or contains whitespace"):
+            publish_rows(root, bundle, [DocRow("y", "", 1, 1, {words[0]: 3, word: 4}, {})], check_vocabulary=False)
     assert layout.current_generation(root).name == "gen-000002"
     assert layout.generation_numbers(root) == [1, 2]
     with LexicalSearcher(root) as searcher:
