@@ -42,6 +42,7 @@ from bench.search_bench import (  # noqa: E402
     DEFAULT_BUNDLE,
     SOURCE_INDEX,
     IndexDocs,
+    build_record,
     caption_queries,
     closed_loop,
     prepare_synthetic,
@@ -75,13 +76,18 @@ SEARCHES = ["16:0.9", "16:0.8", "16:0.7", "32:0.9", "32:0.7", "32:0.5"]
 
 def build_variant(gen: Path, name: str, params) -> tuple[list[Path], float, int]:
     """Every shard's structure built with ``params`` in folders of its own (the shard's metadata
-    linked in); returns the folders, the build seconds (0 when built by an earlier run) and bytes."""
+    linked in); returns the folders, the build seconds (0 when built by an earlier run) and bytes.
+    A shard whose own structure (built with the generation) has these settings serves as it is."""
     from indexer.ann import ANN_DIR, ensure_ann
+    from indexer.generation import ann_current
     from indexer.layout import shard_dirs
     from indexer.metadata import META_FILE
 
     folders, seconds = [], 0.0
     for shard in shard_dirs(gen):
+        if ann_current(shard, params):
+            folders.append(shard)
+            continue
         folder = BENCH_DIR / "ann" / gen.parent.parent.name / gen.name / name / shard.name
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / META_FILE).exists():
@@ -119,6 +125,8 @@ def main() -> int:
     root = prepare_synthetic(DEFAULT_BUNDLE, args.docs, IndexDocs(bundle.words, SOURCE_INDEX), 64, shards=args.shards)
     gen = require_generation(root)
     kept.setdefault("_index", {"root": str(root), "generation": gen.name, "prepared_s": round(time.perf_counter() - t0, 1)})
+    if build_record(root).is_file() and "build" not in kept["_index"]:
+        kept["_index"]["build"] = json.loads(build_record(root).read_text())
     texts, _ = table_answers(DEFAULT_BUNDLE, caption_queries(args.queries))
     queries = {mode: service_queries(DEFAULT_BUNDLE, bundle.config.quant_scale, texts, mode) for mode in args.query_modes}
 

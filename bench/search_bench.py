@@ -260,7 +260,14 @@ def prepare_synthetic(bundle_dir: Path, n_docs: int, model, terms: int, shards: 
                           java_heap="2g", check_vocabulary=False, shards=shards, resume=True)  # fmt: skip
     print(f"built {root} ({report.doc_count:,} docs) in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)  # fmt: skip
+    build_record(root).write_text(json.dumps({"docs": report.doc_count, "shards": shards, "seconds": report.seconds}))
     return root
+
+
+def build_record(root: Path) -> Path:
+    """Where :func:`prepare_synthetic` keeps the seconds each stage of a collection's build took
+    (``shards``: filling the parts, ``lucene``, ``assemble``: the approximate structures included)."""
+    return root.with_name(root.name + ".build.json")
 
 
 def start_server(bundle: Path, index: Path, port: int, jvm_heap: str | None = None,
