@@ -1,20 +1,21 @@
 """The arithmetic of docs/scaling.md: cores for 1,000 queries a second over 100M images, from the
-rows ``bench/ann_bench.py`` measured (``docs/data/ann-<docs>-s1.json``, one shard per size; the
-bench writes them under ``var/bench/``, and the runs docs/scaling.md quotes are copied there).
+rows ``bench/ann_bench.py`` measured (``docs/data/ann-<docs>-s<shards>.json``; the bench writes them
+under ``var/bench/``, and the runs docs/scaling.md quotes are copied there).
 
-Not a test: prints Markdown. For each measured size and query mode it takes the exact path's row
-and the cheapest approximate row with recall@10 >= ``--recall`` (the CPU time one search of one shard
-of that size costs, Lucene's JVM threads included), fits the growth between the two largest
-sizes (cost ~ docs**e), and prices a collection of ``--collection`` documents in shards of each
-measured size (the per-shard cost measured; only the shard count is arithmetic) and of
-``--shard-docs`` (extrapolated with the fitted growth when larger than measured). A query costs
-every shard's search: 1,000 q/s needs 1,000 x shards x cost cores. The query's own encoding and
-the merge are left out (docs/benchmarks.md measures them: the text encoder about 5 ms a query on
-one core, the query table about 0.3 ms).
+Not a test: prints Markdown. For each measured collection and query mode it takes the exact path's
+row and the cheapest approximate row with recall@10 >= ``--recall``: the CPU time one search of the
+whole collection costs, Lucene's JVM threads included, and divided by the collection's shards, what
+one shard of its size costs. It fits the growth between the two largest shard sizes (cost ~
+docs**e) and prices a collection of ``--collection`` documents in shards of each measured size (the
+per-shard cost measured; only the shard count is arithmetic) and of ``--shard-docs`` (extrapolated
+with the fitted growth when larger than measured). A query costs every shard's search: 1,000 q/s
+needs 1,000 x shards x cost cores. The query's own encoding and the merge are left out
+(docs/benchmarks.md measures them: the text encoder about 5 ms a query on one core, the query table
+about 0.3 ms).
 
 Usage::
 
-    .venv/bin/python bench/scaling.py            # after bench/ann_bench.py --docs 100000 and --docs 1000000
+    .venv/bin/python bench/scaling.py     # after bench/ann_bench.py --docs 100000, 1000000, 10000000 --shards 4
 """
 from __future__ import annotations
 
@@ -45,32 +46,32 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000.0, help="queries a second")
     ap.add_argument("--recall", type=float, default=0.99)
     ap.add_argument("--shard-docs", type=float, nargs="*", default=[10e6])
-    ap.add_argument("--data", type=Path, default=DATA, help="where the ann-<docs>-s1.json files are")
+    ap.add_argument("--data", type=Path, default=DATA, help="where the ann-<docs>-s<shards>.json files are")
     args = ap.parse_args()
-    sizes = {}
-    for f in sorted(args.data.glob("ann-*-s1.json")):
-        sizes[int(f.name.split("-")[1])] = json.loads(f.read_text())
+    sizes: dict[int, tuple[int, dict]] = {}  # shard size -> (shards of the measured collection, its rows)
+    for f in sorted(args.data.glob("ann-*-s*.json")):
+        docs, shards = int(f.stem.split("-")[1]), int(f.stem.split("-s")[-1])
+        sizes[docs // shards] = (shards, json.loads(f.read_text()))
     if len(sizes) < 2:
         raise SystemExit("run bench/ann_bench.py at two sizes first (--docs 100000, --docs 1000000)")
     measured = sorted(sizes)
     best: dict[str, float] = {}
     for mode in ("encoder", "table"):
         cost: dict[str, dict[int, float]] = {"exact": {}, "approximate": {}}
-        print(f"\n**{mode} queries**, measured (one shard, one caller, recall@10 >= {args.recall} for the approximate path):\n")
-        print("| documents | path | setting | recall@10 | CPU ms a search | q/s, one caller | p50 ms | p99 ms |")
-        print("|---:|---|---|---:|---:|---:|---:|---:|")
+        print(f"\n**{mode} queries**, measured (one caller, recall@10 >= {args.recall} for the approximate path):\n")
+        print("| documents | shards | path | setting | recall@10 | CPU ms a search | CPU ms a shard | q/s, one caller | p50 ms | p99 ms |")
+        print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
         for n in measured:
-            exact, approx, key = best_rows(sizes[n], mode, args.recall)
-            cost["exact"][n] = exact["cpu_ms"] / 1000
-            print(f"| {n:,} | exact | Lucene | 1.000 | {exact['cpu_ms']:.2f} | {exact['qps']:.0f} | {exact['p50']:.2f} | "
-                  f"{exact['p99']:.2f} |")  # fmt: skip
-            if approx is not None:
-                cost["approximate"][n] = approx["cpu_ms"] / 1000
-                setting = key.split("|", 1)[1].replace("|", " ")
-                print(f"| {n:,} | approximate | {setting} | {approx['recall']:.3f} | {approx['cpu_ms']:.2f} | {approx['qps']:.0f} | "
-                      f"{approx['p50']:.2f} | {approx['p99']:.2f} |")  # fmt: skip
-            else:
-                print(f"| {n:,} | approximate | none reached {args.recall} | | | | | |")
+            shards, rows = sizes[n]
+            exact, approx, key = best_rows(rows, mode, args.recall)
+            for path, row, setting in (("exact", exact, "Lucene"), ("approximate", approx, key)):
+                if row is None:
+                    print(f"| {n * shards:,} | {shards} | approximate | none reached {args.recall} | | | | | | |")
+                    continue
+                cost[path][n] = row["cpu_ms"] / shards / 1000
+                setting = setting.split("|", 1)[1].replace("|", " ") if path == "approximate" else setting
+                print(f"| {n * shards:,} | {shards} | {path} | {setting} | {row['recall']:.3f} | {row['cpu_ms']:.2f} | "
+                      f"{row['cpu_ms'] / shards:.2f} | {row['qps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} |")  # fmt: skip
         print(f"\n**{mode} queries**, {args.collection / 1e6:.0f}M documents at {args.rate:,.0f} q/s:\n")
         print("| path | growth e (cost ~ docs^e) | shard size | shards | core-ms a query | cores | |")
         print("|---|---:|---:|---:|---:|---:|---|")
