@@ -16,7 +16,7 @@ A shard folder holds::
     SHARD/ann/index.seismic     Seismic's saved index (absent for a shard without documents)
 
 Seismic reads a word as at most 30 characters, so a word is given to it by its position in
-``words`` (the shard's words, sorted); a query word the shard lacks matches nothing there.
+``words`` (the shard's words, in the order the build met them); a query word the shard lacks matches nothing there.
 
 Kept in step with Lucene by :class:`indexer.generation.GenerationWriter`: every shard it creates
 or changes gets its structure built from the shard's final metadata before publishing (so appends,
@@ -179,24 +179,20 @@ def build_ann(folder: Path, params: AnnBuild, threads: int = 0, stamp: dict | No
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     with contextlib.closing(connect(folder / META_FILE, readonly=True)) as conn:
-        # two passes over the rows, none held: the words first (a word's position is its name for
-        # Seismic), then the documents straight into Seismic's dataset
-        found: set[str] = set()
+        # one pass over the rows, none held: a word's position (its name for Seismic) is given the
+        # first time a document holds it; the documents go straight into Seismic's dataset
+        seismic_string = get_seismic_string()
+        dataset = SeismicDataset()
+        position: dict[str, str] = {}
         docs = postings = 0
-        for (impacts,) in conn.execute("SELECT impacts FROM docs"):
+        for doc_id, impacts in conn.execute("SELECT doc_id, impacts FROM docs"):
             vector = _positive(impacts)
-            found.update(vector)
+            tokens = [position.setdefault(w, str(len(position))) for w in vector]
+            dataset.add_document(doc_id, np.array(tokens, dtype=seismic_string), np.fromiter(vector.values(), np.float32, len(vector)))
             docs, postings = docs + 1, postings + len(vector)
-        words = sorted(found)
+        words = list(position)
         record = {"docs": docs, "build": params.to_json(), "words": words, "stamp": stamp}
         if docs:
-            position = {w: str(i) for i, w in enumerate(words)}
-            seismic_string = get_seismic_string()
-            dataset = SeismicDataset()
-            for doc_id, impacts in conn.execute("SELECT doc_id, impacts FROM docs"):
-                vector = _positive(impacts)
-                dataset.add_document(doc_id, np.array([position[w] for w in vector], dtype=seismic_string),
-                                     np.array(list(vector.values()), dtype=np.float32))  # fmt: skip
             args = params.seismic_args(docs, postings, len(words))
             with _stdout_silenced():  # Seismic prints its progress on stdout (the CLI's output)
                 index = SeismicIndex.build_from_dataset(dataset, num_threads=threads, **args)
