@@ -3,7 +3,8 @@ rows ``bench/ann_bench.py`` measured (``docs/data/ann-<docs>-s<shards>.json``; t
 under ``var/bench/``, and the runs docs/scaling.md quotes are copied there).
 
 Not a test: prints Markdown. For each measured collection and query mode it takes the exact path's
-row and the cheapest approximate row with recall@10 >= ``--recall``: the CPU time one search of the
+row (with the service's slicing or on one thread, whichever costs less) and the cheapest approximate
+row with recall@10 >= ``--recall``: the CPU time one search of the
 whole collection costs, Lucene's JVM threads included, and divided by the collection's shards, what
 one shard of its size costs. It fits the growth between the two largest shard sizes (cost ~
 docs**e) and prices a collection of ``--collection`` documents in shards of each measured size (the
@@ -29,15 +30,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "data"
 
 
-def best_rows(rows: dict, mode: str, recall: float) -> tuple[dict, dict | None, str | None]:
-    """The exact row and the fastest approximate row reaching ``recall`` (with its key)."""
-    exact = rows[f"{mode}|exact"]
+def best_rows(rows: dict, mode: str, recall: float) -> tuple[tuple[dict, str], tuple[dict, str] | None]:
+    """The exact path's cheapest row (any slicing; every exact row has recall 1) and the approximate
+    path's cheapest row reaching ``recall``, each with its setting (``None``: no approximate row reached it)."""
+
+    def exact(key: str) -> bool:
+        return key == f"{mode}|exact" or key.startswith(f"{mode}|exact|")
+
+    exacts = [(v["cpu_ms"], k, v) for k, v in rows.items() if exact(k)]
     found = [(v["cpu_ms"], k, v) for k, v in rows.items()
-             if k.startswith(f"{mode}|") and k != f"{mode}|exact" and v["recall"] >= recall and "cpu_ms" in v]  # fmt: skip
+             if k.startswith(f"{mode}|") and not exact(k) and v["recall"] >= recall and "cpu_ms" in v]  # fmt: skip
+    _, key, row = min(exacts)
+    best_exact = (row, "Lucene" + (f", {key.split('|')[2]}" if key.count("|") == 2 else ""))
     if not found:
-        return exact, None, None
+        return best_exact, None
     _, key, row = min(found)
-    return exact, row, key
+    return best_exact, (row, key.split("|", 1)[1].replace("|", " "))
 
 
 def main() -> int:
@@ -63,13 +71,13 @@ def main() -> int:
         print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
         for n in measured:
             shards, rows = sizes[n]
-            exact, approx, key = best_rows(rows, mode, args.recall)
-            for path, row, setting in (("exact", exact, "Lucene"), ("approximate", approx, key)):
-                if row is None:
+            exact, approx = best_rows(rows, mode, args.recall)
+            for path, found in (("exact", exact), ("approximate", approx)):
+                if found is None:
                     print(f"| {n * shards:,} | {shards} | approximate | none reached {args.recall} | | | | | | |")
                     continue
+                row, setting = found
                 cost[path][n] = row["cpu_ms"] / shards / 1000
-                setting = setting.split("|", 1)[1].replace("|", " ") if path == "approximate" else setting
                 print(f"| {n * shards:,} | {shards} | {path} | {setting} | {row['recall']:.3f} | {row['cpu_ms']:.2f} | "
                       f"{row['cpu_ms'] / shards:.2f} | {row['qps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} |")  # fmt: skip
         print(f"\n**{mode} queries**, {args.collection / 1e6:.0f}M documents at {args.rate:,.0f} q/s:\n")

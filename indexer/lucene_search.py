@@ -1,6 +1,6 @@
 """Lucene impact search from Python: the reading twin of :mod:`indexer.lucene` (which writes).
 
-The scoring is Lucene's, on the integer impacts Anserini stored as term frequencies: a
+The scoring is Lucene's, on the integer impacts the build stored as term frequencies: a
 ``BooleanQuery`` of ``BoostQuery(TermQuery(contents:word), query_impact)`` SHOULD clauses under
 Anserini's ``ImpactSimilarity`` (score = boost x stored impact) is exactly the integer dot product
 of the quantised query and document vectors. This module talks to the Java classes through jnius

@@ -37,9 +37,11 @@ if TYPE_CHECKING:
 class ShardReplica:
     """One replica of one shard (run as a Ray actor): searches and reads documents of that shard."""
 
-    def __init__(self, index_root: str, shard: int):
+    def __init__(self, index_root: str, shard: int, slice_docs: int | None = None):
+        from indexer.lucene_search import set_slice_docs
         from indexer.sharded import ShardSearcher
 
+        set_slice_docs(slice_docs)
         self.searcher = ShardSearcher(index_root, shard)
 
     def search_vector(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str],
@@ -84,7 +86,7 @@ class RaySearcher(SnapshotReads):
     num_cpus : CPUs Ray reserves per actor (a fraction packs several on a small machine).
     """
 
-    def __init__(self, index_root: str | Path, replicas: int = 2, num_cpus: float = 1.0):
+    def __init__(self, index_root: str | Path, replicas: int = 2, num_cpus: float = 1.0, slice_docs: int | None = None):
         import ray
 
         if not ray.is_initialized():
@@ -94,7 +96,7 @@ class RaySearcher(SnapshotReads):
         actor = ray.remote(num_cpus=num_cpus, max_restarts=0)(ShardReplica)
         self._lock = threading.Lock()
         self.replicas: list[list[Any]] = [
-            [actor.remote(str(self.root), i) for _ in range(replicas)] for i in range(self._info.shards)
+            [actor.remote(str(self.root), i, slice_docs) for _ in range(replicas)] for i in range(self._info.shards)
         ]
         self._turn = itertools.count()
         versions = {v for v in self._broadcast("refresh")}

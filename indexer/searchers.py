@@ -20,10 +20,12 @@ from indexer.protocols import Searcher
 __all__ = ["open_searcher"]
 
 
-def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1.0) -> Searcher:
+def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1.0, slice_docs: int | None = None) -> Searcher:
     """The searcher that serves ``index_root``: with ``replicas`` > 0, a
     :class:`~indexer.ray_search.RaySearcher` (``replicas`` Ray actors per shard, each reserving
     ``num_cpus``); otherwise a :class:`~indexer.sharded.ShardedSearcher` in this process (its JVM).
+    ``slice_docs``: :func:`indexer.lucene_search.set_slice_docs` for the Lucene searchers it opens,
+    here or in each actor (``None``: the default; 0: one thread scores a search's segments).
 
     The published generation is read first, so a missing or unreadable index fails here
     (:class:`indexer.layout.IndexNotFoundError`, :class:`indexer.info.IndexFormatError`) before
@@ -36,8 +38,11 @@ def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1
     if replicas > 0:
         from indexer.ray_search import RaySearcher
 
-        return RaySearcher(root, replicas=replicas, num_cpus=num_cpus)
+        return RaySearcher(root, replicas=replicas, num_cpus=num_cpus, slice_docs=slice_docs)
+    from indexer.lucene_search import set_slice_docs
     from indexer.sharded import ShardedSearcher
+
+    set_slice_docs(slice_docs)
 
     return ShardedSearcher(root)
 

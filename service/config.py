@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.ann import AnnSearch
+from indexer.lucene_search import SLICE_DOCS
 
 # Pillow refuses to open an image over twice its MAX_IMAGE_PIXELS, whatever the caller allows:
 # the service's pixel limit stays under it, so that one limit answers, in one message.
@@ -113,6 +114,10 @@ class Settings(BaseSettings):
     search_replicas: int = Field(
         0, ge=0, description="serve every shard from this many Ray actors, with fail-over (0: shards in-process)"
     )
+    search_slice_docs: int = Field(SLICE_DOCS, ge=0, description=(
+        "exact path: one search scores a shard's segments on several threads, in slices of at least this many "
+        "documents; 0: on one thread, which costs less CPU a search (for throughput; docs/scaling.md) but answers a lone "
+        "query later"))
     # ---- who may call what
     admin_token: SecretStr | None = Field(
         None, description="/admin/* is disabled without it, and then needs `Authorization: Bearer <token>`"

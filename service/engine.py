@@ -50,7 +50,7 @@ class Engine:
                             text_precision=settings.text_precision, query_mode=settings.query_mode)  # fmt: skip
         except BundleError as exc:
             raise StartupError(str(exc)) from exc
-        searcher = open_index(settings.index, settings.search_replicas, settings.jvm_heap)
+        searcher = open_index(settings.index, settings.search_replicas, settings.jvm_heap, settings.search_slice_docs)
         cache = ResilientCache(
             settings.redis_url, settings.cache_ttl_s, settings.cache_socket_timeout_s, settings.cache_probe_interval_s,
             settings.cache_max_entry_bytes,

@@ -24,7 +24,7 @@ __all__ = ["IndexLifecycle", "open_index", "check_versions"]
 log = logging.getLogger(__name__)
 
 
-def open_index(index_root: Path, replicas: int = 0, jvm_heap: str | None = None) -> Searcher:
+def open_index(index_root: Path, replicas: int = 0, jvm_heap: str | None = None, slice_docs: int | None = None) -> Searcher:
     """The searcher of ``index_root`` (:func:`indexer.searchers.open_searcher`), or
     :class:`StartupError` when there is none or it cannot be read.
 
@@ -43,7 +43,7 @@ def open_index(index_root: Path, replicas: int = 0, jvm_heap: str | None = None)
             from indexer.jvm import start_jvm
 
             start_jvm(jvm_heap)
-        return open_searcher(index_root, replicas=replicas)
+        return open_searcher(index_root, replicas=replicas, slice_docs=slice_docs)
     except (IndexNotFoundError, IndexFormatError) as exc:
         raise StartupError(str(exc)) from exc
 

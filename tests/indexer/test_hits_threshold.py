@@ -29,7 +29,7 @@ def test_every_threshold_and_slicing_gives_the_exact_top_k(tmp_path, bundle_dir)
     )
     from models.bundle import Bundle
 
-    # 3,000 documents over 60 words in two files, which Anserini's two threads index into two
+    # 3,000 documents over 60 words in two files, which the build's two threads index into two
     # segments; a query of 12 words matches most documents, so a low threshold has thousands to skip
     words = Bundle(bundle_dir).words[2000:2060]
     rows = vector_rows(words, 3000, terms=12, seed=3)

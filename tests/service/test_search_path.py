@@ -78,3 +78,24 @@ def test_index_without_the_structure_is_a_clear_422(tmp_path, mini_bundle_dir, s
             assert "no approximate-search structure" in r.json()["detail"] and r.json()["errors"][0]["loc"] == ["body", "path"]
     finally:
         engine.close()
+
+
+def test_slice_setting_reaches_the_searchers_and_changes_no_answer(exhaustive_index, mini_bundle_dir, run_id):
+    """LEXVLA_SEARCH_SLICE_DOCS: how the exact path spreads one search over threads, never what it finds."""
+    from indexer import lucene_search
+    from service.engine import Engine
+
+    answers = {}
+    try:
+        for slice_docs in (lucene_search.SLICE_DOCS, 0, 1):
+            engine = Engine.load(make_settings(mini_bundle_dir, exhaustive_index, f"{run_id}-slices{slice_docs}",
+                                               search_slice_docs=slice_docs))  # fmt: skip
+            try:
+                assert lucene_search._SLICE_DOCS == slice_docs
+                answers[slice_docs] = [[(h.doc_id, h.score) for h in engine.search.search_text(q, 15).hits] for q in QUERIES]
+            finally:
+                engine.close()
+    finally:
+        lucene_search.set_slice_docs(None)
+    assert answers[0] == answers[1] == answers[lucene_search.SLICE_DOCS]
+    assert sum(len(hits) for hits in answers[0]) >= 40
