@@ -479,7 +479,7 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
     """Raw Java search rows (each hits threshold, the other slicing, each query-word cut), the exact
     top-10 of each query (every matching document scored) and the mean count of matching documents."""
     from indexer.lucene_search import HITS_THRESHOLD, SLICE_DOCS, set_hits_threshold, set_slice_docs
-    from indexer.searcher import LexicalSearcher
+    from indexer.searchers import open_searcher
 
     systems: dict[str, dict[int, dict] | str] = {}
     callers = sorted({*clients, 2})
@@ -489,7 +489,7 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
         rec = statistics.mean(recall(a, e) for a, e in zip(found, exact, strict=True))
         systems[f"{name}; recall@10 {rec:.3f}"] = {c: closed_loop(lambda q: snap.top(q, 10), cut, c, requests) for c in who}
 
-    with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+    with open_searcher(index) as searcher, searcher.snapshot() as snap:
         matched = statistics.mean(snap.count(q) for q in queries)
         set_hits_threshold(EXHAUSTIVE)
         exact = [[(d, int(sc)) for d, sc in snap.top(q, 10)] for q in queries]
@@ -503,7 +503,7 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
             measure(snap, f"raw Java search, the query's {n} strongest words", [strongest(q, n) for q in queries], [1, 2])
     set_slice_docs(0)
     try:
-        with LexicalSearcher(index) as searcher, searcher.snapshot() as snap:
+        with open_searcher(index) as searcher, searcher.snapshot() as snap:
             measure(snap, f"raw Java search, segments never in parallel (the service's slices: over {SLICE_DOCS:,} docs)",
                     queries, callers)  # fmt: skip
     finally:
@@ -576,9 +576,9 @@ def main() -> int:
         server.terminate()
         server.wait(20)
 
-    from indexer.searcher import LexicalSearcher
+    from indexer.searchers import open_searcher
 
-    with LexicalSearcher(index) as s:
+    with open_searcher(index) as s:
         scale = s.info.quant_scale
     queries = service_queries(bundle, scale, texts, args.query_mode)
     systems, exact, matched = search_only(index, queries, args.clients, args.requests, args.hits_thresholds, args.prune_words)
