@@ -501,9 +501,8 @@ def search_only(index: Path, queries: list[dict[str, int]], clients: list[int], 
         set_hits_threshold(None)  # the service's default
         for n in prune:
             measure(snap, f"raw Java search, the query's {n} strongest words", [strongest(q, n) for q in queries], [1, 2])
-    set_slice_docs(0)
     try:
-        with open_searcher(index) as searcher, searcher.snapshot() as snap:
+        with open_searcher(index, slice_docs=0) as searcher, searcher.snapshot() as snap:
             measure(snap, f"raw Java search, segments never in parallel (the service's slices: over {SLICE_DOCS:,} docs)",
                     queries, callers)  # fmt: skip
     finally:

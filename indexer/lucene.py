@@ -140,20 +140,16 @@ def build_impact_index(
     ``on_progress`` as the number of documents indexed so far.
     """
     if builder == "lexvla":
-        cmd = [
-            str(java_binary()), f"-Xmx{heap}", "-cp", os.pathsep.join([str(anserini_jar()), str(SEARCH_JAR)]),
-            "lexvla.index.ImpactIndexer", "-input", str(shards_dir), "-index", str(index_dir),
-            "-threads", str(threads), "-memoryBuffer", str(memory_buffer_mb),
-        ]  # fmt: skip
+        jars, main, options = [anserini_jar(), SEARCH_JAR], "lexvla.index.ImpactIndexer", []
     elif builder == "anserini":
-        cmd = [
-            str(java_binary()), f"-Xmx{heap}", "-cp", str(anserini_jar()), "io.anserini.index.IndexCollection",
-            "-collection", "JsonVectorCollection", "-input", str(shards_dir), "-index", str(index_dir),
-            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
-            "-impact", "-pretokenized", "-memoryBuffer", str(memory_buffer_mb),
-        ]  # fmt: skip
+        jars, main = [anserini_jar()], "io.anserini.index.IndexCollection"
+        options = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator", "-impact", "-pretokenized"]
     else:
         raise ValueError(f"builder must be one of {BUILDERS}, got {builder!r}")
+    cmd = [
+        str(java_binary()), f"-Xmx{heap}", "-cp", os.pathsep.join(map(str, jars)), main, *options,
+        "-input", str(shards_dir), "-index", str(index_dir), "-threads", str(threads), "-memoryBuffer", str(memory_buffer_mb),
+    ]  # fmt: skip
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=_die_with_parent(os.getpid())) as proc:  # fmt: skip
@@ -166,7 +162,7 @@ def build_impact_index(
                 if on_progress is not None:
                     on_progress(int(found.group(1).replace(",", "")))
     if proc.returncode != 0:
-        raise IndexBuildError(f"{cmd[4]} exited with {proc.returncode}:\n{''.join(tail)[-3000:]}")
+        raise IndexBuildError(f"{main} exited with {proc.returncode}:\n{''.join(tail)[-3000:]}")
 
 
 def _open_directory(jnius, index_dir: Path):

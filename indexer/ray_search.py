@@ -41,7 +41,8 @@ class ShardReplica:
         from indexer.lucene_search import set_slice_docs
         from indexer.sharded import ShardSearcher
 
-        set_slice_docs(slice_docs)
+        if slice_docs is not None:
+            set_slice_docs(slice_docs)
         self.searcher = ShardSearcher(index_root, shard)
 
     def search_vector(self, impacts: dict[str, int], k: int, exclude: list[str], require: list[str],

@@ -25,7 +25,8 @@ def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1
     :class:`~indexer.ray_search.RaySearcher` (``replicas`` Ray actors per shard, each reserving
     ``num_cpus``); otherwise a :class:`~indexer.sharded.ShardedSearcher` in this process (its JVM).
     ``slice_docs``: :func:`indexer.lucene_search.set_slice_docs` for the Lucene searchers it opens,
-    here or in each actor (``None``: the default; 0: one thread scores a search's segments).
+    here or in each actor (0: one thread scores a search's segments; ``None``: left as this process
+    has it, the default unless ``set_slice_docs`` changed it).
 
     The published generation is read first, so a missing or unreadable index fails here
     (:class:`indexer.layout.IndexNotFoundError`, :class:`indexer.info.IndexFormatError`) before
@@ -42,7 +43,8 @@ def open_searcher(index_root: str | Path, replicas: int = 0, num_cpus: float = 1
     from indexer.lucene_search import set_slice_docs
     from indexer.sharded import ShardedSearcher
 
-    set_slice_docs(slice_docs)
+    if slice_docs is not None:
+        set_slice_docs(slice_docs)
 
     return ShardedSearcher(root)
 
